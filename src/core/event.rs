@@ -1,0 +1,669 @@
+//! Input events: decoding JSON bytes into a validated [`Event`], or a [`Rejection`]
+//! with a machine-readable reason.
+//!
+//! Decoding never panics and never trusts the input: bytes need not be UTF-8, fields may
+//! have any type, numbers may be absurd. Everything that is not a well-formed event of a
+//! known type becomes data (a rejection), so the caller can dead-letter it and move on.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::settings::Limits;
+use super::time::{parse_rfc3339, Ts, MAX_TS, MIN_TS};
+
+/// Why an input was rejected. The `code()` strings are a stable, documented contract:
+/// they appear in dead letters and as metric label values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// Larger than `limits.max_message_bytes`.
+    TooLarge,
+    /// Not parseable as JSON (including invalid UTF-8 and numbers out of `f64` range).
+    InvalidJson,
+    /// Valid JSON, but not an object.
+    NotAnObject,
+    /// A field has the wrong JSON type (e.g. `"amount": "12"`).
+    WrongType,
+    /// A required field is absent or empty.
+    MissingField,
+    /// `ts` is not an RFC 3339 timestamp between 1970 and 2099.
+    BadTimestamp,
+    /// `ts` is further ahead of the current time than `limits.max_future_skew` allows.
+    FutureTimestamp,
+    /// A negative order or refund amount (a refund is its own event type).
+    NegativeAmount,
+    /// A number outside its allowed range (amount above `limits.max_amount`,
+    /// satisfaction outside 1–5, NPS outside 0–10, …).
+    OutOfRange,
+    /// A field with a value outside its fixed set (e.g. campaign `action`).
+    InvalidValue,
+    /// `type` is not one of the known event types.
+    UnknownType,
+    /// `customer_id` or `event_id` longer than `limits.max_id_bytes`.
+    IdTooLong,
+    /// A label (channel, category, account manager, …) longer than `limits.max_label_bytes`.
+    LabelTooLong,
+    /// More orders from one customer within one minute than `limits.max_orders_per_minute`.
+    AbnormalFrequency,
+}
+
+impl RejectReason {
+    /// Every reason, in a fixed order (for metrics and docs).
+    pub const ALL: [RejectReason; 14] = [
+        RejectReason::TooLarge,
+        RejectReason::InvalidJson,
+        RejectReason::NotAnObject,
+        RejectReason::WrongType,
+        RejectReason::MissingField,
+        RejectReason::BadTimestamp,
+        RejectReason::FutureTimestamp,
+        RejectReason::NegativeAmount,
+        RejectReason::OutOfRange,
+        RejectReason::InvalidValue,
+        RejectReason::UnknownType,
+        RejectReason::IdTooLong,
+        RejectReason::LabelTooLong,
+        RejectReason::AbnormalFrequency,
+    ];
+
+    /// The stable reason code.
+    pub fn code(self) -> &'static str {
+        match self {
+            RejectReason::TooLarge => "too_large",
+            RejectReason::InvalidJson => "invalid_json",
+            RejectReason::NotAnObject => "not_an_object",
+            RejectReason::WrongType => "wrong_type",
+            RejectReason::MissingField => "missing_field",
+            RejectReason::BadTimestamp => "bad_timestamp",
+            RejectReason::FutureTimestamp => "future_timestamp",
+            RejectReason::NegativeAmount => "negative_amount",
+            RejectReason::OutOfRange => "out_of_range",
+            RejectReason::InvalidValue => "invalid_value",
+            RejectReason::UnknownType => "unknown_type",
+            RejectReason::IdTooLong => "id_too_long",
+            RejectReason::LabelTooLong => "label_too_long",
+            RejectReason::AbnormalFrequency => "abnormal_frequency",
+        }
+    }
+
+    /// Position in [`RejectReason::ALL`].
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+/// A rejected input: the reason and a human-readable detail free of input values
+/// (details never echo strings from the message, which might hold personal data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// Machine-readable reason.
+    pub reason: RejectReason,
+    /// What exactly was wrong, without quoting input values.
+    pub detail: String,
+    /// The customer id, when the message got far enough to have a valid one.
+    pub customer_id: Option<String>,
+}
+
+impl Rejection {
+    fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
+        Rejection {
+            reason,
+            detail: detail.into(),
+            customer_id: None,
+        }
+    }
+}
+
+/// The event types of DESIGN.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A purchase; `amount` ≥ 0.
+    Order,
+    /// Money given back; `amount` ≥ 0 is subtracted from monetary value.
+    Refund,
+    /// A website or app visit.
+    Visit,
+    /// A complaint opened.
+    Complaint,
+    /// A complaint closed.
+    ComplaintResolved,
+    /// A survey answer: satisfaction 1–5 and/or NPS 0–10.
+    Survey,
+    /// A campaign touch or conversion.
+    Campaign,
+    /// Profile attributes (account manager, industry, region, segment).
+    Profile,
+    /// Forget the customer.
+    Erase,
+}
+
+impl EventKind {
+    /// Every kind, in a fixed order (for metrics).
+    pub const ALL: [EventKind; 9] = [
+        EventKind::Order,
+        EventKind::Refund,
+        EventKind::Visit,
+        EventKind::Complaint,
+        EventKind::ComplaintResolved,
+        EventKind::Survey,
+        EventKind::Campaign,
+        EventKind::Profile,
+        EventKind::Erase,
+    ];
+
+    /// The wire name (`type` field).
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Order => "order",
+            EventKind::Refund => "refund",
+            EventKind::Visit => "visit",
+            EventKind::Complaint => "complaint",
+            EventKind::ComplaintResolved => "complaint_resolved",
+            EventKind::Survey => "survey",
+            EventKind::Campaign => "campaign",
+            EventKind::Profile => "profile",
+            EventKind::Erase => "erase",
+        }
+    }
+
+    /// Position in [`EventKind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    fn from_name(s: &str) -> Option<EventKind> {
+        Some(match s {
+            "order" => EventKind::Order,
+            "refund" => EventKind::Refund,
+            "visit" => EventKind::Visit,
+            "complaint" => EventKind::Complaint,
+            "complaint_resolved" => EventKind::ComplaintResolved,
+            "survey" => EventKind::Survey,
+            "campaign" => EventKind::Campaign,
+            "profile" => EventKind::Profile,
+            "erase" => EventKind::Erase,
+            _ => return None,
+        })
+    }
+}
+
+/// Campaign actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CampaignAction {
+    /// The customer was reached by the campaign.
+    Touched,
+    /// The customer took part (responded, bought, registered).
+    Converted,
+}
+
+/// Type-specific payload of a valid event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload<'a> {
+    /// `amount_cents` ≥ 0.
+    Order {
+        /// Order value in minor units (cents).
+        amount_cents: i64,
+        /// Sales channel, if given.
+        channel: Option<Cow<'a, str>>,
+        /// Product category, if given.
+        category: Option<Cow<'a, str>>,
+    },
+    /// `amount_cents` ≥ 0, subtracted from monetary value.
+    Refund {
+        /// Refunded value in minor units.
+        amount_cents: i64,
+    },
+    /// A visit.
+    Visit {
+        /// Channel (web, app, …), if given.
+        channel: Option<Cow<'a, str>>,
+    },
+    /// A complaint opened.
+    Complaint,
+    /// A complaint resolved.
+    ComplaintResolved,
+    /// A survey answer.
+    Survey {
+        /// Satisfaction in tenths (10–50), if answered.
+        satisfaction_tenths: Option<u32>,
+        /// NPS answer 0–10, if answered.
+        nps: Option<u8>,
+    },
+    /// A campaign touch or conversion.
+    Campaign {
+        /// Campaign identifier.
+        campaign_id: Cow<'a, str>,
+        /// Touched or converted.
+        action: CampaignAction,
+        /// Cost in minor units, if given.
+        cost_cents: Option<i64>,
+    },
+    /// Profile attributes; absent ones are left unchanged.
+    Profile {
+        /// Owner of the customer relationship (an employee handle).
+        account_manager: Option<Cow<'a, str>>,
+        /// Industry.
+        industry: Option<Cow<'a, str>>,
+        /// Region.
+        region: Option<Cow<'a, str>>,
+        /// Segment.
+        segment: Option<Cow<'a, str>>,
+    },
+    /// Forget the customer.
+    Erase,
+}
+
+/// A decoded, validated event. Borrows from the input bytes where it can.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event<'a> {
+    /// Producer-assigned id, used to drop re-deliveries.
+    pub event_id: Cow<'a, str>,
+    /// The customer (also the Kafka key).
+    pub customer_id: Cow<'a, str>,
+    /// Event time.
+    pub ts: Ts,
+    /// What happened.
+    pub payload: Payload<'a>,
+}
+
+impl Event<'_> {
+    /// The event's type.
+    pub fn kind(&self) -> EventKind {
+        match self.payload {
+            Payload::Order { .. } => EventKind::Order,
+            Payload::Refund { .. } => EventKind::Refund,
+            Payload::Visit { .. } => EventKind::Visit,
+            Payload::Complaint => EventKind::Complaint,
+            Payload::ComplaintResolved => EventKind::ComplaintResolved,
+            Payload::Survey { .. } => EventKind::Survey,
+            Payload::Campaign { .. } => EventKind::Campaign,
+            Payload::Profile { .. } => EventKind::Profile,
+            Payload::Erase => EventKind::Erase,
+        }
+    }
+}
+
+/// The wire shape. Every field is optional so that a missing field is reported as
+/// `missing_field` for that field rather than as a generic parse error.
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(borrow, default)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    customer_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    ts: Option<Cow<'a, str>>,
+    #[serde(default)]
+    amount: Option<f64>,
+    #[serde(borrow, default)]
+    channel: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    category: Option<Cow<'a, str>>,
+    #[serde(default)]
+    satisfaction: Option<f64>,
+    #[serde(default)]
+    nps: Option<f64>,
+    #[serde(borrow, default)]
+    campaign_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    action: Option<Cow<'a, str>>,
+    #[serde(default)]
+    cost: Option<f64>,
+    #[serde(borrow, default)]
+    account_manager: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    industry: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    region: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    segment: Option<Cow<'a, str>>,
+}
+
+/// Decodes and validates one message. `now` is the current time if the caller knows it
+/// (wall clock in the service, `--until` in replay); events further ahead than
+/// `limits.max_future_skew_ms` are rejected so one bad clock cannot fire every timer.
+pub fn decode<'a>(bytes: &'a [u8], limits: &Limits, now: Option<Ts>) -> Result<Event<'a>, Rejection> {
+    if bytes.len() > limits.max_message_bytes {
+        return Err(Rejection::new(
+            RejectReason::TooLarge,
+            format!(
+                "message is {} bytes; the limit (limits.max_message_bytes) is {}",
+                bytes.len(),
+                limits.max_message_bytes
+            ),
+        ));
+    }
+    let wire: Wire<'a> = serde_json::from_slice(bytes).map_err(|e| classify_json_error(bytes, &e))?;
+    let mut customer_id = None;
+    let result = validate(wire, limits, now, &mut customer_id);
+    result.map_err(|mut r| {
+        r.customer_id = customer_id;
+        r
+    })
+}
+
+fn validate<'a>(
+    wire: Wire<'a>,
+    limits: &Limits,
+    now: Option<Ts>,
+    valid_customer: &mut Option<String>,
+) -> Result<Event<'a>, Rejection> {
+    let customer_id = required_id(wire.customer_id, "customer_id", limits)?;
+    *valid_customer = Some(customer_id.to_string());
+    let event_id = required_id(wire.event_id, "event_id", limits)?;
+    let kind_name = wire
+        .kind
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| Rejection::new(RejectReason::MissingField, "field `type` is required"))?;
+    let kind = EventKind::from_name(&kind_name).ok_or_else(|| {
+        let shown = if kind_name.len() <= 32
+            && kind_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            kind_name.to_string()
+        } else {
+            "(not shown)".to_string()
+        };
+        Rejection::new(
+            RejectReason::UnknownType,
+            format!("unknown event type `{shown}`; known: order, refund, visit, complaint, complaint_resolved, survey, campaign, profile, erase"),
+        )
+    })?;
+    let ts_text = wire
+        .ts
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Rejection::new(RejectReason::MissingField, "field `ts` is required"))?;
+    let ts = parse_rfc3339(&ts_text).ok_or_else(|| {
+        Rejection::new(
+            RejectReason::BadTimestamp,
+            "field `ts` is not an RFC 3339 timestamp such as 2026-03-15T09:30:00Z",
+        )
+    })?;
+    if !(MIN_TS..MAX_TS).contains(&ts) {
+        return Err(Rejection::new(
+            RejectReason::BadTimestamp,
+            "field `ts` is outside 1970-01-01 .. 2099-12-31",
+        ));
+    }
+    if let Some(now) = now {
+        if ts > now.saturating_add(limits.max_future_skew_ms) {
+            return Err(Rejection::new(
+                RejectReason::FutureTimestamp,
+                format!(
+                    "`ts` is {} s ahead of the current time; the limit (limits.max_future_skew) is {} s",
+                    (ts - now) / 1000,
+                    limits.max_future_skew_ms / 1000
+                ),
+            ));
+        }
+    }
+    let payload = match kind {
+        EventKind::Order => Payload::Order {
+            amount_cents: amount(wire.amount, "amount", limits)?,
+            channel: label(wire.channel, "channel", limits)?,
+            category: label(wire.category, "category", limits)?,
+        },
+        EventKind::Refund => Payload::Refund {
+            amount_cents: amount(wire.amount, "amount", limits)?,
+        },
+        EventKind::Visit => Payload::Visit {
+            channel: label(wire.channel, "channel", limits)?,
+        },
+        EventKind::Complaint => Payload::Complaint,
+        EventKind::ComplaintResolved => Payload::ComplaintResolved,
+        EventKind::Survey => {
+            if wire.satisfaction.is_none() && wire.nps.is_none() {
+                return Err(Rejection::new(
+                    RejectReason::MissingField,
+                    "a survey needs `satisfaction` (1–5) or `nps` (0–10)",
+                ));
+            }
+            let satisfaction_tenths = match wire.satisfaction {
+                None => None,
+                Some(s) if (1.0..=5.0).contains(&s) => Some((s * 10.0).round() as u32),
+                Some(_) => {
+                    return Err(Rejection::new(
+                        RejectReason::OutOfRange,
+                        "`satisfaction` must be between 1 and 5",
+                    ))
+                }
+            };
+            let nps = match wire.nps {
+                None => None,
+                Some(n) if (0.0..=10.0).contains(&n) && n.fract() == 0.0 => Some(n as u8),
+                Some(_) => {
+                    return Err(Rejection::new(
+                        RejectReason::OutOfRange,
+                        "`nps` must be a whole number between 0 and 10",
+                    ))
+                }
+            };
+            Payload::Survey {
+                satisfaction_tenths,
+                nps,
+            }
+        }
+        EventKind::Campaign => {
+            let campaign_id = label(wire.campaign_id, "campaign_id", limits)?.ok_or_else(|| {
+                Rejection::new(RejectReason::MissingField, "field `campaign_id` is required for a campaign event")
+            })?;
+            let action = match wire.action.as_deref() {
+                Some("touched") => CampaignAction::Touched,
+                Some("converted") => CampaignAction::Converted,
+                None | Some("") => {
+                    return Err(Rejection::new(
+                        RejectReason::MissingField,
+                        "field `action` (touched | converted) is required for a campaign event",
+                    ))
+                }
+                Some(_) => {
+                    return Err(Rejection::new(
+                        RejectReason::InvalidValue,
+                        "field `action` must be `touched` or `converted`",
+                    ))
+                }
+            };
+            let cost_cents = match wire.cost {
+                None => None,
+                Some(_) => Some(amount(wire.cost, "cost", limits)?),
+            };
+            Payload::Campaign {
+                campaign_id,
+                action,
+                cost_cents,
+            }
+        }
+        EventKind::Profile => Payload::Profile {
+            account_manager: label(wire.account_manager, "account_manager", limits)?,
+            industry: label(wire.industry, "industry", limits)?,
+            region: label(wire.region, "region", limits)?,
+            segment: label(wire.segment, "segment", limits)?,
+        },
+        EventKind::Erase => Payload::Erase,
+    };
+    Ok(Event {
+        event_id,
+        customer_id,
+        ts,
+        payload,
+    })
+}
+
+fn required_id<'a>(v: Option<Cow<'a, str>>, field: &str, limits: &Limits) -> Result<Cow<'a, str>, Rejection> {
+    match v {
+        None => Err(Rejection::new(RejectReason::MissingField, format!("field `{field}` is required"))),
+        Some(s) if s.is_empty() => Err(Rejection::new(
+            RejectReason::MissingField,
+            format!("field `{field}` is empty"),
+        )),
+        Some(s) if s.len() > limits.max_id_bytes => Err(Rejection::new(
+            RejectReason::IdTooLong,
+            format!(
+                "field `{field}` is {} bytes; the limit (limits.max_id_bytes) is {}",
+                s.len(),
+                limits.max_id_bytes
+            ),
+        )),
+        Some(s) => Ok(s),
+    }
+}
+
+fn label<'a>(v: Option<Cow<'a, str>>, field: &str, limits: &Limits) -> Result<Option<Cow<'a, str>>, Rejection> {
+    match v {
+        Some(s) if s.len() > limits.max_label_bytes => Err(Rejection::new(
+            RejectReason::LabelTooLong,
+            format!(
+                "field `{field}` is {} bytes; the limit (limits.max_label_bytes) is {}",
+                s.len(),
+                limits.max_label_bytes
+            ),
+        )),
+        Some(s) if s.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+fn amount(v: Option<f64>, field: &str, limits: &Limits) -> Result<i64, Rejection> {
+    let a = v.ok_or_else(|| Rejection::new(RejectReason::MissingField, format!("field `{field}` is required")))?;
+    if !a.is_finite() {
+        return Err(Rejection::new(RejectReason::OutOfRange, format!("field `{field}` is not finite")));
+    }
+    if a < 0.0 {
+        return Err(Rejection::new(
+            RejectReason::NegativeAmount,
+            format!("field `{field}` is negative; send a `refund` event to give money back"),
+        ));
+    }
+    if a > limits.max_amount {
+        return Err(Rejection::new(
+            RejectReason::OutOfRange,
+            format!("field `{field}` exceeds the limit (limits.max_amount = {})", limits.max_amount),
+        ));
+    }
+    Ok((a * 100.0).round() as i64)
+}
+
+/// Maps a serde_json error to a reason without echoing input text: serde's messages quote
+/// offending string values, which may be personal data.
+fn classify_json_error(bytes: &[u8], e: &serde_json::Error) -> Rejection {
+    use serde_json::error::Category;
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    match e.classify() {
+        Category::Data if first != Some(b'{') => {
+            Rejection::new(RejectReason::NotAnObject, "the message is JSON but not an object")
+        }
+        Category::Data => {
+            let msg = e.to_string();
+            let field = msg
+                .split('`')
+                .nth(1)
+                .filter(|f| f.len() <= 32)
+                .map(|f| format!(" in field `{f}`"))
+                .unwrap_or_default();
+            let expected = msg
+                .split("expected ")
+                .nth(1)
+                .and_then(|s| s.split(" at line").next())
+                .filter(|s| !s.contains('"'))
+                .map(|s| format!(", expected {s}"))
+                .unwrap_or_default();
+            Rejection::new(
+                RejectReason::WrongType,
+                format!("wrong JSON type{field}{expected} (column {})", e.column()),
+            )
+        }
+        _ => Rejection::new(
+            RejectReason::InvalidJson,
+            format!("not valid JSON at line {} column {}", e.line(), e.column()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits::default()
+    }
+
+    fn reason(bytes: &[u8]) -> RejectReason {
+        decode(bytes, &limits(), None).unwrap_err().reason
+    }
+
+    #[test]
+    fn decodes_an_order() {
+        let e = decode(
+            br#"{"event_id":"e1","customer_id":"C001","type":"order","ts":"2026-03-15T09:30:00Z","amount":18750.00,"currency":"CNY","channel":"web","category":"wealth","unknown":[1,2]}"#,
+            &limits(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(e.customer_id, "C001");
+        assert_eq!(e.kind(), EventKind::Order);
+        match e.payload {
+            Payload::Order { amount_cents, channel, category } => {
+                assert_eq!(amount_cents, 1_875_000);
+                assert_eq!(channel.as_deref(), Some("web"));
+                assert_eq!(category.as_deref(), Some("wealth"));
+            }
+            other => panic!("unexpected payload {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejects_with_reason_codes() {
+        assert_eq!(reason(b"{not json"), RejectReason::InvalidJson);
+        assert_eq!(reason(b"\xff\xfe{}"), RejectReason::InvalidJson);
+        assert_eq!(reason(b"[1,2]"), RejectReason::NotAnObject);
+        assert_eq!(reason(b"42"), RejectReason::NotAnObject);
+        assert_eq!(reason(br#"{"event_id":"e","type":"visit","ts":"2026-01-01T00:00:00Z"}"#), RejectReason::MissingField);
+        assert_eq!(reason(br#"{"event_id":"e","customer_id":"","type":"visit","ts":"2026-01-01T00:00:00Z"}"#), RejectReason::MissingField);
+        assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"visit","ts":"yesterday"}"#), RejectReason::BadTimestamp);
+        assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"visit","ts":"2200-01-01T00:00:00Z"}"#), RejectReason::BadTimestamp);
+        assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":-5}"#), RejectReason::NegativeAmount);
+        assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":1e300}"#), RejectReason::OutOfRange);
+        assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":1e999}"#), RejectReason::InvalidJson);
+        assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":"12"}"#), RejectReason::WrongType);
+        assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z"}"#), RejectReason::MissingField);
+        assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"teleport","ts":"2026-01-01T00:00:00Z"}"#), RejectReason::UnknownType);
+        assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"survey","ts":"2026-01-01T00:00:00Z","satisfaction":6}"#), RejectReason::OutOfRange);
+        assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"survey","ts":"2026-01-01T00:00:00Z","nps":7.5}"#), RejectReason::OutOfRange);
+        assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"survey","ts":"2026-01-01T00:00:00Z"}"#), RejectReason::MissingField);
+        assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"campaign","ts":"2026-01-01T00:00:00Z","campaign_id":"X","action":"liked"}"#), RejectReason::InvalidValue);
+        let long_id = format!(r#"{{"event_id":"e","customer_id":"{}","type":"visit","ts":"2026-01-01T00:00:00Z"}}"#, "x".repeat(300));
+        assert_eq!(reason(long_id.as_bytes()), RejectReason::IdTooLong);
+        let big = vec![b' '; limits().max_message_bytes + 1];
+        assert_eq!(reason(&big), RejectReason::TooLarge);
+    }
+
+    #[test]
+    fn future_events_are_rejected_against_the_given_clock() {
+        let now = parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+        let ev = br#"{"event_id":"e","customer_id":"C","type":"visit","ts":"2026-01-01T02:00:00Z"}"#;
+        assert_eq!(decode(ev, &limits(), Some(now)).unwrap_err().reason, RejectReason::FutureTimestamp);
+        assert!(decode(ev, &limits(), None).is_ok(), "no clock, no skew check");
+    }
+
+    #[test]
+    fn details_never_quote_input_strings() {
+        let r = decode(
+            br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":"+86 138 0000 0000"}"#,
+            &limits(),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(r.reason, RejectReason::WrongType);
+        assert!(!r.detail.contains("138"), "{}", r.detail);
+        let r = decode(
+            br#"{"event_id":"e","customer_id":"C","type":"jane.doe@example.com","ts":"2026-01-01T00:00:00Z"}"#,
+            &limits(),
+            None,
+        )
+        .unwrap_err();
+        assert!(!r.detail.contains("jane"), "{}", r.detail);
+        assert_eq!(r.customer_id.as_deref(), Some("C"));
+    }
+}

@@ -1,0 +1,278 @@
+//! Per-customer facts at an instant, computed from the record and its decoded history in
+//! one pass: sums for every period length, the preferred channel and category, BG/NBD
+//! P(alive), and the next day on which a window expiry changes any of them.
+
+use super::bgnbd;
+use super::days::DayData;
+use super::rules::{DayAnchor, Metric, WindowMetric};
+use super::scores;
+use super::settings::Settings;
+use super::store::{Interner, Record, NO_DAY, NO_NPS};
+use super::time::{day_of, Day, Ts};
+
+/// Sums over one period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sums {
+    /// Orders.
+    pub orders: u32,
+    /// Order value minus refunds, cents.
+    pub amount: i64,
+    /// Visits.
+    pub visits: u32,
+    /// Complaints opened.
+    pub complaints: u32,
+    /// Satisfaction answers.
+    pub surveys: u32,
+    /// Their sum in tenths.
+    pub sat_tenths: u32,
+    /// Campaign touches.
+    pub touches: u32,
+    /// Campaign conversions.
+    pub conversions: u32,
+}
+
+impl Sums {
+    #[inline]
+    fn add(&mut self, d: &DayData) {
+        self.orders += d.orders;
+        self.amount += d.amount;
+        self.visits += d.visits;
+        self.complaints += d.complaints;
+        self.surveys += d.surveys;
+        self.sat_tenths += d.sat_tenths;
+        self.touches += d.touches;
+        self.conversions += d.conversions;
+    }
+}
+
+/// A customer's facts at `now`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    /// Evaluation instant.
+    pub now: Ts,
+    /// Its day.
+    pub today: Day,
+    /// Sums per period length (indexed like `Settings::lengths`).
+    pub sums: [Sums; 16],
+    /// Lifetime orders.
+    pub lifetime_orders: u32,
+    /// Lifetime value, cents.
+    pub lifetime_value: i64,
+    /// Distinct purchase days.
+    pub purchase_days: u32,
+    /// Open complaints.
+    pub open_complaints: u16,
+    /// Last NPS answer.
+    pub last_nps: Option<u8>,
+    /// First day seen.
+    pub first_seen_day: Day,
+    /// First order day.
+    pub first_order_day: Option<Day>,
+    /// Last order day.
+    pub last_order_day: Option<Day>,
+    /// Most frequent channel in the longest window (label id, 0 = none).
+    pub channel: u32,
+    /// Most frequent category in the longest window (label id, 0 = none).
+    pub category: u32,
+    /// BG/NBD P(alive), if enabled and the customer ordered.
+    pub p_alive: Option<f64>,
+    /// Earliest day after `today` on which some day leaves some period.
+    pub next_expiry: Option<Day>,
+}
+
+fn opt_day(d: Day) -> Option<Day> {
+    (d != NO_DAY).then_some(d)
+}
+
+impl Facts {
+    /// Computes the facts of `rec` with history `days` (ascending) at `now`.
+    pub fn compute(days: &[DayData], rec: &Record, s: &Settings, now: Ts, labels: &Interner) -> Facts {
+        let today = day_of(now);
+        let n = s.lengths.len();
+        let mut sums = [Sums::default(); 16];
+        let mut next_expiry: Option<Day> = None;
+        let mut entered = 0u16; // bit i: some day already counted in length i
+        let longest_window = *s.windows.last().unwrap_or(&0) as i32;
+        let mut tags: smallvec::SmallVec<[(u32, u32); 8]> = smallvec::SmallVec::new();
+        for d in days {
+            let age = (today - d.day).max(0);
+            let first = s.lengths.partition_point(|&l| (l as i32) <= age);
+            for (i, sum) in sums.iter_mut().enumerate().take(n).skip(first) {
+                sum.add(d);
+                if entered & (1 << i) == 0 {
+                    entered |= 1 << i;
+                    let exp = d.day + s.lengths[i] as i32;
+                    if exp > today {
+                        next_expiry = Some(next_expiry.map_or(exp, |e: Day| e.min(exp)));
+                    }
+                }
+            }
+            if age < longest_window {
+                for &(k, c) in &d.tags {
+                    match tags.iter_mut().find(|(x, _)| *x == k) {
+                        Some((_, m)) => *m += c,
+                        None => tags.push((k, c)),
+                    }
+                }
+            }
+        }
+        let pick = |kind: u32| -> u32 {
+            let mut best: Option<(u32, u32)> = None;
+            for &(k, c) in tags.iter().filter(|(k, _)| k & 1 == kind) {
+                let id = k >> 1;
+                best = match best {
+                    None => Some((id, c)),
+                    Some((bid, bc)) => {
+                        // Ties go to the alphabetically first label so the choice does not
+                        // depend on interning order (which differs between instances).
+                        let better = c > bc || (c == bc && labels.name(id) < labels.name(bid));
+                        Some(if better { (id, c) } else { (bid, bc) })
+                    }
+                };
+            }
+            best.map_or(0, |(id, _)| id)
+        };
+        let first_order_day = opt_day(rec.first_order_day);
+        let last_order_day = opt_day(rec.last_order_day);
+        let p_alive = match (s.bgnbd, first_order_day, last_order_day) {
+            (Some(p), Some(f), Some(l)) => {
+                let x = rec.purchase_days.saturating_sub(1) as f64;
+                let t_x = (l - f) as f64 / s.unit_days;
+                let big_t = ((today - f).max(l - f)) as f64 / s.unit_days;
+                Some(bgnbd::p_alive(&p, x, t_x, big_t))
+            }
+            _ => None,
+        };
+        Facts {
+            now,
+            today,
+            sums,
+            lifetime_orders: rec.lifetime_orders,
+            lifetime_value: rec.lifetime_value,
+            purchase_days: rec.purchase_days,
+            open_complaints: rec.open_complaints,
+            last_nps: (rec.last_nps != NO_NPS).then_some(rec.last_nps),
+            first_seen_day: rec.first_seen_day,
+            first_order_day,
+            last_order_day,
+            channel: pick(0),
+            category: pick(1),
+            p_alive,
+            next_expiry,
+        }
+    }
+
+    /// Sums of window `i` of `Settings::windows`.
+    #[inline]
+    pub fn window(&self, s: &Settings, i: usize) -> &Sums {
+        &self.sums[s.window_len[i]]
+    }
+
+    /// The day a day-counter metric counts from.
+    pub fn anchor(&self, a: DayAnchor) -> Option<Day> {
+        match a {
+            DayAnchor::LastOrder => self.last_order_day,
+            DayAnchor::LastOrderOrFirstSeen => Some(self.last_order_day.unwrap_or(self.first_seen_day)),
+            DayAnchor::FirstOrder => self.first_order_day,
+            DayAnchor::FirstSeen => Some(self.first_seen_day),
+        }
+    }
+
+    fn days_since(&self, a: DayAnchor) -> Option<f64> {
+        self.anchor(a).map(|d| (self.today - d).max(0) as f64)
+    }
+
+    /// Churn risk index over the configured risk periods.
+    pub fn churn_risk_index(&self, s: &Settings) -> f64 {
+        let recent = &self.sums[s.risk_len.0];
+        let both = &self.sums[s.risk_len.1];
+        scores::churn_risk_index(recent.orders, both.orders - recent.orders, recent.complaints)
+    }
+
+    /// Activity score over the activity window.
+    pub fn activity_score(&self, s: &Settings) -> f64 {
+        let w = &self.sums[s.activity_len];
+        scores::activity_score(w.visits, w.conversions)
+    }
+
+    /// Visits in the baseline period before the recent visit window.
+    pub fn visits_baseline(&self, s: &Settings) -> u32 {
+        self.sums[s.visit_len.1].visits - self.sums[s.visit_len.0].visits
+    }
+
+    /// Visit drop in percent.
+    pub fn visit_drop_pct(&self, s: &Settings) -> Option<f64> {
+        let recent = self.sums[s.visit_len.0].visits;
+        let recent_days = s.lengths[s.visit_len.0];
+        scores::visit_drop_pct(recent, self.visits_baseline(s), recent_days, s.visit_baseline_days)
+    }
+
+    /// BG/NBD expected purchases over the configured horizon.
+    pub fn expected_purchases(&self, s: &Settings) -> Option<f64> {
+        let p = s.bgnbd?;
+        let (f, l) = (self.first_order_day?, self.last_order_day?);
+        let x = self.purchase_days.saturating_sub(1) as f64;
+        let t_x = (l - f) as f64 / s.unit_days;
+        let big_t = ((self.today - f).max(l - f)) as f64 / s.unit_days;
+        let v = bgnbd::expected_purchases(&p, s.horizon_days as f64 / s.unit_days, x, t_x, big_t);
+        v.is_finite().then_some(v)
+    }
+
+    /// A metric's value (`None` when undefined for this customer).
+    pub fn get(&self, m: Metric, s: &Settings) -> Option<f64> {
+        Some(match m {
+            Metric::RecencyDays => return self.days_since(DayAnchor::LastOrder),
+            Metric::DaysWithoutOrder => return self.days_since(DayAnchor::LastOrderOrFirstSeen),
+            Metric::DaysSinceFirstOrder => return self.days_since(DayAnchor::FirstOrder),
+            Metric::TenureDays => return self.days_since(DayAnchor::FirstSeen),
+            Metric::Window(wm, i) => {
+                let w = self.window(s, i as usize);
+                match wm {
+                    WindowMetric::Orders => w.orders as f64,
+                    WindowMetric::Monetary => w.amount as f64 / 100.0,
+                    WindowMetric::Aov if w.orders > 0 => w.amount as f64 / 100.0 / w.orders as f64,
+                    WindowMetric::Aov => return None,
+                    WindowMetric::Visits => w.visits as f64,
+                    WindowMetric::Complaints => w.complaints as f64,
+                    WindowMetric::Satisfaction if w.surveys > 0 => w.sat_tenths as f64 / 10.0 / w.surveys as f64,
+                    WindowMetric::Satisfaction => return None,
+                    WindowMetric::Touches => w.touches as f64,
+                    WindowMetric::Conversions => w.conversions as f64,
+                }
+            }
+            Metric::LifetimeOrders => self.lifetime_orders as f64,
+            Metric::LifetimeValue => self.lifetime_value as f64 / 100.0,
+            Metric::OpenComplaints => self.open_complaints as f64,
+            Metric::LastNps => return self.last_nps.map(|v| v as f64),
+            Metric::ActivityScore => self.activity_score(s),
+            Metric::ChurnRiskIndex => self.churn_risk_index(s),
+            Metric::VisitDropPct => return self.visit_drop_pct(s),
+            Metric::VisitsBaseline => self.visits_baseline(s) as f64,
+            Metric::PAlive => return self.p_alive,
+            Metric::ExpectedPurchases => return self.expected_purchases(s),
+        })
+    }
+
+    /// The next day on which time alone can change a fact or a rule outcome: a window
+    /// expiry, a day-counter threshold of some rule, or tomorrow if a rule uses a
+    /// continuously changing metric.
+    pub fn next_deadline(&self, s: &Settings) -> Option<Day> {
+        let mut best = self.next_expiry;
+        let mut consider = |d: Day| {
+            if d > self.today {
+                best = Some(best.map_or(d, |b| b.min(d)));
+            }
+        };
+        for &(anchor, threshold) in &s.day_thresholds {
+            if let Some(a) = self.anchor(anchor) {
+                let t = threshold.floor().clamp(-1e6, 1e6) as i32;
+                consider(a.saturating_add(t));
+                consider(a.saturating_add(t).saturating_add(1));
+            }
+        }
+        if s.daily && self.first_order_day.is_some() {
+            consider(self.today + 1);
+        }
+        best
+    }
+}

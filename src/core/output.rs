@@ -1,0 +1,431 @@
+//! Output events (DESIGN.md "Output events"), their JSON encoding and deterministic ids.
+//!
+//! Every id is a hash of what caused the output (the input event id, or the deadline day
+//! for time-triggered outputs) and what it says, so re-processing after a crash produces
+//! the same id and consumers can drop the repeat.
+
+use serde::Serialize;
+use xxhash_rust::xxh3::xxh3_128;
+
+/// Schema names.
+pub mod schema {
+    /// Tier change.
+    pub const TIER_CHANGED: &str = "churnwatch.tier_changed.v1";
+    /// Warning raised.
+    pub const CHURN_WARNING: &str = "churnwatch.churn_warning.v1";
+    /// Warning cleared.
+    pub const CHURN_WARNING_CLEARED: &str = "churnwatch.churn_warning_cleared.v1";
+    /// Latest profile.
+    pub const PROFILE: &str = "churnwatch.profile.v1";
+    /// Customer erased (a tombstone on keyed topics).
+    pub const PROFILE_TOMBSTONE: &str = "churnwatch.profile_tombstone.v1";
+    /// Rejected input.
+    pub const DEAD_LETTER: &str = "churnwatch.dead_letter.v1";
+}
+
+/// Where an input came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceRef {
+    /// Topic (or `file:NAME` in replay).
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset (line number − 1 in replay).
+    pub offset: i64,
+}
+
+/// One rolling window's facts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowOut {
+    /// Window length in days.
+    pub days: u16,
+    /// Orders.
+    pub orders: u32,
+    /// Order value minus refunds.
+    pub monetary: f64,
+    /// Average order value (absent without orders).
+    pub aov: Option<f64>,
+    /// Visits.
+    pub visits: u32,
+    /// Complaints opened.
+    pub complaints: u32,
+    /// Satisfaction answers.
+    pub surveys: u32,
+    /// Mean satisfaction (absent without surveys).
+    pub satisfaction: Option<f64>,
+    /// Campaign touches.
+    pub campaign_touches: u32,
+    /// Campaign conversions.
+    pub campaign_conversions: u32,
+}
+
+/// A facts snapshot (DOMAIN.md §1 and §4).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FactsOut {
+    /// Instant the facts are evaluated at.
+    pub as_of: String,
+    /// Days since the last order.
+    pub recency_days: Option<i64>,
+    /// Days without an order (since first seen if never ordered).
+    pub days_without_order: i64,
+    /// Days since first seen.
+    pub tenure_days: i64,
+    /// `new` or `existing`.
+    pub lifecycle: &'static str,
+    /// First day seen (YYYY-MM-DD).
+    pub first_seen: String,
+    /// First order day.
+    pub first_order: Option<String>,
+    /// Last order day.
+    pub last_order: Option<String>,
+    /// All-time orders.
+    pub lifetime_orders: u32,
+    /// All-time order value minus refunds.
+    pub lifetime_value: f64,
+    /// Distinct purchase days.
+    pub purchase_days: u32,
+    /// Open complaints.
+    pub open_complaints: u16,
+    /// Last NPS answer.
+    pub last_nps: Option<u8>,
+    /// Rolling windows.
+    pub windows: Vec<WindowOut>,
+    /// Activity score.
+    pub activity_score: f64,
+    /// Churn risk index.
+    pub churn_risk_index: f64,
+    /// Visit drop against the baseline, percent.
+    pub visit_drop_pct: Option<f64>,
+    /// Visits in the baseline period.
+    pub visits_baseline: u32,
+    /// BG/NBD P(alive).
+    pub p_alive: Option<f64>,
+    /// BG/NBD expected purchases over `horizon_days`.
+    pub expected_purchases: Option<f64>,
+    /// Horizon of `expected_purchases`.
+    pub horizon_days: u16,
+    /// Most frequent channel in the longest window.
+    pub preferred_channel: Option<String>,
+    /// Most frequent category in the longest window.
+    pub preferred_category: Option<String>,
+    /// Account manager.
+    pub account_manager: Option<String>,
+    /// Industry.
+    pub industry: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Segment.
+    pub segment: Option<String>,
+}
+
+/// A condition of a matched rule with the value it saw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConditionValue {
+    /// The condition as configured.
+    pub condition: String,
+    /// The metric's value.
+    pub value: Option<f64>,
+}
+
+/// A matched warning rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reason {
+    /// Rule name.
+    pub rule: String,
+    /// Rule level.
+    pub level: &'static str,
+    /// Its conditions with their values.
+    pub conditions: Vec<ConditionValue>,
+}
+
+/// `churnwatch.tier_changed.v1`
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TierChanged {
+    /// Schema name.
+    pub schema: &'static str,
+    /// Deterministic id.
+    pub event_id: String,
+    /// Customer.
+    pub customer_id: String,
+    /// Previous tier (`null` for a new customer).
+    pub from: Option<String>,
+    /// New tier.
+    pub to: String,
+    /// Rule that matched (the tier's rule, or `fallback`).
+    pub rule: String,
+    /// Rule in its configured form.
+    pub rule_text: String,
+    /// Recommended action for the new tier.
+    pub action: String,
+    /// `event` or `time`.
+    pub trigger: &'static str,
+    /// Event time of the cause.
+    pub event_time: String,
+    /// When it was emitted.
+    pub emitted_at: String,
+    /// The input that caused it (absent for time triggers).
+    pub source: Option<SourceRef>,
+    /// Facts at `event_time`.
+    pub facts: FactsOut,
+}
+
+/// `churnwatch.churn_warning.v1`
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChurnWarning {
+    /// Schema name.
+    pub schema: &'static str,
+    /// Deterministic id.
+    pub event_id: String,
+    /// Customer.
+    pub customer_id: String,
+    /// `medium` or `high`.
+    pub level: &'static str,
+    /// Level before (`low` when the episode starts).
+    pub previous_level: &'static str,
+    /// Matched rules with values.
+    pub reasons: Vec<Reason>,
+    /// Churn risk index.
+    pub risk_index: f64,
+    /// BG/NBD P(alive).
+    pub p_alive: Option<f64>,
+    /// BG/NBD expected purchases over the horizon.
+    pub expected_purchases: Option<f64>,
+    /// Owner: the account manager.
+    pub owner: Option<String>,
+    /// Due time: event time + the level's SLA.
+    pub due: String,
+    /// Intervention.
+    pub action: String,
+    /// Tier at the time.
+    pub tier: String,
+    /// `event` or `time`.
+    pub trigger: &'static str,
+    /// Event time of the cause.
+    pub event_time: String,
+    /// When it was emitted.
+    pub emitted_at: String,
+    /// The input that caused it.
+    pub source: Option<SourceRef>,
+    /// Facts at `event_time`.
+    pub facts: FactsOut,
+}
+
+/// `churnwatch.churn_warning_cleared.v1`
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WarningCleared {
+    /// Schema name.
+    pub schema: &'static str,
+    /// Deterministic id.
+    pub event_id: String,
+    /// Customer.
+    pub customer_id: String,
+    /// Level that was cleared.
+    pub previous_level: &'static str,
+    /// Owner: the account manager.
+    pub owner: Option<String>,
+    /// Tier at the time.
+    pub tier: String,
+    /// `event` or `time`.
+    pub trigger: &'static str,
+    /// Event time of the cause.
+    pub event_time: String,
+    /// When it was emitted.
+    pub emitted_at: String,
+    /// The input that caused it.
+    pub source: Option<SourceRef>,
+    /// Facts at `event_time`.
+    pub facts: FactsOut,
+}
+
+/// The current warning on a profile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WarningState {
+    /// `low`, `medium` or `high`.
+    pub level: &'static str,
+    /// Matched rules.
+    pub reasons: Vec<Reason>,
+}
+
+/// `churnwatch.profile.v1`: the latest state of a customer (compacted topic).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Profile {
+    /// Schema name.
+    pub schema: &'static str,
+    /// Customer.
+    pub customer_id: String,
+    /// Tier.
+    pub tier: String,
+    /// Recommended action for the tier.
+    pub action: String,
+    /// Warning.
+    pub warning: WarningState,
+    /// Facts.
+    pub facts: FactsOut,
+}
+
+/// `churnwatch.profile_tombstone.v1`: the customer was erased.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tombstone {
+    /// Schema name.
+    pub schema: &'static str,
+    /// Deterministic id.
+    pub event_id: String,
+    /// Customer.
+    pub customer_id: String,
+    /// Time of the erase request.
+    pub event_time: String,
+    /// When it was emitted.
+    pub emitted_at: String,
+    /// The erase request.
+    pub source: Option<SourceRef>,
+}
+
+/// `churnwatch.dead_letter.v1`
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter {
+    /// Schema name.
+    pub schema: &'static str,
+    /// Deterministic id (from the source position).
+    pub event_id: String,
+    /// Reason code.
+    pub reason: &'static str,
+    /// What was wrong (never quotes input strings).
+    pub detail: String,
+    /// The original bytes, base64 (cut at `limits.max_message_bytes`).
+    pub original: String,
+    /// Length of the original message.
+    pub original_bytes: usize,
+    /// Whether `original` was cut.
+    pub truncated: bool,
+    /// Where it came from.
+    pub source: SourceRef,
+    /// When it was rejected.
+    pub emitted_at: String,
+}
+
+/// Every output kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Tier change.
+    TierChanged(Box<TierChanged>),
+    /// Warning raised.
+    Warning(Box<ChurnWarning>),
+    /// Warning cleared.
+    Cleared(Box<WarningCleared>),
+    /// Latest profile.
+    Profile(Box<Profile>),
+    /// Customer erased.
+    Tombstone(Tombstone),
+    /// Rejected input.
+    DeadLetter(Box<DeadLetter>),
+}
+
+/// Output kinds, for metrics and routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputKind {
+    /// Tier change.
+    TierChanged = 0,
+    /// Warning raised.
+    Warning = 1,
+    /// Warning cleared.
+    Cleared = 2,
+    /// Profile.
+    Profile = 3,
+    /// Tombstone.
+    Tombstone = 4,
+    /// Dead letter.
+    DeadLetter = 5,
+}
+
+impl OutputKind {
+    /// Every kind.
+    pub const ALL: [OutputKind; 6] = [
+        OutputKind::TierChanged,
+        OutputKind::Warning,
+        OutputKind::Cleared,
+        OutputKind::Profile,
+        OutputKind::Tombstone,
+        OutputKind::DeadLetter,
+    ];
+    /// Label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputKind::TierChanged => "tier_changed",
+            OutputKind::Warning => "churn_warning",
+            OutputKind::Cleared => "churn_warning_cleared",
+            OutputKind::Profile => "profile",
+            OutputKind::Tombstone => "profile_tombstone",
+            OutputKind::DeadLetter => "dead_letter",
+        }
+    }
+}
+
+impl Output {
+    /// Kind.
+    pub fn kind(&self) -> OutputKind {
+        match self {
+            Output::TierChanged(_) => OutputKind::TierChanged,
+            Output::Warning(_) => OutputKind::Warning,
+            Output::Cleared(_) => OutputKind::Cleared,
+            Output::Profile(_) => OutputKind::Profile,
+            Output::Tombstone(_) => OutputKind::Tombstone,
+            Output::DeadLetter(_) => OutputKind::DeadLetter,
+        }
+    }
+
+    /// Kafka key: the customer id (none for dead letters).
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Output::TierChanged(o) => Some(&o.customer_id),
+            Output::Warning(o) => Some(&o.customer_id),
+            Output::Cleared(o) => Some(&o.customer_id),
+            Output::Profile(o) => Some(&o.customer_id),
+            Output::Tombstone(o) => Some(&o.customer_id),
+            Output::DeadLetter(_) => None,
+        }
+    }
+
+    /// Deterministic event id (profiles are keyed state, not events: none).
+    pub fn event_id(&self) -> Option<&str> {
+        match self {
+            Output::TierChanged(o) => Some(&o.event_id),
+            Output::Warning(o) => Some(&o.event_id),
+            Output::Cleared(o) => Some(&o.event_id),
+            Output::Profile(_) => None,
+            Output::Tombstone(o) => Some(&o.event_id),
+            Output::DeadLetter(o) => Some(&o.event_id),
+        }
+    }
+
+    /// Appends the JSON encoding (one line, no newline) to `buf`.
+    pub fn write_json(&self, buf: &mut Vec<u8>) {
+        let r = match self {
+            Output::TierChanged(o) => serde_json::to_writer(&mut *buf, o),
+            Output::Warning(o) => serde_json::to_writer(&mut *buf, o),
+            Output::Cleared(o) => serde_json::to_writer(&mut *buf, o),
+            Output::Profile(o) => serde_json::to_writer(&mut *buf, o),
+            Output::Tombstone(o) => serde_json::to_writer(&mut *buf, o),
+            Output::DeadLetter(o) => serde_json::to_writer(&mut *buf, o),
+        };
+        // Serializing these plain structs into a Vec cannot fail (no maps with
+        // non-string keys, no I/O); a failure would be a bug, not bad input.
+        debug_assert!(r.is_ok());
+    }
+
+    /// The JSON encoding as a new buffer.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(512);
+        self.write_json(&mut v);
+        v
+    }
+}
+
+/// A deterministic 128-bit id in hex from the parts that identify an output.
+pub fn stable_id(parts: &[&str]) -> String {
+    let mut buf = Vec::with_capacity(128);
+    for p in parts {
+        buf.extend_from_slice(p.as_bytes());
+        buf.push(0x1f);
+    }
+    format!("{:032x}", xxh3_128(&buf))
+}

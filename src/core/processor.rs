@@ -1,0 +1,802 @@
+//! The per-partition processor: applies events to customer records, evaluates tiers and
+//! warnings, fires time-driven deadlines and produces outputs. Pure: time comes in as
+//! event times and explicit `advance_to` calls, outputs go into a caller's vector.
+//!
+//! Determinism: each customer is evaluated at its own clock (the latest of its event
+//! times and fired deadlines), and before an event is applied the customer's own due
+//! deadlines up to the event's day are fired first. So a customer's outputs depend only on
+//! its own events (in order) and how far time was advanced — not on how other customers'
+//! events interleave, nor on how customers are partitioned. The watermark only decides
+//! *when* a silent customer's deadlines fire.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use base64::Engine;
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::days::{self, DayData};
+use super::event::{decode, CampaignAction, Event, EventKind, Payload, RejectReason};
+use super::facts::Facts;
+use super::output::{
+    schema, stable_id, ChurnWarning, ConditionValue, DeadLetter, FactsOut, Output, OutputKind, Profile, Reason,
+    SourceRef, TierChanged, Tombstone, WarningCleared, WarningState, WindowOut,
+};
+use super::settings::{Level, Settings};
+use super::store::{label, Interner, Store, DIRTY, NO_DAY, NO_TIER};
+use super::time::{day_of, day_start, format_rfc3339, Day, Ts};
+
+/// Where an input record came from. `offset` must grow within one processor; replay uses
+/// the line index.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// Topic name (or `file:NAME`).
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+impl Source<'_> {
+    fn to_ref(self) -> SourceRef {
+        SourceRef {
+            topic: self.topic.to_string(),
+            partition: self.partition,
+            offset: self.offset,
+        }
+    }
+}
+
+/// Clock values the adapter knows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ctx {
+    /// The current time for the future-skew check (wall clock in the service, `--until`
+    /// in replay); `None` disables the check.
+    pub now: Option<Ts>,
+    /// Value of `emitted_at` on outputs; `None` uses the stream time (deterministic).
+    pub emitted_at: Option<Ts>,
+}
+
+/// What happened to one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied to the customer's state.
+    Applied,
+    /// The customer was erased.
+    Erased,
+    /// The same event id was already applied for this customer: nothing changed.
+    Duplicate,
+    /// The offset is at or below the customer's last applied offset (re-consumption after
+    /// a restore): nothing changed.
+    AlreadyApplied,
+    /// Rejected; a dead letter was produced.
+    Rejected(RejectReason),
+}
+
+/// Counters for metrics. The core only counts; the metrics adapter exports.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Valid events by [`EventKind::index`] (duplicates included).
+    pub consumed: [u64; 9],
+    /// Rejections by [`RejectReason::index`].
+    pub rejected: [u64; 14],
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Re-consumed events skipped by offset.
+    pub already_applied: u64,
+    /// Events older than the watermark.
+    pub late: u64,
+    /// Events older than the retained history (counted in lifetime totals only).
+    pub beyond_retention: u64,
+    /// Outputs by [`OutputKind`].
+    pub outputs: [u64; 6],
+    /// Tier transitions: `from * tiers + to`, with `from = tiers` for "no tier yet".
+    pub transitions: Vec<u64>,
+    /// Warnings raised by level.
+    pub warnings_raised: [u64; 3],
+    /// Warnings cleared.
+    pub warnings_cleared: u64,
+    /// Deadlines fired.
+    pub timers_fired: u64,
+}
+
+enum Trigger<'a> {
+    Event { event_id: &'a str, ts: Ts, source: Source<'a> },
+    Time { day: Day },
+}
+
+/// The per-partition processor.
+pub struct Processor {
+    s: Arc<Settings>,
+    store: Store,
+    labels: Interner,
+    timers: BinaryHeap<Reverse<(Day, u32)>>,
+    max_ts: Option<Ts>,
+    watermark: Option<Ts>,
+    days: Vec<DayData>,
+    blob: Vec<u8>,
+    dirty: Vec<u32>,
+    stats: Stats,
+    tier_counts: Vec<i64>,
+    level_counts: [i64; 3],
+}
+
+/// 32-bit fingerprint of an event id for duplicate detection within a customer-day.
+#[inline]
+fn fingerprint(event_id: &str) -> u32 {
+    let h = xxh3_64(event_id.as_bytes());
+    (h ^ (h >> 32)) as u32
+}
+
+impl Processor {
+    /// A processor with the given rules.
+    pub fn new(settings: Arc<Settings>) -> Processor {
+        let tiers = settings.tiers.len();
+        Processor {
+            labels: Interner::new(settings.limits.max_distinct_labels),
+            s: settings,
+            store: Store::default(),
+            timers: BinaryHeap::new(),
+            max_ts: None,
+            watermark: None,
+            days: Vec::with_capacity(64),
+            blob: Vec::with_capacity(1024),
+            dirty: Vec::new(),
+            stats: Stats {
+                transitions: vec![0; (tiers + 1) * tiers],
+                ..Default::default()
+            },
+            tier_counts: vec![0; tiers],
+            level_counts: [0; 3],
+        }
+    }
+
+    /// The rules in use.
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.s
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Customers held.
+    pub fn customers(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Estimated resident bytes of customer state.
+    pub fn state_bytes(&self) -> usize {
+        self.store.state_bytes() + self.timers.capacity() * 8
+    }
+
+    /// Customers per tier (indexed like `Settings::tiers`).
+    pub fn tier_counts(&self) -> &[i64] {
+        &self.tier_counts
+    }
+
+    /// Customers per warning level (low, medium, high).
+    pub fn level_counts(&self) -> [i64; 3] {
+        self.level_counts
+    }
+
+    /// The watermark, if any event was seen or time advanced.
+    pub fn watermark(&self) -> Option<Ts> {
+        self.watermark
+    }
+
+    /// The newest event time seen.
+    pub fn stream_time(&self) -> Option<Ts> {
+        self.max_ts
+    }
+
+    /// Decodes and applies one input message.
+    pub fn process(&mut self, bytes: &[u8], src: Source<'_>, ctx: &Ctx, out: &mut Vec<Output>) -> Outcome {
+        match decode(bytes, &self.s.limits, ctx.now) {
+            Ok(ev) => self.apply(&ev, src, ctx, out),
+            Err(r) => {
+                self.reject(bytes, src, ctx, r.reason, r.detail, out);
+                Outcome::Rejected(r.reason)
+            }
+        }
+    }
+
+    /// Advances time to `now` (idle partitions, end of replay): fires every deadline up to
+    /// `now`'s day.
+    pub fn advance_to(&mut self, now: Ts, ctx: &Ctx, out: &mut Vec<Output>) {
+        if self.watermark.is_none_or(|w| now > w) {
+            self.watermark = Some(now);
+            self.fire_due(ctx, out);
+        }
+    }
+
+    fn emit(&mut self, out: &mut Vec<Output>, o: Output) {
+        self.stats.outputs[o.kind() as usize] += 1;
+        out.push(o);
+    }
+
+    fn emitted_at(&self, ctx: &Ctx, event_time: Ts) -> String {
+        format_rfc3339(ctx.emitted_at.unwrap_or_else(|| self.max_ts.unwrap_or(event_time).max(event_time)))
+    }
+
+    fn reject(&mut self, bytes: &[u8], src: Source<'_>, ctx: &Ctx, reason: RejectReason, detail: String, out: &mut Vec<Output>) {
+        self.stats.rejected[reason.index()] += 1;
+        let cut = bytes.len().min(self.s.limits.max_message_bytes);
+        let dl = DeadLetter {
+            schema: schema::DEAD_LETTER,
+            event_id: stable_id(&["dead_letter", src.topic, &src.partition.to_string(), &src.offset.to_string()]),
+            reason: reason.code(),
+            detail,
+            original: base64::engine::general_purpose::STANDARD.encode(&bytes[..cut]),
+            original_bytes: bytes.len(),
+            truncated: cut < bytes.len(),
+            source: src.to_ref(),
+            emitted_at: format_rfc3339(ctx.emitted_at.or(self.max_ts).unwrap_or(0)),
+        };
+        self.emit(out, Output::DeadLetter(Box::new(dl)));
+    }
+
+    /// Applies a decoded event.
+    pub fn apply(&mut self, ev: &Event<'_>, src: Source<'_>, ctx: &Ctx, out: &mut Vec<Output>) -> Outcome {
+        let kind = ev.kind();
+        let late = self.watermark.is_some_and(|w| ev.ts < w);
+        if kind == EventKind::Erase {
+            if let Some(slot) = self.store.get(&ev.customer_id) {
+                if src.offset <= self.store.rec(slot).last_offset {
+                    self.stats.already_applied += 1;
+                    return Outcome::AlreadyApplied;
+                }
+                let rec = self.store.rec(slot);
+                if rec.tier != NO_TIER {
+                    self.tier_counts[rec.tier as usize] -= 1;
+                }
+                self.level_counts[rec.level as usize] -= 1;
+                self.store.remove(slot);
+            }
+            self.stats.consumed[kind.index()] += 1;
+            let t = Tombstone {
+                schema: schema::PROFILE_TOMBSTONE,
+                event_id: stable_id(&["profile_tombstone", &ev.customer_id, &ev.event_id]),
+                customer_id: ev.customer_id.to_string(),
+                event_time: format_rfc3339(ev.ts),
+                emitted_at: self.emitted_at(ctx, ev.ts),
+                source: Some(src.to_ref()),
+            };
+            self.emit(out, Output::Tombstone(t));
+            self.observe(ev.ts, ctx, out);
+            return Outcome::Erased;
+        }
+
+        let (slot, is_new) = self.store.get_or_insert(&ev.customer_id, ev.ts);
+        let fp = fingerprint(&ev.event_id);
+        let ev_day = day_of(ev.ts);
+        if is_new {
+            self.days.clear();
+            self.level_counts[0] += 1;
+        } else {
+            let rec = self.store.rec(slot);
+            if src.offset <= rec.last_offset {
+                self.stats.already_applied += 1;
+                return Outcome::AlreadyApplied;
+            }
+            days::decode(&rec.days, &mut self.days);
+            if let Ok(i) = self.days.binary_search_by_key(&ev_day, |d| d.day) {
+                if self.days[i].fps.contains(&fp) {
+                    self.stats.consumed[kind.index()] += 1;
+                    self.stats.duplicates += 1;
+                    return Outcome::Duplicate;
+                }
+            }
+            if kind == EventKind::Order {
+                let minute = (ev.ts / 60_000) as i32;
+                if rec.burst_minute == minute && rec.burst_count as u32 >= self.s.limits.max_orders_per_minute {
+                    let detail = format!(
+                        "more than {} orders from one customer within a minute (limits.max_orders_per_minute)",
+                        self.s.limits.max_orders_per_minute
+                    );
+                    let raw = serialize_for_dead_letter(ev);
+                    self.reject(&raw, src, ctx, RejectReason::AbnormalFrequency, detail, out);
+                    return Outcome::Rejected(RejectReason::AbnormalFrequency);
+                }
+            }
+        }
+        self.stats.consumed[kind.index()] += 1;
+        if late {
+            self.stats.late += 1;
+        }
+        // Deadlines of this customer that fall before the event happen first, exactly as
+        // they would have if the watermark had passed them before the event arrived.
+        self.catch_up(slot, ev_day, ctx, out);
+        self.mutate(slot, ev, fp);
+        self.evaluate(
+            slot,
+            Trigger::Event {
+                event_id: &ev.event_id,
+                ts: ev.ts,
+                source: src,
+            },
+            ctx,
+            out,
+        );
+        self.store_days(slot);
+        self.store.rec_mut(slot).last_offset = src.offset;
+        self.observe(ev.ts, ctx, out);
+        Outcome::Applied
+    }
+
+    fn store_days(&mut self, slot: u32) {
+        self.blob.clear();
+        days::encode(&self.days, &mut self.blob);
+        self.store.set_days(slot, &self.blob);
+        let rec = self.store.rec_mut(slot);
+        if rec.flags & DIRTY == 0 {
+            rec.flags |= DIRTY;
+            self.dirty.push(slot);
+        }
+    }
+
+    /// New stream time: move the watermark and fire what is due.
+    fn observe(&mut self, ts: Ts, ctx: &Ctx, out: &mut Vec<Output>) {
+        let max = self.max_ts.map_or(ts, |m| m.max(ts));
+        self.max_ts = Some(max);
+        let wm = max.saturating_sub(self.s.allowed_lateness_ms);
+        if self.watermark.is_none_or(|w| wm > w) {
+            self.watermark = Some(wm);
+            self.fire_due(ctx, out);
+        }
+    }
+
+    fn fire_due(&mut self, ctx: &Ctx, out: &mut Vec<Output>) {
+        let Some(wm) = self.watermark else { return };
+        let today = day_of(wm);
+        while let Some(&Reverse((day, slot))) = self.timers.peek() {
+            if day > today {
+                break;
+            }
+            self.timers.pop();
+            if !self.store.is_live(slot) || self.store.rec(slot).timer_day != day {
+                continue; // superseded deadline
+            }
+            days::decode(&self.store.rec(slot).days, &mut self.days);
+            self.fire(slot, day, ctx, out);
+            self.store_days(slot);
+        }
+    }
+
+    fn catch_up(&mut self, slot: u32, upto: Day, ctx: &Ctx, out: &mut Vec<Output>) {
+        loop {
+            let td = self.store.rec(slot).timer_day;
+            if td == NO_DAY || td > upto {
+                return;
+            }
+            self.fire(slot, td, ctx, out);
+        }
+    }
+
+    /// Evaluates a customer at the start of `day` (history already in `self.days`).
+    fn fire(&mut self, slot: u32, day: Day, ctx: &Ctx, out: &mut Vec<Output>) {
+        self.stats.timers_fired += 1;
+        let rec = self.store.rec_mut(slot);
+        rec.clock = rec.clock.max(day_start(day));
+        let today = day_of(rec.clock);
+        self.prune(today);
+        self.evaluate(slot, Trigger::Time { day }, ctx, out);
+    }
+
+    fn prune(&mut self, today: Day) {
+        let keep_from = today - self.s.retention_days as i32 + 1;
+        let n = self.days.partition_point(|d| d.day < keep_from);
+        if n > 0 {
+            self.days.drain(..n);
+        }
+    }
+
+    fn mutate(&mut self, slot: u32, ev: &Event<'_>, fp: u32) {
+        let ev_day = day_of(ev.ts);
+        // Labels first: the interner and the record are separate borrows.
+        let mut tag_keys: [Option<u32>; 2] = [None, None];
+        let mut profile: [Option<u32>; 4] = [None; 4];
+        match &ev.payload {
+            Payload::Order { channel, category, .. } => {
+                tag_keys[0] = channel.as_deref().map(|c| self.labels.intern(c) << 1);
+                tag_keys[1] = category.as_deref().map(|c| (self.labels.intern(c) << 1) | 1);
+            }
+            Payload::Visit { channel } => {
+                tag_keys[0] = channel.as_deref().map(|c| self.labels.intern(c) << 1);
+            }
+            Payload::Profile {
+                account_manager,
+                industry,
+                region,
+                segment,
+            } => {
+                for (i, v) in [account_manager, industry, region, segment].into_iter().enumerate() {
+                    profile[i] = v.as_deref().map(|s| self.labels.intern(s));
+                }
+            }
+            _ => {}
+        }
+        let retention = self.s.retention_days as i32;
+        let rec = self.store.rec_mut(slot);
+        rec.clock = rec.clock.max(ev.ts);
+        let today = day_of(rec.clock);
+        rec.first_seen_day = rec.first_seen_day.min(ev_day);
+        let retained = ev_day > today - retention;
+        let bucket: Option<usize> = if retained {
+            Some(match self.days.binary_search_by_key(&ev_day, |d| d.day) {
+                Ok(i) => i,
+                Err(i) => {
+                    self.days.insert(i, DayData::new(ev_day));
+                    i
+                }
+            })
+        } else {
+            self.stats.beyond_retention += 1;
+            None
+        };
+        let mut b = bucket.map(|i| &mut self.days[i]);
+        match &ev.payload {
+            Payload::Order { amount_cents, .. } => {
+                let new_day = match &b {
+                    Some(d) => d.orders == 0,
+                    None => ev_day != rec.first_order_day && ev_day != rec.last_order_day,
+                };
+                rec.lifetime_orders = rec.lifetime_orders.saturating_add(1);
+                rec.lifetime_value = rec.lifetime_value.saturating_add(*amount_cents);
+                if new_day {
+                    rec.purchase_days = rec.purchase_days.saturating_add(1);
+                }
+                rec.first_order_day = if rec.first_order_day == NO_DAY { ev_day } else { rec.first_order_day.min(ev_day) };
+                rec.last_order_day = rec.last_order_day.max(ev_day);
+                let minute = (ev.ts / 60_000) as i32;
+                if minute > rec.burst_minute {
+                    rec.burst_minute = minute;
+                    rec.burst_count = 1;
+                } else if minute == rec.burst_minute {
+                    rec.burst_count = rec.burst_count.saturating_add(1);
+                }
+                if let Some(d) = b.as_deref_mut() {
+                    d.orders = d.orders.saturating_add(1);
+                    d.amount = d.amount.saturating_add(*amount_cents);
+                }
+            }
+            Payload::Refund { amount_cents } => {
+                rec.lifetime_value = rec.lifetime_value.saturating_sub(*amount_cents);
+                if let Some(d) = b.as_deref_mut() {
+                    d.amount = d.amount.saturating_sub(*amount_cents);
+                }
+            }
+            Payload::Visit { .. } => {
+                if let Some(d) = b.as_deref_mut() {
+                    d.visits = d.visits.saturating_add(1);
+                }
+            }
+            Payload::Complaint => {
+                rec.open_complaints = rec.open_complaints.saturating_add(1);
+                if let Some(d) = b.as_deref_mut() {
+                    d.complaints = d.complaints.saturating_add(1);
+                }
+            }
+            Payload::ComplaintResolved => {
+                rec.open_complaints = rec.open_complaints.saturating_sub(1);
+            }
+            Payload::Survey {
+                satisfaction_tenths,
+                nps,
+            } => {
+                if let Some(n) = nps {
+                    rec.last_nps = *n;
+                }
+                if let (Some(sat), Some(d)) = (satisfaction_tenths, b.as_deref_mut()) {
+                    d.surveys = d.surveys.saturating_add(1);
+                    d.sat_tenths = d.sat_tenths.saturating_add(*sat);
+                }
+            }
+            Payload::Campaign { action, .. } => {
+                if let Some(d) = b.as_deref_mut() {
+                    match action {
+                        CampaignAction::Touched => d.touches = d.touches.saturating_add(1),
+                        CampaignAction::Converted => d.conversions = d.conversions.saturating_add(1),
+                    }
+                }
+            }
+            Payload::Profile { .. } => {
+                for (i, v) in profile.iter().enumerate() {
+                    if let Some(id) = v {
+                        rec.labels[i] = *id;
+                    }
+                }
+            }
+            Payload::Erase => {}
+        }
+        if let Some(d) = b {
+            for k in tag_keys.into_iter().flatten() {
+                d.tag(k);
+            }
+            d.fps.push(fp);
+        }
+        self.prune(today);
+    }
+
+    /// Evaluates rules at the customer's clock and emits transitions.
+    fn evaluate(&mut self, slot: u32, trigger: Trigger<'_>, ctx: &Ctx, out: &mut Vec<Output>) {
+        let s = Arc::clone(&self.s);
+        let rec = self.store.rec(slot);
+        let facts = Facts::compute(&self.days, rec, &s, rec.clock, &self.labels);
+        let get = |m| facts.get(m, &s);
+        let tier = s
+            .tiers
+            .iter()
+            .position(|t| t.rule.as_ref().is_none_or(|r| r.matches(&get)))
+            .unwrap_or(s.fallback_tier());
+        let mut level = Level::Low;
+        for w in &s.warnings {
+            if w.level > level && w.rule.matches(&get) {
+                level = w.level;
+            }
+        }
+        let old_tier = rec.tier;
+        let old_level = Level::from_u8(rec.level);
+        let deadline = facts.next_deadline(&s);
+        let tier_changed = tier as u8 != old_tier;
+        let raised = level > old_level;
+        let cleared = level == Level::Low && old_level > Level::Low;
+
+        if tier_changed || raised || cleared {
+            let (event_time, cause, source) = match &trigger {
+                Trigger::Event { event_id, ts, source } => (*ts, event_id.to_string(), Some(source.to_ref())),
+                Trigger::Time { day } => (day_start(*day), format!("t{day}"), None),
+            };
+            let trig = if source.is_some() { "event" } else { "time" };
+            let emitted_at = self.emitted_at(ctx, event_time);
+            let facts_out = facts_out(&facts, rec, &s, &self.labels);
+            let cid = rec.id.to_string();
+            let tier_name = s.tiers[tier].name.clone();
+            let owner = self.labels.name(rec.labels[label::ACCOUNT_MANAGER]).map(str::to_string);
+            let mut outs = Vec::new();
+            if tier_changed {
+                let from = (old_tier != NO_TIER).then(|| s.tiers[old_tier as usize].name.clone());
+                let t = &s.tiers[tier];
+                outs.push(Output::TierChanged(Box::new(TierChanged {
+                    schema: schema::TIER_CHANGED,
+                    event_id: stable_id(&["tier_changed", &cid, &cause, from.as_deref().unwrap_or(""), &t.name]),
+                    customer_id: cid.clone(),
+                    from,
+                    to: t.name.clone(),
+                    rule: if t.rule.is_some() { t.name.clone() } else { "fallback".into() },
+                    rule_text: t.rule.as_ref().map_or_else(|| "no other tier matched".into(), |r| r.to_string()),
+                    action: t.action.clone(),
+                    trigger: trig,
+                    event_time: format_rfc3339(event_time),
+                    emitted_at: emitted_at.clone(),
+                    source: source.clone(),
+                    facts: facts_out.clone(),
+                })));
+            }
+            if raised {
+                outs.push(Output::Warning(Box::new(ChurnWarning {
+                    schema: schema::CHURN_WARNING,
+                    event_id: stable_id(&["churn_warning", &cid, &cause, level.name()]),
+                    customer_id: cid.clone(),
+                    level: level.name(),
+                    previous_level: old_level.name(),
+                    reasons: reasons(&s, &get),
+                    risk_index: facts_out.churn_risk_index,
+                    p_alive: facts_out.p_alive,
+                    expected_purchases: facts_out.expected_purchases,
+                    owner: owner.clone(),
+                    due: format_rfc3339(event_time.saturating_add(s.sla_ms[level as usize])),
+                    action: s.level_action[level as usize].clone(),
+                    tier: tier_name.clone(),
+                    trigger: trig,
+                    event_time: format_rfc3339(event_time),
+                    emitted_at: emitted_at.clone(),
+                    source: source.clone(),
+                    facts: facts_out.clone(),
+                })));
+            } else if cleared {
+                outs.push(Output::Cleared(Box::new(WarningCleared {
+                    schema: schema::CHURN_WARNING_CLEARED,
+                    event_id: stable_id(&["churn_warning_cleared", &cid, &cause]),
+                    customer_id: cid,
+                    previous_level: old_level.name(),
+                    owner,
+                    tier: tier_name,
+                    trigger: trig,
+                    event_time: format_rfc3339(event_time),
+                    emitted_at,
+                    source,
+                    facts: facts_out,
+                })));
+            }
+            for o in outs {
+                self.emit(out, o);
+            }
+        }
+
+        let ntiers = s.tiers.len();
+        if tier_changed {
+            let from = if old_tier == NO_TIER { ntiers } else { old_tier as usize };
+            self.stats.transitions[from * ntiers + tier] += 1;
+            if old_tier != NO_TIER {
+                self.tier_counts[old_tier as usize] -= 1;
+            }
+            self.tier_counts[tier] += 1;
+        }
+        if level != old_level {
+            self.level_counts[old_level as usize] -= 1;
+            self.level_counts[level as usize] += 1;
+            if raised {
+                self.stats.warnings_raised[level as usize] += 1;
+            } else if cleared {
+                self.stats.warnings_cleared += 1;
+            }
+        }
+        let rec = self.store.rec_mut(slot);
+        rec.tier = tier as u8;
+        rec.level = level as u8;
+        let new_deadline = deadline.unwrap_or(NO_DAY);
+        if new_deadline != rec.timer_day {
+            rec.timer_day = new_deadline;
+            if new_deadline != NO_DAY {
+                self.timers.push(Reverse((new_deadline, slot)));
+            }
+        }
+    }
+
+    /// The current profile of a customer, if known.
+    pub fn profile(&mut self, customer_id: &str) -> Option<Profile> {
+        let slot = self.store.get(customer_id)?;
+        Some(self.profile_of(slot))
+    }
+
+    /// The input offset the customer's state reflects (−1 if none).
+    pub fn last_offset(&self, customer_id: &str) -> Option<i64> {
+        self.store.get(customer_id).map(|s| self.store.rec(s).last_offset)
+    }
+
+    fn profile_of(&mut self, slot: u32) -> Profile {
+        let s = Arc::clone(&self.s);
+        let rec = self.store.rec(slot);
+        days::decode(&rec.days, &mut self.days);
+        let facts = Facts::compute(&self.days, rec, &s, rec.clock, &self.labels);
+        let get = |m| facts.get(m, &s);
+        let tier = if rec.tier == NO_TIER { s.fallback_tier() } else { rec.tier as usize };
+        let level = Level::from_u8(rec.level);
+        Profile {
+            schema: schema::PROFILE,
+            customer_id: rec.id.to_string(),
+            tier: s.tiers[tier].name.clone(),
+            action: s.tiers[tier].action.clone(),
+            warning: WarningState {
+                level: level.name(),
+                reasons: if level > Level::Low { reasons(&s, &get) } else { Vec::new() },
+            },
+            facts: facts_out(&facts, rec, &s, &self.labels),
+        }
+    }
+
+    /// Profiles of customers changed since the last call (for the compacted topic).
+    pub fn drain_dirty(&mut self, out: &mut Vec<Output>) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for slot in dirty {
+            if !self.store.is_live(slot) || self.store.rec(slot).flags & DIRTY == 0 {
+                continue;
+            }
+            self.store.rec_mut(slot).flags &= !DIRTY;
+            let p = self.profile_of(slot);
+            self.emit(out, Output::Profile(Box::new(p)));
+        }
+    }
+
+    /// Every customer's profile, sorted by customer id.
+    pub fn profiles_sorted(&mut self) -> Vec<Profile> {
+        let mut slots: Vec<(String, u32)> = self.store.iter().map(|(s, r)| (r.id.to_string(), s)).collect();
+        slots.sort();
+        slots.into_iter().map(|(_, s)| self.profile_of(s)).collect()
+    }
+}
+
+fn reasons(s: &Settings, get: &impl Fn(super::rules::Metric) -> Option<f64>) -> Vec<Reason> {
+    s.warnings
+        .iter()
+        .filter(|w| w.rule.matches(get))
+        .map(|w| Reason {
+            rule: w.rule.name.clone(),
+            level: w.level.name(),
+            conditions: w
+                .rule
+                .conditions()
+                .map(|c| ConditionValue {
+                    condition: c.text.clone(),
+                    value: get(c.metric),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn date(day: Day) -> String {
+    let s = format_rfc3339(day_start(day));
+    s.get(..10).unwrap_or(&s).to_string()
+}
+
+fn facts_out(f: &Facts, rec: &super::store::Record, s: &Settings, labels: &Interner) -> FactsOut {
+    use super::rules::{DayAnchor, Metric};
+    let name = |id: u32| labels.name(id).map(str::to_string);
+    let since = |a| f.anchor(a).map(|d| (f.today - d).max(0) as i64);
+    let tenure = since(DayAnchor::FirstSeen).unwrap_or(0);
+    FactsOut {
+        as_of: format_rfc3339(f.now),
+        recency_days: since(DayAnchor::LastOrder),
+        days_without_order: since(DayAnchor::LastOrderOrFirstSeen).unwrap_or(0),
+        tenure_days: tenure,
+        lifecycle: if tenure < s.new_customer_days as i64 { "new" } else { "existing" },
+        first_seen: date(f.first_seen_day),
+        first_order: f.first_order_day.map(date),
+        last_order: f.last_order_day.map(date),
+        lifetime_orders: f.lifetime_orders,
+        lifetime_value: f.lifetime_value as f64 / 100.0,
+        purchase_days: f.purchase_days,
+        open_complaints: f.open_complaints,
+        last_nps: f.last_nps,
+        windows: s
+            .windows
+            .iter()
+            .enumerate()
+            .map(|(i, &days)| {
+                let w = f.window(s, i);
+                WindowOut {
+                    days,
+                    orders: w.orders,
+                    monetary: w.amount as f64 / 100.0,
+                    aov: f.get(Metric::Window(super::rules::WindowMetric::Aov, i as u8), s),
+                    visits: w.visits,
+                    complaints: w.complaints,
+                    surveys: w.surveys,
+                    satisfaction: f.get(Metric::Window(super::rules::WindowMetric::Satisfaction, i as u8), s),
+                    campaign_touches: w.touches,
+                    campaign_conversions: w.conversions,
+                }
+            })
+            .collect(),
+        activity_score: f.activity_score(s),
+        churn_risk_index: f.churn_risk_index(s),
+        visit_drop_pct: f.visit_drop_pct(s),
+        visits_baseline: f.visits_baseline(s),
+        p_alive: f.p_alive,
+        expected_purchases: f.expected_purchases(s),
+        horizon_days: s.horizon_days,
+        preferred_channel: name(f.channel),
+        preferred_category: name(f.category),
+        account_manager: name(rec.labels[label::ACCOUNT_MANAGER]),
+        industry: name(rec.labels[label::INDUSTRY]),
+        region: name(rec.labels[label::REGION]),
+        segment: name(rec.labels[label::SEGMENT]),
+    }
+}
+
+/// A decoded event re-encoded for a dead letter raised after decoding (abnormal
+/// frequency), since the processor does not keep the original bytes past decode.
+fn serialize_for_dead_letter(ev: &Event<'_>) -> Vec<u8> {
+    let amount = match ev.payload {
+        Payload::Order { amount_cents, .. } => amount_cents as f64 / 100.0,
+        _ => 0.0,
+    };
+    serde_json::to_vec(&serde_json::json!({
+        "event_id": ev.event_id,
+        "customer_id": ev.customer_id,
+        "type": ev.kind().name(),
+        "ts": format_rfc3339(ev.ts),
+        "amount": amount,
+    }))
+    .unwrap_or_default()
+}
+
+/// Output kinds that are events (carry an event id) as opposed to keyed state.
+pub fn is_event_output(k: OutputKind) -> bool {
+    !matches!(k, OutputKind::Profile)
+}

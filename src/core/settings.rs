@@ -1,0 +1,639 @@
+//! The core's configuration: the serde shape of the rule-set sections of a config file
+//! ([`CoreConfig`]) and its validated, compiled form ([`Settings`]) that the processor uses.
+//!
+//! Parsing text is pure; reading files and the environment is the `config` adapter's job.
+
+use serde::Deserialize;
+
+use super::rules::{DayAnchor, Metric, Rule};
+use super::time::{parse_duration_ms, DAY_MS};
+
+/// The embedded default rule set (`config/default.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// Input limits (`[limits]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest accepted message.
+    pub max_message_bytes: usize,
+    /// Longest customer or event id.
+    pub max_id_bytes: usize,
+    /// Longest label (channel, category, …).
+    pub max_label_bytes: usize,
+    /// Largest plausible amount.
+    pub max_amount: f64,
+    /// How far ahead of "now" an event may be, e.g. `1h`.
+    pub max_future_skew: String,
+    /// Orders per customer per minute before they are flagged.
+    pub max_orders_per_minute: u32,
+    /// Distinct label values remembered per processor.
+    pub max_distinct_labels: u32,
+}
+
+/// Compiled limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest accepted message.
+    pub max_message_bytes: usize,
+    /// Longest customer or event id.
+    pub max_id_bytes: usize,
+    /// Longest label.
+    pub max_label_bytes: usize,
+    /// Largest plausible amount.
+    pub max_amount: f64,
+    /// Future skew in milliseconds.
+    pub max_future_skew_ms: i64,
+    /// Orders per customer-minute.
+    pub max_orders_per_minute: u32,
+    /// Distinct label values.
+    pub max_distinct_labels: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 1 << 20,
+            max_id_bytes: 256,
+            max_label_bytes: 128,
+            max_amount: 1e10,
+            max_future_skew_ms: 3_600_000,
+            max_orders_per_minute: 20,
+            max_distinct_labels: 100_000,
+        }
+    }
+}
+
+/// `[time]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TimeConfig {
+    /// Watermark lag behind the newest event time, e.g. `1m`.
+    pub allowed_lateness: String,
+}
+
+/// `[facts]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FactsConfig {
+    /// Rolling windows in days, ascending.
+    pub windows_days: Vec<u16>,
+    /// Tenure below which a customer is "new".
+    pub new_customer_days: u16,
+    /// Window of the activity score.
+    pub activity_window_days: u16,
+    /// Period length of the churn risk index's decline rate.
+    pub risk_window_days: u16,
+    /// Recent period of the visit-drop signal.
+    pub visit_drop_recent_days: u16,
+    /// Baseline period (before the recent one) of the visit-drop signal.
+    pub visit_drop_baseline_days: u16,
+}
+
+/// `[churn_probability]`: BG/NBD parameters.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChurnProbabilityConfig {
+    /// Compute P(alive) and expected purchases.
+    pub enabled: bool,
+    /// Shape of the purchase-rate gamma.
+    pub r: f64,
+    /// Scale of the purchase-rate gamma.
+    pub alpha: f64,
+    /// Dropout beta `a`.
+    pub a: f64,
+    /// Dropout beta `b`.
+    pub b: f64,
+    /// Days per model time unit (7 = weeks).
+    pub unit_days: f64,
+    /// Horizon of expected purchases, in days.
+    pub horizon_days: u16,
+}
+
+/// One `[[tiers.rules]]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TierRuleConfig {
+    /// Tier name.
+    pub name: String,
+    /// Conditions that must all hold.
+    #[serde(default)]
+    pub all: Vec<String>,
+    /// Conditions of which at least one must hold.
+    #[serde(default)]
+    pub any: Vec<String>,
+    /// Recommended action, carried on tier-change events.
+    pub action: String,
+}
+
+/// `[tiers]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TiersConfig {
+    /// Tier when no rule matches.
+    pub fallback: String,
+    /// Its action.
+    pub fallback_action: String,
+    /// Rules in evaluation order.
+    pub rules: Vec<TierRuleConfig>,
+}
+
+/// One warning level's settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LevelConfig {
+    /// Time to act, e.g. `24h`; the warning's due time is event time + this.
+    #[serde(default)]
+    pub sla: Option<String>,
+    /// Intervention.
+    pub action: String,
+}
+
+/// One `[[warnings.rules]]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WarningRuleConfig {
+    /// Rule name (appears in the warning's reasons).
+    pub name: String,
+    /// `high` or `medium`.
+    pub level: String,
+    /// Conditions that must all hold.
+    #[serde(default)]
+    pub all: Vec<String>,
+    /// Conditions of which at least one must hold.
+    #[serde(default)]
+    pub any: Vec<String>,
+}
+
+/// `[warnings]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WarningsConfig {
+    /// High level.
+    pub high: LevelConfig,
+    /// Medium level.
+    pub medium: LevelConfig,
+    /// Low level (no event is emitted; the action is informational).
+    pub low: LevelConfig,
+    /// Rules.
+    pub rules: Vec<WarningRuleConfig>,
+}
+
+/// The rule-set sections of a configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CoreConfig {
+    /// `[limits]`
+    pub limits: LimitsConfig,
+    /// `[time]`
+    pub time: TimeConfig,
+    /// `[facts]`
+    pub facts: FactsConfig,
+    /// `[churn_probability]`
+    pub churn_probability: ChurnProbabilityConfig,
+    /// `[tiers]`
+    pub tiers: TiersConfig,
+    /// `[warnings]`
+    pub warnings: WarningsConfig,
+}
+
+/// Warning levels. `Low` means "no warning".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// No warning.
+    Low = 0,
+    /// Medium.
+    Medium = 1,
+    /// High.
+    High = 2,
+}
+
+impl Level {
+    /// Wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Low => "low",
+            Level::Medium => "medium",
+            Level::High => "high",
+        }
+    }
+    /// From the stored byte.
+    pub fn from_u8(v: u8) -> Level {
+        match v {
+            2 => Level::High,
+            1 => Level::Medium,
+            _ => Level::Low,
+        }
+    }
+}
+
+/// A compiled tier.
+#[derive(Debug, Clone)]
+pub struct Tier {
+    /// Name (also the rule name).
+    pub name: String,
+    /// Recommended action.
+    pub action: String,
+    /// Matching rule; `None` for the fallback.
+    pub rule: Option<Rule>,
+}
+
+/// A compiled warning rule.
+#[derive(Debug, Clone)]
+pub struct WarningRule {
+    /// The rule.
+    pub rule: Rule,
+    /// Its level.
+    pub level: Level,
+}
+
+/// BG/NBD parameters in model units.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BgNbdParams {
+    /// r
+    pub r: f64,
+    /// alpha
+    pub alpha: f64,
+    /// a
+    pub a: f64,
+    /// b
+    pub b: f64,
+}
+
+/// A validated rule set, ready for the processor.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Input limits.
+    pub limits: Limits,
+    /// Watermark lag.
+    pub allowed_lateness_ms: i64,
+    /// Rolling windows (days), ascending.
+    pub windows: Vec<u16>,
+    /// Every period length the facts need (windows and the score periods), ascending.
+    pub lengths: Vec<u16>,
+    /// Index in `lengths` of each window.
+    pub window_len: Vec<usize>,
+    /// Index in `lengths` of the activity window.
+    pub activity_len: usize,
+    /// Index in `lengths` of the risk period and of twice the risk period.
+    pub risk_len: (usize, usize),
+    /// Index in `lengths` of the recent visit period and of recent + baseline.
+    pub visit_len: (usize, usize),
+    /// Baseline months (baseline days / 30) for the monthly average.
+    pub visit_baseline_days: u16,
+    /// Days of history kept per customer (the longest length).
+    pub retention_days: u16,
+    /// Tenure threshold for lifecycle "new".
+    pub new_customer_days: u16,
+    /// BG/NBD parameters, if enabled.
+    pub bgnbd: Option<BgNbdParams>,
+    /// Days per BG/NBD time unit.
+    pub unit_days: f64,
+    /// Horizon of expected purchases in days.
+    pub horizon_days: u16,
+    /// Tiers in evaluation order; the last is the fallback.
+    pub tiers: Vec<Tier>,
+    /// Warning rules.
+    pub warnings: Vec<WarningRule>,
+    /// SLA in ms for medium and high.
+    pub sla_ms: [i64; 3],
+    /// Action per level (low, medium, high).
+    pub level_action: [String; 3],
+    /// Day-counter thresholds used by any rule: (anchor, threshold days), for timers.
+    pub day_thresholds: Vec<(DayAnchor, f64)>,
+    /// Some rule uses a continuously changing metric: re-evaluate daily.
+    pub daily: bool,
+}
+
+/// A configuration error with the fix in the message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl CoreConfig {
+    /// The embedded defaults.
+    pub fn defaults() -> CoreConfig {
+        toml::from_str(DEFAULT_TOML).expect("config/default.toml is valid (checked by tests)")
+    }
+}
+
+fn duration(field: &str, v: &str) -> Result<i64, ConfigError> {
+    parse_duration_ms(v).ok_or_else(|| {
+        ConfigError(format!("{field} = \"{v}\" is not a duration; write it like \"90s\", \"5m\", \"24h\" or \"7d\""))
+    })
+}
+
+impl Settings {
+    /// The default rule set, compiled.
+    pub fn defaults() -> Settings {
+        Settings::compile(&CoreConfig::defaults()).expect("default rules compile (checked by tests)")
+    }
+
+    /// Validates and compiles a rule set. Errors say what to change.
+    pub fn compile(c: &CoreConfig) -> Result<Settings, ConfigError> {
+        let l = &c.limits;
+        if l.max_message_bytes == 0 || l.max_id_bytes == 0 || l.max_label_bytes == 0 {
+            return Err(ConfigError("limits.max_message_bytes, max_id_bytes and max_label_bytes must be above 0".into()));
+        }
+        if !(l.max_amount.is_finite() && l.max_amount > 0.0) || l.max_amount > 9e13 {
+            return Err(ConfigError(format!(
+                "limits.max_amount = {} must be above 0 and at most 9e13 (amounts are kept in cents in 64 bits)",
+                l.max_amount
+            )));
+        }
+        if l.max_orders_per_minute == 0 {
+            return Err(ConfigError("limits.max_orders_per_minute must be at least 1".into()));
+        }
+        if l.max_distinct_labels > u32::MAX / 4 {
+            return Err(ConfigError("limits.max_distinct_labels must be below 1,000,000,000".into()));
+        }
+        let limits = Limits {
+            max_message_bytes: l.max_message_bytes,
+            max_id_bytes: l.max_id_bytes,
+            max_label_bytes: l.max_label_bytes,
+            max_amount: l.max_amount,
+            max_future_skew_ms: duration("limits.max_future_skew", &l.max_future_skew)?,
+            max_orders_per_minute: l.max_orders_per_minute,
+            max_distinct_labels: l.max_distinct_labels,
+        };
+        let allowed_lateness_ms = duration("time.allowed_lateness", &c.time.allowed_lateness)?;
+
+        let f = &c.facts;
+        let windows = f.windows_days.clone();
+        if windows.is_empty() {
+            return Err(ConfigError("facts.windows_days is empty; the default is [30, 90, 180, 365]".into()));
+        }
+        if windows.contains(&0) {
+            return Err(ConfigError("facts.windows_days contains 0; every window must be at least 1 day".into()));
+        }
+        for w in windows.windows(2) {
+            if w[0] >= w[1] {
+                return Err(ConfigError(format!(
+                    "facts.windows_days must list distinct windows in ascending order; {} is followed by {} — remove the duplicate or sort the list",
+                    w[0], w[1]
+                )));
+            }
+        }
+        for (name, v) in [
+            ("facts.activity_window_days", f.activity_window_days),
+            ("facts.risk_window_days", f.risk_window_days),
+            ("facts.visit_drop_recent_days", f.visit_drop_recent_days),
+            ("facts.visit_drop_baseline_days", f.visit_drop_baseline_days),
+        ] {
+            if v == 0 {
+                return Err(ConfigError(format!("{name} must be at least 1 day")));
+            }
+        }
+        let mut lengths: Vec<u16> = windows.clone();
+        let risk2 = f.risk_window_days.checked_mul(2);
+        let visit_total = f.visit_drop_recent_days.checked_add(f.visit_drop_baseline_days);
+        let (Some(risk2), Some(visit_total)) = (risk2, visit_total) else {
+            return Err(ConfigError("facts periods are too long (at most 10 years of history are kept)".into()));
+        };
+        lengths.extend([f.activity_window_days, f.risk_window_days, risk2, f.visit_drop_recent_days, visit_total]);
+        lengths.sort_unstable();
+        lengths.dedup();
+        let retention_days = *lengths.last().unwrap_or(&365);
+        if retention_days > 3660 {
+            return Err(ConfigError(format!(
+                "the longest period is {retention_days} days; at most 3660 days (10 years) of day-resolution history are kept per customer"
+            )));
+        }
+        if lengths.len() > 16 {
+            return Err(ConfigError("at most 16 distinct period lengths (windows plus score periods) are supported".into()));
+        }
+        let idx = |d: u16| lengths.iter().position(|x| *x == d).unwrap_or(0);
+        let window_len = windows.iter().map(|w| idx(*w)).collect();
+
+        let cp = &c.churn_probability;
+        for (name, v) in [("r", cp.r), ("alpha", cp.alpha), ("a", cp.a), ("b", cp.b), ("unit_days", cp.unit_days)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(ConfigError(format!("churn_probability.{name} = {v} must be a positive number")));
+            }
+        }
+        if (cp.a - 1.0).abs() < 1e-9 {
+            return Err(ConfigError("churn_probability.a must not be exactly 1 (the BG/NBD expectation divides by a - 1)".into()));
+        }
+
+        let t = &c.tiers;
+        if t.rules.len() > 250 {
+            return Err(ConfigError("at most 250 tier rules are supported".into()));
+        }
+        let mut tiers = Vec::with_capacity(t.rules.len() + 1);
+        for r in &t.rules {
+            if r.name.is_empty() || r.name == t.fallback || tiers.iter().any(|x: &Tier| x.name == r.name) {
+                return Err(ConfigError(format!(
+                    "tier name `{}` is empty or used twice (the fallback is `{}`); give each tier a unique name",
+                    r.name, t.fallback
+                )));
+            }
+            let rule = Rule::parse(&r.name, &r.all, &r.any, &windows).map_err(ConfigError)?;
+            tiers.push(Tier {
+                name: r.name.clone(),
+                action: r.action.clone(),
+                rule: Some(rule),
+            });
+        }
+        tiers.push(Tier {
+            name: t.fallback.clone(),
+            action: t.fallback_action.clone(),
+            rule: None,
+        });
+
+        let w = &c.warnings;
+        let mut warnings = Vec::new();
+        for r in &w.rules {
+            let level = match r.level.as_str() {
+                "high" => Level::High,
+                "medium" => Level::Medium,
+                other => {
+                    return Err(ConfigError(format!(
+                        "warning rule `{}` has level `{other}`; use `high` or `medium` (low means no warning)",
+                        r.name
+                    )))
+                }
+            };
+            if warnings.iter().any(|x: &WarningRule| x.rule.name == r.name) {
+                return Err(ConfigError(format!("warning rule name `{}` is used twice", r.name)));
+            }
+            let rule = Rule::parse(&r.name, &r.all, &r.any, &windows).map_err(ConfigError)?;
+            warnings.push(WarningRule { rule, level });
+        }
+        let sla = |name: &str, lc: &LevelConfig| -> Result<i64, ConfigError> {
+            match &lc.sla {
+                Some(s) => duration(&format!("warnings.{name}.sla"), s),
+                None => Err(ConfigError(format!("warnings.{name}.sla is required, e.g. sla = \"24h\""))),
+            }
+        };
+        let sla_ms = [0, sla("medium", &w.medium)?, sla("high", &w.high)?];
+
+        let mut day_thresholds = Vec::new();
+        let mut daily = false;
+        let all_rules = tiers.iter().filter_map(|t| t.rule.as_ref()).chain(warnings.iter().map(|w| &w.rule));
+        for rule in all_rules {
+            for cnd in rule.conditions() {
+                if let Some(anchor) = cnd.metric.day_counter() {
+                    day_thresholds.push((anchor, cnd.value));
+                }
+                daily |= cnd.metric.continuous();
+            }
+        }
+        day_thresholds.push((DayAnchor::FirstSeen, f.new_customer_days as f64));
+        day_thresholds.dedup();
+
+        Ok(Settings {
+            limits,
+            allowed_lateness_ms,
+            window_len,
+            activity_len: idx(f.activity_window_days),
+            risk_len: (idx(f.risk_window_days), idx(risk2)),
+            visit_len: (idx(f.visit_drop_recent_days), idx(visit_total)),
+            visit_baseline_days: f.visit_drop_baseline_days,
+            retention_days,
+            new_customer_days: f.new_customer_days,
+            bgnbd: cp.enabled.then_some(BgNbdParams {
+                r: cp.r,
+                alpha: cp.alpha,
+                a: cp.a,
+                b: cp.b,
+            }),
+            unit_days: cp.unit_days,
+            horizon_days: cp.horizon_days,
+            lengths,
+            windows,
+            tiers,
+            warnings,
+            sla_ms,
+            level_action: [w.low.action.clone(), w.medium.action.clone(), w.high.action.clone()],
+            day_thresholds,
+            daily,
+        })
+    }
+
+    /// Index of the fallback tier.
+    pub fn fallback_tier(&self) -> usize {
+        self.tiers.len() - 1
+    }
+
+    /// The rule set in words, for `check-config`.
+    pub fn explain(&self) -> String {
+        use std::fmt::Write;
+        let w = &self.windows;
+        let mut s = String::new();
+        let _ = writeln!(s, "Windows: {:?} days; history kept per customer: {} days.", w, self.retention_days);
+        let _ = writeln!(s, "Events later than {} s behind the newest are counted as late.", self.allowed_lateness_ms / 1000);
+        let _ = writeln!(s, "\nTiers (checked in this order; the first that matches wins):");
+        for (i, t) in self.tiers.iter().enumerate() {
+            match &t.rule {
+                Some(r) => {
+                    let _ = writeln!(s, "  {}. {} when {}", i + 1, t.name, words(r, w));
+                }
+                None => {
+                    let _ = writeln!(s, "  {}. {} otherwise", i + 1, t.name);
+                }
+            }
+            let _ = writeln!(s, "     action: {}", t.action);
+        }
+        let _ = writeln!(s, "\nChurn warnings (the highest matching level counts; raised when it rises, cleared when it falls to low):");
+        for wr in &self.warnings {
+            let _ = writeln!(s, "  {} ({}) when {}", wr.rule.name, wr.level.name(), words(&wr.rule, w));
+        }
+        for lvl in [Level::High, Level::Medium] {
+            let _ = writeln!(
+                s,
+                "  {}: due within {} h; action: {}",
+                lvl.name(),
+                self.sla_ms[lvl as usize] / 3_600_000,
+                self.level_action[lvl as usize]
+            );
+        }
+        let _ = writeln!(s, "  low: no warning event; action: {}", self.level_action[0]);
+        match self.bgnbd {
+            Some(p) => {
+                let _ = writeln!(
+                    s,
+                    "\nChurn probability: BG/NBD r={} alpha={} a={} b={} (time unit {} days), expected purchases over {} days.",
+                    p.r, p.alpha, p.a, p.b, self.unit_days, self.horizon_days
+                );
+            }
+            None => {
+                let _ = writeln!(s, "\nChurn probability: disabled.");
+            }
+        }
+        s
+    }
+
+    /// Milliseconds of a day count (for SLA arithmetic in callers).
+    pub fn days_ms(days: u16) -> i64 {
+        days as i64 * DAY_MS
+    }
+}
+
+fn words(r: &Rule, w: &[u16]) -> String {
+    let all: Vec<String> = r.all.iter().map(|c| c.describe(w)).collect();
+    let any: Vec<String> = r.any.iter().map(|c| c.describe(w)).collect();
+    let mut s = all.join(" and ");
+    if !any.is_empty() {
+        if !s.is_empty() {
+            s.push_str(", and ");
+        }
+        s.push_str("either ");
+        s.push_str(&any.join(" or "));
+    }
+    s
+}
+
+/// Metric lookup used by [`Metric`] evaluation elsewhere; kept here so the list of
+/// continuous metrics and day counters stays next to the settings that use it.
+pub fn uses_metric(settings: &Settings, m: Metric) -> bool {
+    settings
+        .tiers
+        .iter()
+        .filter_map(|t| t.rule.as_ref())
+        .chain(settings.warnings.iter().map(|w| &w.rule))
+        .any(|r| r.conditions().any(|c| c.metric == m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_compile() {
+        let s = Settings::defaults();
+        assert_eq!(s.windows, vec![30, 90, 180, 365]);
+        assert_eq!(s.lengths, vec![30, 90, 120, 180, 365]);
+        assert_eq!(s.retention_days, 365);
+        assert_eq!(s.tiers.last().unwrap().name, "regular");
+        assert_eq!(s.sla_ms[Level::High as usize], 86_400_000);
+        assert!(!s.daily);
+        let text = s.explain();
+        assert!(text.contains("high_value when days since the last order is below 90"), "{text}");
+    }
+
+    fn with(f: impl FnOnce(&mut CoreConfig)) -> Result<Settings, ConfigError> {
+        let mut c = CoreConfig::defaults();
+        f(&mut c);
+        Settings::compile(&c)
+    }
+
+    #[test]
+    fn bad_configs_say_what_to_fix() {
+        assert!(with(|c| c.facts.windows_days = vec![30, 30, 90]).unwrap_err().0.contains("remove the duplicate"));
+        assert!(with(|c| c.facts.windows_days = vec![90, 30]).unwrap_err().0.contains("ascending"));
+        assert!(with(|c| c.facts.windows_days = vec![]).is_err());
+        assert!(with(|c| c.time.allowed_lateness = "soon".into()).unwrap_err().0.contains("time.allowed_lateness"));
+        assert!(with(|c| c.warnings.rules[0].level = "urgent".into()).unwrap_err().0.contains("use `high` or `medium`"));
+        assert!(with(|c| c.tiers.rules[1].name = "high_value".into()).unwrap_err().0.contains("unique"));
+        assert!(with(|c| c.tiers.rules[0].all.push("orders_365d < 2".into())).unwrap_err().0.contains("never match"));
+        assert!(with(|c| c.churn_probability.a = 1.0).is_err());
+        assert!(with(|c| c.facts.windows_days = vec![30, 5000]).unwrap_err().0.contains("3660"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let text = DEFAULT_TOML.replace("[limits]", "[limits]\nmax_mesage_bytes = 5");
+        let e = toml::from_str::<CoreConfig>(&text).unwrap_err().to_string();
+        assert!(e.contains("max_mesage_bytes"), "{e}");
+    }
+}

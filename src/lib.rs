@@ -1,0 +1,7 @@
+//! churnwatch: real-time customer tiers and churn warnings from a stream of customer events.
+//!
+//! [`core`] is the pure engine; the other modules are thin adapters around it.
+
+#![warn(missing_docs)]
+
+pub mod core;
