@@ -4,4 +4,9 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
+pub mod config;
 pub mod core;
+pub mod gen;
+pub mod pretty;
+pub mod replay;

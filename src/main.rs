@@ -1,1 +1,134 @@
-fn main(){}
+//! The `churnwatch` binary.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+
+use churnwatch::cli::{Cli, Command};
+use churnwatch::config::Config;
+use churnwatch::core::time::parse_rfc3339;
+use churnwatch::gen::{GenOptions, Generator};
+use churnwatch::replay::{replay, ReplayOptions};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logs(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr);
+    let _ = if cfg.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Replay {
+            config,
+            input,
+            output,
+            profiles,
+            dead_letters,
+            until,
+            print,
+            quiet,
+        } => {
+            let cfg = Config::load(config.as_deref())?;
+            init_logs(&cfg);
+            let until = match until {
+                Some(u) => Some(parse_rfc3339(&u).with_context(|| {
+                    format!("--until {u:?} is not an RFC 3339 instant; write it like 2026-07-01T00:00:00Z")
+                })?),
+                None => None,
+            };
+            let settings = Arc::new(cfg.settings()?);
+            replay(
+                settings,
+                &ReplayOptions {
+                    input,
+                    output,
+                    profiles,
+                    dead_letters,
+                    until,
+                    print,
+                    progress: !quiet,
+                },
+            )?;
+            Ok(())
+        }
+        Command::CheckConfig { file } => {
+            let cfg = Config::load(file.as_deref())?;
+            let settings = cfg.settings()?;
+            println!(
+                "{}: valid.\n",
+                file.as_deref().map_or("built-in defaults".into(), |p| p.display().to_string())
+            );
+            print!("{}", settings.explain());
+            Ok(())
+        }
+        Command::Gen {
+            customers,
+            events,
+            seed,
+            out,
+            start,
+            days,
+            duplicates,
+            bad,
+        } => {
+            let Some(start) = parse_rfc3339(&start) else {
+                bail!("--start {start:?} is not an RFC 3339 instant; write it like 2024-01-01T00:00:00Z");
+            };
+            if !(0.0..=1.0).contains(&duplicates) || !(0.0..=1.0).contains(&bad) {
+                bail!("--duplicates and --bad are fractions between 0 and 1");
+            }
+            if customers == 0 {
+                bail!("--customers must be at least 1");
+            }
+            let mut w: Box<dyn Write> = if out.as_os_str() == "-" {
+                Box::new(BufWriter::new(io::stdout()))
+            } else {
+                let f = File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
+                Box::new(BufWriter::with_capacity(1 << 20, f))
+            };
+            let mut g = Generator::new(GenOptions {
+                customers,
+                events,
+                seed,
+                start,
+                days,
+                duplicates,
+                bad,
+            });
+            let t0 = Instant::now();
+            let mut last = Instant::now();
+            let mut buf = Vec::with_capacity(512);
+            let mut n = 0u64;
+            while g.next_line(&mut buf) {
+                buf.push(b'\n');
+                w.write_all(&buf)?;
+                n += 1;
+                if n % 65_536 == 0 && last.elapsed().as_secs() >= 2 {
+                    last = Instant::now();
+                    eprintln!("gen: {n} lines ({:.0}/s)", n as f64 / t0.elapsed().as_secs_f64());
+                }
+            }
+            w.flush()?;
+            eprintln!("gen: wrote {n} lines in {:.2} s", t0.elapsed().as_secs_f64());
+            Ok(())
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! P(alive), and the next day on which a window expiry changes any of them.
 
 use super::bgnbd;
-use super::days::DayData;
+use super::days::{self, Entry};
 use super::rules::{DayAnchor, Metric, WindowMetric};
 use super::scores;
 use super::settings::Settings;
@@ -33,9 +33,9 @@ pub struct Sums {
 
 impl Sums {
     #[inline]
-    fn add(&mut self, d: &DayData) {
+    fn add(&mut self, d: &Entry<'_>) {
         self.orders += d.orders;
-        self.amount += d.amount;
+        self.amount = self.amount.saturating_add(d.amount);
         self.visits += d.visits;
         self.complaints += d.complaints;
         self.surveys += d.surveys;
@@ -76,7 +76,8 @@ pub struct Facts {
     pub category: u32,
     /// BG/NBD P(alive), if enabled and the customer ordered.
     pub p_alive: Option<f64>,
-    /// Earliest day after `today` on which some day leaves some period.
+    /// Earliest day after `today` on which a day leaves a period in a way some rule can
+    /// see (it carries a field a rule reads over that period).
     pub next_expiry: Option<Day>,
 }
 
@@ -85,21 +86,21 @@ fn opt_day(d: Day) -> Option<Day> {
 }
 
 impl Facts {
-    /// Computes the facts of `rec` with history `days` (ascending) at `now`.
-    pub fn compute(days: &[DayData], rec: &Record, s: &Settings, now: Ts, labels: &Interner) -> Facts {
+    /// Computes the facts of `rec` with encoded history `history` at `now`.
+    pub fn compute(history: &[u8], rec: &Record, s: &Settings, now: Ts, labels: &Interner) -> Facts {
         let today = day_of(now);
         let n = s.lengths.len();
         let mut sums = [Sums::default(); 16];
         let mut next_expiry: Option<Day> = None;
-        let mut entered = 0u16; // bit i: some day already counted in length i
+        let mut entered = 0u16; // bit i: the oldest rule-relevant day of length i was seen
         let longest_window = *s.windows.last().unwrap_or(&0) as i32;
         let mut tags: smallvec::SmallVec<[(u32, u32); 8]> = smallvec::SmallVec::new();
-        for d in days {
+        for d in days::iter(history) {
             let age = (today - d.day).max(0);
             let first = s.lengths.partition_point(|&l| (l as i32) <= age);
             for (i, sum) in sums.iter_mut().enumerate().take(n).skip(first) {
-                sum.add(d);
-                if entered & (1 << i) == 0 {
+                sum.add(&d);
+                if entered & (1 << i) == 0 && d.mask & s.rule_fields[i] != 0 {
                     entered |= 1 << i;
                     let exp = d.day + s.lengths[i] as i32;
                     if exp > today {
@@ -108,7 +109,7 @@ impl Facts {
                 }
             }
             if age < longest_window {
-                for &(k, c) in &d.tags {
+                for (k, c) in d.tags() {
                     match tags.iter_mut().find(|(x, _)| *x == k) {
                         Some((_, m)) => *m += c,
                         None => tags.push((k, c)),

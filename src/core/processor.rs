@@ -16,7 +16,7 @@ use std::sync::Arc;
 use base64::Engine;
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::days::{self, DayData};
+use super::days;
 use super::event::{decode, CampaignAction, Event, EventKind, Payload, RejectReason};
 use super::facts::Facts;
 use super::output::{
@@ -115,8 +115,10 @@ pub struct Processor {
     timers: BinaryHeap<Reverse<(Day, u32)>>,
     max_ts: Option<Ts>,
     watermark: Option<Ts>,
-    days: Vec<DayData>,
-    blob: Vec<u8>,
+    /// Working copy of the current customer's encoded history.
+    work: Vec<u8>,
+    /// Second buffer for copy-on-change updates of `work`.
+    scratch: Vec<u8>,
     dirty: Vec<u32>,
     stats: Stats,
     tier_counts: Vec<i64>,
@@ -141,8 +143,8 @@ impl Processor {
             timers: BinaryHeap::new(),
             max_ts: None,
             watermark: None,
-            days: Vec::with_capacity(64),
-            blob: Vec::with_capacity(1024),
+            work: Vec::with_capacity(1024),
+            scratch: Vec::with_capacity(1024),
             dirty: Vec::new(),
             stats: Stats {
                 transitions: vec![0; (tiers + 1) * tiers],
@@ -274,7 +276,7 @@ impl Processor {
         let fp = fingerprint(&ev.event_id);
         let ev_day = day_of(ev.ts);
         if is_new {
-            self.days.clear();
+            self.work.clear();
             self.level_counts[0] += 1;
         } else {
             let rec = self.store.rec(slot);
@@ -282,14 +284,13 @@ impl Processor {
                 self.stats.already_applied += 1;
                 return Outcome::AlreadyApplied;
             }
-            days::decode(&rec.days, &mut self.days);
-            if let Ok(i) = self.days.binary_search_by_key(&ev_day, |d| d.day) {
-                if self.days[i].fps.contains(&fp) {
-                    self.stats.consumed[kind.index()] += 1;
-                    self.stats.duplicates += 1;
-                    return Outcome::Duplicate;
-                }
+            if days::contains(&rec.days, ev_day, fp) {
+                self.stats.consumed[kind.index()] += 1;
+                self.stats.duplicates += 1;
+                return Outcome::Duplicate;
             }
+            self.work.clear();
+            self.work.extend_from_slice(&rec.days);
             if kind == EventKind::Order {
                 let minute = (ev.ts / 60_000) as i32;
                 if rec.burst_minute == minute && rec.burst_count as u32 >= self.s.limits.max_orders_per_minute {
@@ -328,9 +329,7 @@ impl Processor {
     }
 
     fn store_days(&mut self, slot: u32) {
-        self.blob.clear();
-        days::encode(&self.days, &mut self.blob);
-        self.store.set_days(slot, &self.blob);
+        self.store.set_days(slot, &self.work);
         let rec = self.store.rec_mut(slot);
         if rec.flags & DIRTY == 0 {
             rec.flags |= DIRTY;
@@ -360,7 +359,8 @@ impl Processor {
             if !self.store.is_live(slot) || self.store.rec(slot).timer_day != day {
                 continue; // superseded deadline
             }
-            days::decode(&self.store.rec(slot).days, &mut self.days);
+            self.work.clear();
+            self.work.extend_from_slice(&self.store.rec(slot).days);
             self.fire(slot, day, ctx, out);
             self.store_days(slot);
         }
@@ -376,7 +376,7 @@ impl Processor {
         }
     }
 
-    /// Evaluates a customer at the start of `day` (history already in `self.days`).
+    /// Evaluates a customer at the start of `day` (history already in `self.work`).
     fn fire(&mut self, slot: u32, day: Day, ctx: &Ctx, out: &mut Vec<Output>) {
         self.stats.timers_fired += 1;
         let rec = self.store.rec_mut(slot);
@@ -386,11 +386,13 @@ impl Processor {
         self.evaluate(slot, Trigger::Time { day }, ctx, out);
     }
 
+    fn keep_from(&self, today: Day) -> Day {
+        today - self.s.retention_days as i32 + 1
+    }
+
     fn prune(&mut self, today: Day) {
-        let keep_from = today - self.s.retention_days as i32 + 1;
-        let n = self.days.partition_point(|d| d.day < keep_from);
-        if n > 0 {
-            self.days.drain(..n);
+        if days::prune(&self.work, self.keep_from(today), &mut self.scratch) {
+            std::mem::swap(&mut self.work, &mut self.scratch);
         }
     }
 
@@ -419,29 +421,50 @@ impl Processor {
             }
             _ => {}
         }
-        let retention = self.s.retention_days as i32;
         let rec = self.store.rec_mut(slot);
         rec.clock = rec.clock.max(ev.ts);
         let today = day_of(rec.clock);
         rec.first_seen_day = rec.first_seen_day.min(ev_day);
-        let retained = ev_day > today - retention;
-        let bucket: Option<usize> = if retained {
-            Some(match self.days.binary_search_by_key(&ev_day, |d| d.day) {
-                Ok(i) => i,
-                Err(i) => {
-                    self.days.insert(i, DayData::new(ev_day));
-                    i
+        let keep_from = today - self.s.retention_days as i32 + 1;
+        // Was `ev_day` already a purchase day? Known exactly inside the retained history.
+        let mut had_orders: Option<bool> = None;
+        let payload = &ev.payload;
+        let retained = days::update(&self.work, keep_from, ev_day, &mut self.scratch, |d| {
+            had_orders = Some(d.orders > 0);
+            match payload {
+                Payload::Order { amount_cents, .. } => {
+                    d.orders = d.orders.saturating_add(1);
+                    d.amount = d.amount.saturating_add(*amount_cents);
                 }
-            })
-        } else {
+                Payload::Refund { amount_cents } => d.amount = d.amount.saturating_sub(*amount_cents),
+                Payload::Visit { .. } => d.visits = d.visits.saturating_add(1),
+                Payload::Complaint => d.complaints = d.complaints.saturating_add(1),
+                Payload::Survey {
+                    satisfaction_tenths: Some(sat),
+                    ..
+                } => {
+                    d.surveys = d.surveys.saturating_add(1);
+                    d.sat_tenths = d.sat_tenths.saturating_add(*sat);
+                }
+                Payload::Campaign { action, .. } => match action {
+                    CampaignAction::Touched => d.touches = d.touches.saturating_add(1),
+                    CampaignAction::Converted => d.conversions = d.conversions.saturating_add(1),
+                },
+                _ => {}
+            }
+            for k in tag_keys.into_iter().flatten() {
+                d.tag(k);
+            }
+            d.fps.push(fp);
+        });
+        std::mem::swap(&mut self.work, &mut self.scratch);
+        if !retained {
             self.stats.beyond_retention += 1;
-            None
-        };
-        let mut b = bucket.map(|i| &mut self.days[i]);
-        match &ev.payload {
+        }
+        match payload {
             Payload::Order { amount_cents, .. } => {
-                let new_day = match &b {
-                    Some(d) => d.orders == 0,
+                let new_day = match had_orders {
+                    Some(had) => !had,
                     None => ev_day != rec.first_order_day && ev_day != rec.last_order_day,
                 };
                 rec.lifetime_orders = rec.lifetime_orders.saturating_add(1);
@@ -458,51 +481,13 @@ impl Processor {
                 } else if minute == rec.burst_minute {
                     rec.burst_count = rec.burst_count.saturating_add(1);
                 }
-                if let Some(d) = b.as_deref_mut() {
-                    d.orders = d.orders.saturating_add(1);
-                    d.amount = d.amount.saturating_add(*amount_cents);
-                }
             }
             Payload::Refund { amount_cents } => {
                 rec.lifetime_value = rec.lifetime_value.saturating_sub(*amount_cents);
-                if let Some(d) = b.as_deref_mut() {
-                    d.amount = d.amount.saturating_sub(*amount_cents);
-                }
             }
-            Payload::Visit { .. } => {
-                if let Some(d) = b.as_deref_mut() {
-                    d.visits = d.visits.saturating_add(1);
-                }
-            }
-            Payload::Complaint => {
-                rec.open_complaints = rec.open_complaints.saturating_add(1);
-                if let Some(d) = b.as_deref_mut() {
-                    d.complaints = d.complaints.saturating_add(1);
-                }
-            }
-            Payload::ComplaintResolved => {
-                rec.open_complaints = rec.open_complaints.saturating_sub(1);
-            }
-            Payload::Survey {
-                satisfaction_tenths,
-                nps,
-            } => {
-                if let Some(n) = nps {
-                    rec.last_nps = *n;
-                }
-                if let (Some(sat), Some(d)) = (satisfaction_tenths, b.as_deref_mut()) {
-                    d.surveys = d.surveys.saturating_add(1);
-                    d.sat_tenths = d.sat_tenths.saturating_add(*sat);
-                }
-            }
-            Payload::Campaign { action, .. } => {
-                if let Some(d) = b.as_deref_mut() {
-                    match action {
-                        CampaignAction::Touched => d.touches = d.touches.saturating_add(1),
-                        CampaignAction::Converted => d.conversions = d.conversions.saturating_add(1),
-                    }
-                }
-            }
+            Payload::Complaint => rec.open_complaints = rec.open_complaints.saturating_add(1),
+            Payload::ComplaintResolved => rec.open_complaints = rec.open_complaints.saturating_sub(1),
+            Payload::Survey { nps: Some(n), .. } => rec.last_nps = *n,
             Payload::Profile { .. } => {
                 for (i, v) in profile.iter().enumerate() {
                     if let Some(id) = v {
@@ -510,22 +495,15 @@ impl Processor {
                     }
                 }
             }
-            Payload::Erase => {}
+            _ => {}
         }
-        if let Some(d) = b {
-            for k in tag_keys.into_iter().flatten() {
-                d.tag(k);
-            }
-            d.fps.push(fp);
-        }
-        self.prune(today);
     }
 
     /// Evaluates rules at the customer's clock and emits transitions.
     fn evaluate(&mut self, slot: u32, trigger: Trigger<'_>, ctx: &Ctx, out: &mut Vec<Output>) {
         let s = Arc::clone(&self.s);
         let rec = self.store.rec(slot);
-        let facts = Facts::compute(&self.days, rec, &s, rec.clock, &self.labels);
+        let facts = Facts::compute(&self.work, rec, &s, rec.clock, &self.labels);
         let get = |m| facts.get(m, &s);
         let tier = s
             .tiers
@@ -658,11 +636,10 @@ impl Processor {
         self.store.get(customer_id).map(|s| self.store.rec(s).last_offset)
     }
 
-    fn profile_of(&mut self, slot: u32) -> Profile {
+    fn profile_of(&self, slot: u32) -> Profile {
         let s = Arc::clone(&self.s);
         let rec = self.store.rec(slot);
-        days::decode(&rec.days, &mut self.days);
-        let facts = Facts::compute(&self.days, rec, &s, rec.clock, &self.labels);
+        let facts = Facts::compute(&rec.days, rec, &s, rec.clock, &self.labels);
         let get = |m| facts.get(m, &s);
         let tier = if rec.tier == NO_TIER { s.fallback_tier() } else { rec.tier as usize };
         let level = Level::from_u8(rec.level);

@@ -179,9 +179,9 @@ pub struct WarningsConfig {
     pub rules: Vec<WarningRuleConfig>,
 }
 
-/// The rule-set sections of a configuration file.
+/// The rule-set sections of a configuration file. Other sections (`[log]`, …) belong to
+/// the adapters; the full file is checked for unknown sections by `config::Config`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct CoreConfig {
     /// `[limits]`
     pub limits: LimitsConfig,
@@ -303,6 +303,10 @@ pub struct Settings {
     pub day_thresholds: Vec<(DayAnchor, f64)>,
     /// Some rule uses a continuously changing metric: re-evaluate daily.
     pub daily: bool,
+    /// Per period length (indexed like `lengths`): the history fields (`days::field`
+    /// bits) some rule reads over that length. A day leaving that period can change a
+    /// rule outcome only if it has one of them, so only those expiries become deadlines.
+    pub rule_fields: Vec<u8>,
 }
 
 /// A configuration error with the fix in the message.
@@ -481,6 +485,42 @@ impl Settings {
         day_thresholds.push((DayAnchor::FirstSeen, f.new_customer_days as f64));
         day_thresholds.dedup();
 
+        let mut rule_fields = vec![0u8; lengths.len()];
+        {
+            use super::days::field as fl;
+            use super::rules::WindowMetric as W;
+            let li = |d: u16| lengths.iter().position(|x| *x == d).unwrap_or(0);
+            let rules = tiers.iter().filter_map(|t| t.rule.as_ref()).chain(warnings.iter().map(|w| &w.rule));
+            for cnd in rules.flat_map(|r| r.conditions()) {
+                let mut mark = |len: u16, bits: u8| rule_fields[li(len)] |= bits;
+                match cnd.metric {
+                    Metric::Window(wm, i) => mark(
+                        windows[i as usize],
+                        match wm {
+                            W::Orders => fl::ORDERS,
+                            W::Monetary => fl::AMOUNT,
+                            W::Aov => fl::ORDERS | fl::AMOUNT,
+                            W::Visits => fl::VISITS,
+                            W::Complaints => fl::COMPLAINTS,
+                            W::Satisfaction => fl::SURVEYS,
+                            W::Touches => fl::TOUCHES,
+                            W::Conversions => fl::CONVERSIONS,
+                        },
+                    ),
+                    Metric::ActivityScore => mark(f.activity_window_days, fl::VISITS | fl::CONVERSIONS),
+                    Metric::ChurnRiskIndex => {
+                        mark(f.risk_window_days, fl::ORDERS | fl::COMPLAINTS);
+                        mark(risk2, fl::ORDERS);
+                    }
+                    Metric::VisitDropPct | Metric::VisitsBaseline => {
+                        mark(f.visit_drop_recent_days, fl::VISITS);
+                        mark(visit_total, fl::VISITS);
+                    }
+                    _ => {}
+                }
+            }
+        }
+
         Ok(Settings {
             limits,
             allowed_lateness_ms,
@@ -507,6 +547,7 @@ impl Settings {
             level_action: [w.low.action.clone(), w.medium.action.clone(), w.high.action.clone()],
             day_thresholds,
             daily,
+            rule_fields,
         })
     }
 

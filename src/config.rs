@@ -1,0 +1,162 @@
+//! Configuration loading: the embedded `config/default.toml`, then the file given with
+//! `--config`, then `CHURNWATCH__SECTION__KEY` environment variables. Unknown keys are
+//! errors. The rule-set sections are validated by the core's [`Settings::compile`].
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+
+use crate::core::settings::{
+    ChurnProbabilityConfig, CoreConfig, FactsConfig, LimitsConfig, Settings, TiersConfig, TimeConfig, WarningsConfig,
+    DEFAULT_TOML,
+};
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `human` or `json`.
+    pub format: String,
+    /// A level or a tracing filter directive.
+    pub level: String,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[limits]`
+    pub limits: LimitsConfig,
+    /// `[time]`
+    pub time: TimeConfig,
+    /// `[facts]`
+    pub facts: FactsConfig,
+    /// `[churn_probability]`
+    pub churn_probability: ChurnProbabilityConfig,
+    /// `[tiers]`
+    pub tiers: TiersConfig,
+    /// `[warnings]`
+    pub warnings: WarningsConfig,
+    /// `[log]`
+    pub log: LogConfig,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file does not exist.
+    #[error("config file {0} not found; pass an existing file with --config, or leave --config out to use the defaults")]
+    NotFound(PathBuf),
+    /// Syntax errors, unknown keys, wrong types (figment names the key and the source).
+    #[error("invalid configuration: {0}")]
+    Parse(Box<figment::Error>),
+    /// The values do not make a valid rule set.
+    #[error("invalid rule set: {0}")]
+    Rules(#[from] crate::core::settings::ConfigError),
+}
+
+impl Config {
+    /// Loads defaults, the optional file and the environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, true)
+    }
+
+    /// Like [`Config::load`], optionally ignoring the environment (for tests).
+    pub fn load_with_env(path: Option<&Path>, env: bool) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(p) = path {
+            if !p.is_file() {
+                return Err(ConfigError::NotFound(p.to_path_buf()));
+            }
+            fig = fig.merge(Toml::file(p));
+        }
+        if env {
+            fig = fig.merge(Env::prefixed("CHURNWATCH__").split("__"));
+        }
+        let cfg: Config = fig.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        cfg.settings()?;
+        Ok(cfg)
+    }
+
+    /// The rule-set sections.
+    pub fn core(&self) -> CoreConfig {
+        CoreConfig {
+            limits: self.limits.clone(),
+            time: self.time.clone(),
+            facts: self.facts.clone(),
+            churn_probability: self.churn_probability.clone(),
+            tiers: self.tiers.clone(),
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    /// The compiled rule set.
+    pub fn settings(&self) -> Result<Settings, crate::core::settings::ConfigError> {
+        Settings::compile(&self.core())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_load() {
+        let c = Config::load_with_env(None, false).unwrap();
+        assert_eq!(c.facts.windows_days, vec![30, 90, 180, 365]);
+        assert_eq!(c.log.format, "human");
+    }
+
+    #[test]
+    fn files_layer_over_defaults_and_replace_rule_lists() {
+        let f = file(
+            r#"
+[facts]
+windows_days = [7, 30, 90, 180, 365]
+[[tiers.rules]]
+name = "vip"
+all = ["orders_7d >= 3"]
+action = "call them"
+"#,
+        );
+        let c = Config::load_with_env(Some(f.path()), false).unwrap();
+        assert_eq!(c.facts.windows_days[0], 7);
+        assert_eq!(c.facts.new_customer_days, 180, "other keys keep their defaults");
+        assert_eq!(c.tiers.rules.len(), 1, "a rule list in a file replaces the default list");
+        assert_eq!(c.tiers.fallback, "regular");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let f = file("[limits]\nmax_mesage_bytes = 5\n");
+        let e = Config::load_with_env(Some(f.path()), false).unwrap_err().to_string();
+        assert!(e.contains("max_mesage_bytes"), "{e}");
+        let f = file("[facts]\nwindows_days = [90, 30]\n");
+        let e = Config::load_with_env(Some(f.path()), false).unwrap_err().to_string();
+        assert!(e.contains("ascending"), "{e}");
+        let e = Config::load_with_env(Some(Path::new("/nonexistent/x.toml")), false).unwrap_err().to_string();
+        assert!(e.contains("not found"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CHURNWATCH__LIMITS__MAX_ID_BYTES", "64");
+            jail.set_env("CHURNWATCH__TIME__ALLOWED_LATENESS", "5m");
+            let c = Config::load(None).expect("loads");
+            assert_eq!(c.limits.max_id_bytes, 64);
+            assert_eq!(c.time.allowed_lateness, "5m");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,335 @@
+//! Synthetic customer events: seeded and reproducible, in event-time order, with the full
+//! mix of types, Pareto-distributed spend, customers who go silent (some complain first),
+//! some who come back, and a configurable fraction of duplicates and bad records.
+//!
+//! It simulates each customer as a Poisson process whose rate depends on its state, merged
+//! through a heap of next-event times, so memory is O(customers) and output is streamed.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io::Write;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Exp, LogNormal, Pareto};
+
+use crate::core::time::{format_rfc3339, Ts, DAY_MS};
+
+/// Generator settings.
+#[derive(Debug, Clone)]
+pub struct GenOptions {
+    /// Number of customers.
+    pub customers: u32,
+    /// Valid events to produce (duplicates and bad records come on top).
+    pub events: u64,
+    /// Seed; the same seed gives the same output.
+    pub seed: u64,
+    /// First instant.
+    pub start: Ts,
+    /// Days the events are spread over.
+    pub days: u32,
+    /// Fraction of events delivered twice.
+    pub duplicates: f64,
+    /// Fraction of extra bad records.
+    pub bad: f64,
+}
+
+impl Default for GenOptions {
+    fn default() -> Self {
+        GenOptions {
+            customers: 1000,
+            events: 100_000,
+            seed: 1,
+            start: 1_704_067_200_000, // 2024-01-01T00:00:00Z
+            days: 730,
+            duplicates: 0.01,
+            bad: 0.001,
+        }
+    }
+}
+
+const CHANNELS: [&str; 4] = ["web", "app", "store", "phone"];
+const CATEGORIES: [&str; 6] = ["wealth", "insurance", "loans", "cards", "savings", "advisory"];
+const INDUSTRIES: [&str; 6] = ["retail", "manufacturing", "finance", "healthcare", "logistics", "education"];
+const REGIONS: [&str; 5] = ["north", "south", "east", "west", "central"];
+const SEGMENTS: [&str; 3] = ["smb", "enterprise", "consumer"];
+
+struct Customer {
+    rate_per_ms: f64,
+    aov: f64,
+    channel: u8,
+    category: u8,
+    satisfaction: f64,
+    complainer: bool,
+    churn_at: Ts,
+    return_at: Ts,
+    started: bool,
+}
+
+/// Streams generated lines.
+pub struct Generator {
+    opts: GenOptions,
+    rng: ChaCha8Rng,
+    customers: Vec<Customer>,
+    heap: BinaryHeap<Reverse<(Ts, u32)>>,
+    emitted: u64,
+    seq: u64,
+    pending: VecDeque<(u64, Vec<u8>)>,
+    line_no: u64,
+    now: Ts,
+}
+
+impl Generator {
+    /// A generator.
+    pub fn new(opts: GenOptions) -> Generator {
+        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+        let span = opts.days.max(1) as f64 * DAY_MS as f64;
+        let activity = LogNormal::new(0.0, 0.9).expect("valid");
+        let spend: Pareto<f64> = Pareto::new(300.0, 1.3).expect("valid");
+        let n = opts.customers.max(1);
+        let end = opts.start + span as Ts;
+        let mut customers = Vec::with_capacity(n as usize);
+        let mut heap = BinaryHeap::with_capacity(n as usize);
+        let mut weighted_active = 0.0f64;
+        for i in 0..n {
+            let w = activity.sample(&mut rng);
+            let join = opts.start + (rng.gen::<f64>().powf(1.5) * span * 0.85) as Ts;
+            let churns = rng.gen_bool(0.35);
+            let churn_at = if churns { join + (rng.gen::<f64>() * (end - join) as f64) as Ts } else { Ts::MAX };
+            let return_at = if churns && rng.gen_bool(0.3) { churn_at + ((60.0 + rng.gen::<f64>() * 160.0) * DAY_MS as f64) as Ts } else { Ts::MAX };
+            // Active time inside the span: [join, end) minus the silent [churn_at, return_at).
+            let silent = churn_at.min(end)..return_at.min(end);
+            let active = (end - join) - (silent.end - silent.start).max(0);
+            weighted_active += w * active.max(DAY_MS) as f64;
+            customers.push(Customer {
+                rate_per_ms: w,
+                aov: spend.sample(&mut rng).min(2_000_000.0),
+                channel: rng.gen_range(0..CHANNELS.len()) as u8,
+                category: rng.gen_range(0..CATEGORIES.len()) as u8,
+                satisfaction: rng.gen_range(1.5..5.0),
+                complainer: rng.gen_bool(0.08),
+                churn_at,
+                return_at,
+                started: false,
+            });
+            heap.push(Reverse((join, i)));
+        }
+        // Scale rates so that `events` are expected inside the span.
+        let scale = opts.events as f64 / weighted_active.max(1.0);
+        for c in &mut customers {
+            c.rate_per_ms *= scale;
+        }
+        Generator {
+            opts,
+            rng,
+            customers,
+            heap,
+            emitted: 0,
+            seq: 0,
+            pending: VecDeque::new(),
+            line_no: 0,
+            now: 0,
+        }
+    }
+
+    fn cid(i: u32) -> String {
+        format!("C{i:07}")
+    }
+
+    /// Writes the next line (without newline) into `buf`; `false` when done.
+    pub fn next_line(&mut self, buf: &mut Vec<u8>) -> bool {
+        buf.clear();
+        self.line_no += 1;
+        if let Some((at, _)) = self.pending.front() {
+            if *at <= self.line_no || self.emitted >= self.opts.events {
+                let (_, line) = self.pending.pop_front().expect("non-empty");
+                buf.extend_from_slice(&line);
+                return true;
+            }
+        }
+        if self.emitted >= self.opts.events {
+            return false;
+        }
+        if self.opts.bad > 0.0 && self.rng.gen_bool(self.opts.bad.min(1.0)) {
+            self.bad_line(buf);
+            return true;
+        }
+        loop {
+            let Some(Reverse((t, i))) = self.heap.pop() else {
+                return false;
+            };
+            let c = &self.customers[i as usize];
+            if t >= c.churn_at && t < c.return_at {
+                if c.return_at != Ts::MAX {
+                    self.heap.push(Reverse((c.return_at, i)));
+                }
+                continue;
+            }
+            self.now = t;
+            self.event(i, t, buf);
+            let c = &self.customers[i as usize];
+            let gap = Exp::new(c.rate_per_ms.max(1e-15)).expect("positive").sample(&mut self.rng);
+            self.heap.push(Reverse((t + (gap as Ts).max(1_000), i)));
+            self.emitted += 1;
+            if self.opts.duplicates > 0.0 && self.rng.gen_bool(self.opts.duplicates.min(1.0)) {
+                let later = self.line_no + self.rng.gen_range(1..50);
+                let pos = self.pending.partition_point(|(at, _)| *at <= later);
+                self.pending.insert(pos, (later, buf.clone()));
+            }
+            return true;
+        }
+    }
+
+    fn event(&mut self, i: u32, t: Ts, buf: &mut Vec<u8>) {
+        self.seq += 1;
+        let id = format!("{:x}-{:010x}", self.opts.seed, self.seq);
+        let cid = Self::cid(i);
+        let ts = format_rfc3339(t - t % 1000);
+        let rng = &mut self.rng;
+        let c = &mut self.customers[i as usize];
+        let head = |buf: &mut Vec<u8>, kind: &str| {
+            let _ = write!(buf, r#"{{"event_id":"{id}","customer_id":"{cid}","type":"{kind}","ts":"{ts}""#);
+        };
+        if !c.started {
+            c.started = true;
+            head(buf, "profile");
+            let _ = write!(
+                buf,
+                r#","account_manager":"AM-{:03}","industry":"{}","region":"{}","segment":"{}"}}"#,
+                rng.gen_range(1..=40),
+                INDUSTRIES[rng.gen_range(0..INDUSTRIES.len())],
+                REGIONS[rng.gen_range(0..REGIONS.len())],
+                SEGMENTS[rng.gen_range(0..SEGMENTS.len())]
+            );
+            return;
+        }
+        let near_churn = c.churn_at != Ts::MAX && t < c.churn_at && c.churn_at - t < 45 * DAY_MS;
+        let complain_p = if c.complainer && near_churn { 0.25 } else if c.complainer { 0.08 } else { 0.01 };
+        let pick = |rng: &mut ChaCha8Rng, pref: u8, n: usize| if rng.gen_bool(0.7) { pref as usize } else { rng.gen_range(0..n) };
+        let r: f64 = rng.gen();
+        if r < complain_p {
+            head(buf, "complaint");
+            buf.push(b'}');
+        } else if r < complain_p + 0.02 {
+            head(buf, "complaint_resolved");
+            buf.push(b'}');
+        } else if r < complain_p + 0.20 {
+            head(buf, "order");
+            let amount = (c.aov * LogNormal::new(0.0, 0.4).expect("valid").sample(rng) * 100.0).round() / 100.0;
+            let _ = write!(
+                buf,
+                r#","amount":{amount:.2},"currency":"CNY","channel":"{}","category":"{}"}}"#,
+                CHANNELS[pick(rng, c.channel, CHANNELS.len())],
+                CATEGORIES[pick(rng, c.category, CATEGORIES.len())]
+            );
+        } else if r < complain_p + 0.215 {
+            head(buf, "refund");
+            let _ = write!(buf, r#","amount":{:.2}}}"#, (c.aov * 0.3 * 100.0).round() / 100.0);
+        } else if r < complain_p + 0.30 {
+            head(buf, "campaign");
+            let converted = rng.gen_bool(0.2);
+            let _ = write!(
+                buf,
+                r#","campaign_id":"CMP-{:02}","action":"{}","cost":{:.2}}}"#,
+                rng.gen_range(1..=12),
+                if converted { "converted" } else { "touched" },
+                rng.gen_range(0.5..20.0)
+            );
+        } else if r < complain_p + 0.35 {
+            head(buf, "survey");
+            let drift = if near_churn { -1.5 } else { 0.0 };
+            let s = (c.satisfaction + drift + rng.gen_range(-0.7..0.7)).clamp(1.0, 5.0).round();
+            let nps = ((s - 1.0) * 2.5 + rng.gen_range(-1.0..1.0)).clamp(0.0, 10.0).round();
+            let _ = write!(buf, r#","satisfaction":{s},"nps":{nps}}}"#);
+        } else if r < complain_p + 0.36 {
+            head(buf, "profile");
+            let _ = write!(buf, r#","account_manager":"AM-{:03}"}}"#, rng.gen_range(1..=40));
+        } else if r < complain_p + 0.36005 {
+            head(buf, "erase");
+            buf.push(b'}');
+        } else {
+            head(buf, "visit");
+            let _ = write!(buf, r#","channel":"{}"}}"#, CHANNELS[pick(rng, c.channel, CHANNELS.len())]);
+        }
+    }
+
+    fn bad_line(&mut self, buf: &mut Vec<u8>) {
+        self.seq += 1;
+        let id = format!("{:x}-{:010x}", self.opts.seed, self.seq);
+        let cid = Self::cid(self.rng.gen_range(0..self.customers.len() as u32));
+        let ts = format_rfc3339(self.now.max(self.opts.start) - self.now.max(self.opts.start) % 1000);
+        let line = match self.rng.gen_range(0..8) {
+            0 => format!(r#"{{"event_id":"{id}","customer_id":"{cid}","type":"order","ts":"{ts}","amount":-120.5}}"#),
+            1 => format!(r#"{{"event_id":"{id}","customer_id":"{cid}","type":"teleport","ts":"{ts}"}}"#),
+            2 => format!(r#"{{"event_id":"{id}","type":"visit","ts":"{ts}"}}"#),
+            3 => format!(r#"{{"event_id":"{id}","customer_id":"{cid}","type":"visit","ts":"last tuesday"}}"#),
+            4 => format!(r#"{{"event_id":"{id}","customer_id":"{cid}","type":"order","ts":"{ts}","amount":"lots"}}"#),
+            5 => format!(r#"{{"event_id":"{id}","customer_id":"{cid}","type":"order","ts":"#),
+            6 => "[1,2,3]".to_string(),
+            _ => format!(r#"{{"event_id":"{id}","customer_id":"{cid}","type":"survey","ts":"{ts}","satisfaction":9}}"#),
+        };
+        buf.extend_from_slice(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Ctx, Outcome, Processor, Settings, Source};
+    use std::sync::Arc;
+
+    fn lines(opts: GenOptions) -> Vec<Vec<u8>> {
+        let mut g = Generator::new(opts);
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        while g.next_line(&mut buf) {
+            out.push(buf.clone());
+        }
+        out
+    }
+
+    #[test]
+    fn seeded_and_reproducible() {
+        let o = GenOptions {
+            customers: 50,
+            events: 2000,
+            ..Default::default()
+        };
+        assert_eq!(lines(o.clone()), lines(o.clone()));
+        let other = lines(GenOptions { seed: 2, ..o });
+        assert_ne!(other, lines(GenOptions { customers: 50, events: 2000, ..Default::default() }));
+    }
+
+    #[test]
+    fn the_mix_is_complete_and_mostly_valid() {
+        let all = lines(GenOptions {
+            customers: 300,
+            events: 30_000,
+            duplicates: 0.02,
+            bad: 0.01,
+            ..Default::default()
+        });
+        let mut p = Processor::new(Arc::new(Settings::defaults()));
+        let mut out = Vec::new();
+        let (mut dup, mut bad, mut kinds) = (0, 0, std::collections::BTreeSet::new());
+        for (i, l) in all.iter().enumerate() {
+            let src = Source { topic: "t", partition: 0, offset: i as i64 };
+            match p.process(l, src, &Ctx::default(), &mut out) {
+                Outcome::Duplicate => dup += 1,
+                Outcome::Rejected(_) => bad += 1,
+                _ => {
+                    let v: serde_json::Value = serde_json::from_slice(l).unwrap();
+                    kinds.insert(v["type"].as_str().unwrap().to_string());
+                }
+            }
+        }
+        assert!(all.len() > 30_000);
+        assert!((400..900).contains(&dup), "duplicates: {dup}");
+        assert!((150..500).contains(&bad), "bad: {bad}");
+        for k in ["order", "refund", "visit", "complaint", "complaint_resolved", "survey", "campaign", "profile"] {
+            assert!(kinds.contains(k), "missing {k}");
+        }
+        let s = p.stats();
+        assert!(s.warnings_raised[2] > 0 && s.warnings_raised[1] > 0 && s.warnings_cleared > 0, "{s:?}");
+    }
+}
