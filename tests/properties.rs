@@ -1,0 +1,319 @@
+//! Property tests of the processor's invariants (see STYLE.md "Tests").
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use churnwatch::core::bgnbd;
+use churnwatch::core::output::{Output, Profile};
+use churnwatch::core::settings::BgNbdParams;
+use churnwatch::core::time::{day_of, day_start, parse_rfc3339, Ts};
+use common::*;
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum K {
+    Order(u32),
+    Refund(u32),
+    Visit(u8),
+    Complaint,
+    Resolved,
+    Survey(u8, Option<u8>),
+    Touch,
+    Convert,
+    Profile(u8),
+}
+
+const CHANNELS: [&str; 3] = ["app", "store", "web"];
+
+fn kind() -> impl Strategy<Value = K> {
+    prop_oneof![
+        4 => (1u32..5_000_000).prop_map(K::Order),
+        1 => (1u32..100_000).prop_map(K::Refund),
+        4 => (0u8..3).prop_map(K::Visit),
+        1 => Just(K::Complaint),
+        1 => Just(K::Resolved),
+        1 => (1u8..=5, proptest::option::of(0u8..=10)).prop_map(|(s, n)| K::Survey(s, n)),
+        1 => Just(K::Touch),
+        1 => Just(K::Convert),
+        1 => (0u8..3).prop_map(K::Profile),
+    ]
+}
+
+/// (day 0..300, second of day, kind): within one retention period so re-deliveries are
+/// always inside the remembered history.
+type Ev = (i64, i64, K);
+
+fn customer() -> impl Strategy<Value = Vec<Ev>> {
+    proptest::collection::vec((0i64..300, 0i64..86_400, kind()), 1..25).prop_map(|mut v| {
+        v.sort_by_key(|(d, s, _)| (*d, *s));
+        v
+    })
+}
+
+fn population() -> impl Strategy<Value = Vec<Vec<Ev>>> {
+    proptest::collection::vec(customer(), 1..5)
+}
+
+fn extra(k: &K) -> (&'static str, String) {
+    match k {
+        K::Order(c) => ("order", format!(r#""amount":{}.{:02},"channel":"{}","category":"{}""#, c / 100, c % 100, CHANNELS[(*c % 3) as usize], ["a", "b"][(*c % 2) as usize])),
+        K::Refund(c) => ("refund", format!(r#""amount":{}.{:02}"#, c / 100, c % 100)),
+        K::Visit(ch) => ("visit", format!(r#""channel":"{}""#, CHANNELS[*ch as usize])),
+        K::Complaint => ("complaint", String::new()),
+        K::Resolved => ("complaint_resolved", String::new()),
+        K::Survey(s, Some(n)) => ("survey", format!(r#""satisfaction":{s},"nps":{n}"#)),
+        K::Survey(s, None) => ("survey", format!(r#""satisfaction":{s}"#)),
+        K::Touch => ("campaign", r#""campaign_id":"X","action":"touched""#.to_string()),
+        K::Convert => ("campaign", r#""campaign_id":"X","action":"converted""#.to_string()),
+        K::Profile(a) => ("profile", format!(r#""account_manager":"AM-{a}""#)),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Line {
+    ts: Ts,
+    cust: usize,
+    bytes: Vec<u8>,
+}
+
+fn lines_of(pop: &[Vec<Ev>]) -> Vec<Vec<Line>> {
+    pop.iter()
+        .enumerate()
+        .map(|(ci, evs)| {
+            evs.iter()
+                .enumerate()
+                .map(|(j, (d, s, k))| {
+                    let (kind, ex) = extra(k);
+                    let ts = at(*d, *s);
+                    Line { ts, cust: ci, bytes: line(&format!("c{ci}-{j}"), &format!("C{ci}"), kind, ts, &ex) }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// All lines in event-time order (ties by customer).
+fn time_sorted(per: &[Vec<Line>]) -> Vec<Line> {
+    let mut all: Vec<Line> = per.iter().flatten().cloned().collect();
+    all.sort_by_key(|l| (l.ts, l.cust));
+    all
+}
+
+/// Any merge that keeps each customer's own order.
+fn merge(per: &[Vec<Line>], choices: &[usize]) -> Vec<Line> {
+    let mut idx = vec![0usize; per.len()];
+    let mut out = Vec::new();
+    let mut k = 0;
+    loop {
+        let open: Vec<usize> = (0..per.len()).filter(|&c| idx[c] < per[c].len()).collect();
+        if open.is_empty() {
+            return out;
+        }
+        let c = open[choices.get(k).copied().unwrap_or(0) % open.len()];
+        k += 1;
+        out.push(per[c][idx[c]].clone());
+        idx[c] += 1;
+    }
+}
+
+const UNTIL_DAYS: i64 = 700;
+
+struct Run {
+    outputs: Vec<serde_json::Value>,
+    dead_letters: usize,
+    profiles: Vec<Profile>,
+}
+
+fn run(h: &mut Harness, lines: &[Vec<u8>]) -> Run {
+    h.ctx.emitted_at = Some(0);
+    for l in lines {
+        h.send(l);
+    }
+    h.advance(at(UNTIL_DAYS, 0));
+    let outs = h.take();
+    let dead_letters = outs.iter().filter(|o| matches!(o, Output::DeadLetter(_))).count();
+    let outputs = json(&outs)
+        .into_iter()
+        .filter(|v| v["schema"] != "churnwatch.dead_letter.v1")
+        .map(|mut v| {
+            // The input position differs when lines are inserted; everything else must not.
+            v.as_object_mut().unwrap().remove("source");
+            v
+        })
+        .collect();
+    Run { outputs, dead_letters, profiles: h.p.profiles_sorted() }
+}
+
+fn bytes(lines: &[Line]) -> Vec<Vec<u8>> {
+    lines.iter().map(|l| l.bytes.clone()).collect()
+}
+
+fn by_customer(outputs: &[serde_json::Value]) -> BTreeMap<String, Vec<String>> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for o in outputs {
+        m.entry(o["customer_id"].as_str().unwrap().to_string()).or_default().push(o.to_string());
+    }
+    m
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Re-delivering any subset of events, at any later point, changes nothing.
+    #[test]
+    fn redelivery_changes_nothing(pop in population(), dups in proptest::collection::vec((any::<prop::sample::Index>(), 0usize..40), 0..30)) {
+        let base = time_sorted(&lines_of(&pop));
+        // A copy of line i is delivered after line i + delay of the original stream, so
+        // it always comes after its original (anything else would be reordering).
+        let mut after: Vec<Vec<Vec<u8>>> = vec![Vec::new(); base.len()];
+        for (i, delay) in dups {
+            let i = i.index(base.len());
+            after[(i + delay).min(base.len() - 1)].push(base[i].bytes.clone());
+        }
+        let mut with_dups = Vec::new();
+        for (l, copies) in base.iter().zip(after) {
+            with_dups.push(l.bytes.clone());
+            with_dups.extend(copies);
+        }
+        let a = run(&mut Harness::new(), &bytes(&base));
+        let b = run(&mut Harness::new(), &with_dups);
+        prop_assert_eq!(a.outputs, b.outputs);
+        prop_assert_eq!(a.profiles, b.profiles);
+    }
+
+    /// Per-customer results do not depend on how customers' events interleave.
+    #[test]
+    fn interleaving_changes_no_customer(pop in population(), c1 in proptest::collection::vec(0usize..8, 0..200), c2 in proptest::collection::vec(0usize..8, 0..200)) {
+        let per = lines_of(&pop);
+        // Arbitrary interleavings put events far behind the newest; a lateness larger than
+        // the span keeps the watermark from firing deadlines mid-stream, which is what a
+        // watermark means (see README "Time").
+        let cfg = |c: &mut churnwatch::core::CoreConfig| c.time.allowed_lateness = "3650d".into();
+        let a = run(&mut Harness::with_config(cfg), &bytes(&merge(&per, &c1)));
+        let b = run(&mut Harness::with_config(cfg), &bytes(&merge(&per, &c2)));
+        prop_assert_eq!(by_customer(&a.outputs), by_customer(&b.outputs));
+        prop_assert_eq!(a.profiles, b.profiles);
+    }
+
+    /// Time-ordered input with ties in any order: the same per-customer results with the
+    /// default lateness, deadlines firing from the watermark mid-stream.
+    #[test]
+    fn tie_order_changes_no_customer(pop in population(), seed in any::<u64>()) {
+        let per = lines_of(&pop);
+        let a_lines = time_sorted(&per);
+        let mut b_lines = a_lines.clone();
+        b_lines.sort_by_key(|l| (l.ts, (l.cust as u64).wrapping_mul(seed | 1) % 7, l.cust));
+        let a = run(&mut Harness::new(), &bytes(&a_lines));
+        let b = run(&mut Harness::new(), &bytes(&b_lines));
+        prop_assert_eq!(by_customer(&a.outputs), by_customer(&b.outputs));
+        prop_assert_eq!(a.profiles, b.profiles);
+    }
+
+    /// Lines that are rejected change no output but the dead letters.
+    #[test]
+    fn rejected_lines_only_add_dead_letters(pop in population(), bad in proptest::collection::vec((any::<prop::sample::Index>(), 0usize..6, proptest::collection::vec(any::<u8>(), 0..40)), 0..20)) {
+        let base = bytes(&time_sorted(&lines_of(&pop)));
+        let mut mixed = base.clone();
+        for (i, which, noise) in &bad {
+            let l: Vec<u8> = match which {
+                0 => [b"\x00".as_slice(), noise].concat(),
+                1 => br#"{"event_id":"x","customer_id":"C0","type":"order","ts":"2026-02-01T00:00:00Z","amount":-1}"#.to_vec(),
+                2 => br#"{"event_id":"x","customer_id":"C0","type":"gift","ts":"2026-02-01T00:00:00Z"}"#.to_vec(),
+                3 => br#"{"event_id":"x","type":"visit","ts":"2026-02-01T00:00:00Z"}"#.to_vec(),
+                4 => br#"{"event_id":"x","customer_id":"C1","type":"visit","ts":"2026-13-01T00:00:00Z"}"#.to_vec(),
+                _ => br#"[{"event_id":"x"}]"#.to_vec(),
+            };
+            let pos = i.index(mixed.len() + 1);
+            mixed.insert(pos, l);
+        }
+        let a = run(&mut Harness::new(), &base);
+        let b = run(&mut Harness::new(), &mixed);
+        prop_assert_eq!(a.outputs, b.outputs);
+        prop_assert_eq!(a.profiles, b.profiles);
+        prop_assert_eq!(b.dead_letters, bad.len());
+    }
+
+    /// The incremental record equals a from-scratch fold over the same events.
+    #[test]
+    fn incremental_equals_fold(evs in customer(), extra_days in 0i64..400) {
+        let per = lines_of(&[evs.clone()]);
+        let mut h = Harness::new();
+        for l in &per[0] { h.send(&l.bytes); }
+        let last = per[0].last().unwrap().ts;
+        h.advance(last + extra_days * 86_400_000);
+        let p = h.profile("C0");
+        let as_of = parse_rfc3339(&p.facts.as_of).unwrap();
+        let today = day_of(as_of);
+        for (wi, n) in [30i64, 90, 180, 365].into_iter().enumerate() {
+            let inside: Vec<&Ev> = evs.iter().filter(|(d, s, _)| day_of(at(*d, *s)) as i64 > today as i64 - n).collect();
+            let w = &p.facts.windows[wi];
+            let count = |f: &dyn Fn(&K) -> bool| inside.iter().filter(|(_, _, k)| f(k)).count() as u32;
+            prop_assert_eq!(w.orders, count(&|k| matches!(k, K::Order(_))));
+            prop_assert_eq!(w.visits, count(&|k| matches!(k, K::Visit(_))));
+            prop_assert_eq!(w.complaints, count(&|k| matches!(k, K::Complaint)));
+            prop_assert_eq!(w.surveys, count(&|k| matches!(k, K::Survey(..))));
+            prop_assert_eq!(w.campaign_touches, count(&|k| matches!(k, K::Touch)));
+            prop_assert_eq!(w.campaign_conversions, count(&|k| matches!(k, K::Convert)));
+            let cents: i64 = inside.iter().map(|(_, _, k)| match k { K::Order(c) => *c as i64, K::Refund(c) => -(*c as i64), _ => 0 }).sum();
+            prop_assert_eq!(w.monetary, cents as f64 / 100.0);
+            let sat: u32 = inside.iter().map(|(_, _, k)| match k { K::Survey(s, _) => *s as u32 * 10, _ => 0 }).sum();
+            prop_assert_eq!(w.satisfaction, (w.surveys > 0).then(|| sat as f64 / 10.0 / w.surveys as f64));
+        }
+        let orders: Vec<i64> = evs.iter().filter(|(_, _, k)| matches!(k, K::Order(_))).map(|(d, _, _)| *d).collect();
+        prop_assert_eq!(p.facts.lifetime_orders as usize, orders.len());
+        let mut days = orders.clone();
+        days.dedup();
+        prop_assert_eq!(p.facts.purchase_days as usize, days.len());
+        let value: i64 = evs.iter().map(|(_, _, k)| match k { K::Order(c) => *c as i64, K::Refund(c) => -(*c as i64), _ => 0 }).sum();
+        prop_assert_eq!(p.facts.lifetime_value, value as f64 / 100.0);
+        let mut open = 0u16;
+        let mut nps = None;
+        for (_, _, k) in &evs {
+            match k { K::Complaint => open += 1, K::Resolved => open = open.saturating_sub(1), K::Survey(_, Some(n)) => nps = Some(*n), _ => {} }
+        }
+        prop_assert_eq!(p.facts.open_complaints, open);
+        prop_assert_eq!(p.facts.last_nps, nps);
+        let t0 = day_of(at(0, 0)) as i64;
+        prop_assert_eq!(p.facts.recency_days, orders.last().map(|d| today as i64 - (t0 + d)));
+        // Preferred channel over 365 days, ties to the alphabetically first.
+        let mut ch: BTreeMap<&str, u32> = BTreeMap::new();
+        for (d, s, k) in &evs {
+            if day_of(at(*d, *s)) as i64 > today as i64 - 365 {
+                match k {
+                    K::Visit(c) => *ch.entry(CHANNELS[*c as usize]).or_default() += 1,
+                    K::Order(c) => *ch.entry(CHANNELS[(*c % 3) as usize]).or_default() += 1,
+                    _ => {}
+                }
+            }
+        }
+        let best = ch.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(k, _)| k.to_string());
+        prop_assert_eq!(p.facts.preferred_channel, best);
+        let cdnow = BgNbdParams { r: 0.243, alpha: 4.414, a: 0.793, b: 2.426 };
+        let want = match (orders.first(), orders.last()) {
+            (Some(f), Some(l)) => Some(bgnbd::p_alive(&cdnow, (days.len() - 1) as f64, (l - f) as f64 / 7.0, (today as i64 - t0 - f) as f64 / 7.0)),
+            _ => None,
+        };
+        prop_assert_eq!(p.facts.p_alive, want);
+    }
+
+    /// A silence warning fires exactly when 90 days pass without an order.
+    #[test]
+    fn silence_fires_exactly_at_90_days(orders in proptest::collection::vec((0i64..200, 0i64..86_400, 1u32..1_000_000), 1..10)) {
+        let evs: Vec<Ev> = orders.iter().map(|(d, s, c)| (*d, *s, K::Order(*c))).collect();
+        let per = lines_of(&[{ let mut e = evs; e.sort_by_key(|(d, s, _)| (*d, *s)); e }]);
+        let mut h = Harness::new();
+        for l in &per[0] { h.send(&l.bytes); }
+        h.take();
+        let last_day = day_of(per[0].last().unwrap().ts);
+        let deadline = day_start(last_day + 90);
+        h.advance(deadline - 1);
+        prop_assert!(warnings(&h.take()).is_empty());
+        h.advance(deadline);
+        let outs = h.take();
+        let w = warnings(&outs);
+        prop_assert_eq!(w.len(), 1);
+        prop_assert_eq!(w[0].reasons.iter().map(|r| r.rule.as_str()).collect::<Vec<_>>(), vec!["silence"]);
+        prop_assert_eq!(parse_rfc3339(&w[0].event_time), Some(deadline));
+    }
+}
