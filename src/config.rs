@@ -9,8 +9,8 @@ use figment::Figment;
 use serde::Deserialize;
 
 use crate::core::settings::{
-    ChurnProbabilityConfig, CoreConfig, FactsConfig, LimitsConfig, Settings, TiersConfig, TimeConfig, WarningsConfig,
-    DEFAULT_TOML,
+    ChurnProbabilityConfig, CoreConfig, FactsConfig, LimitsConfig, Settings, TiersConfig,
+    TimeConfig, WarningsConfig, DEFAULT_TOML,
 };
 
 /// `[log]`.
@@ -131,24 +131,38 @@ action = "call them"
         );
         let c = Config::load_with_env(Some(f.path()), false).unwrap();
         assert_eq!(c.facts.windows_days[0], 7);
-        assert_eq!(c.facts.new_customer_days, 180, "other keys keep their defaults");
-        assert_eq!(c.tiers.rules.len(), 1, "a rule list in a file replaces the default list");
+        assert_eq!(
+            c.facts.new_customer_days, 180,
+            "other keys keep their defaults"
+        );
+        assert_eq!(
+            c.tiers.rules.len(),
+            1,
+            "a rule list in a file replaces the default list"
+        );
         assert_eq!(c.tiers.fallback, "regular");
     }
 
     #[test]
     fn errors_name_the_key() {
         let f = file("[limits]\nmax_mesage_bytes = 5\n");
-        let e = Config::load_with_env(Some(f.path()), false).unwrap_err().to_string();
+        let e = Config::load_with_env(Some(f.path()), false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_mesage_bytes"), "{e}");
         let f = file("[facts]\nwindows_days = [90, 30]\n");
-        let e = Config::load_with_env(Some(f.path()), false).unwrap_err().to_string();
+        let e = Config::load_with_env(Some(f.path()), false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ascending"), "{e}");
-        let e = Config::load_with_env(Some(Path::new("/nonexistent/x.toml")), false).unwrap_err().to_string();
+        let e = Config::load_with_env(Some(Path::new("/nonexistent/x.toml")), false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not found"), "{e}");
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's test jail returns its own error type
     fn environment_overrides() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("CHURNWATCH__LIMITS__MAX_ID_BYTES", "64");

@@ -49,8 +49,22 @@ impl Default for GenOptions {
 }
 
 const CHANNELS: [&str; 4] = ["web", "app", "store", "phone"];
-const CATEGORIES: [&str; 6] = ["wealth", "insurance", "loans", "cards", "savings", "advisory"];
-const INDUSTRIES: [&str; 6] = ["retail", "manufacturing", "finance", "healthcare", "logistics", "education"];
+const CATEGORIES: [&str; 6] = [
+    "wealth",
+    "insurance",
+    "loans",
+    "cards",
+    "savings",
+    "advisory",
+];
+const INDUSTRIES: [&str; 6] = [
+    "retail",
+    "manufacturing",
+    "finance",
+    "healthcare",
+    "logistics",
+    "education",
+];
 const REGIONS: [&str; 5] = ["north", "south", "east", "west", "central"];
 const SEGMENTS: [&str; 3] = ["smb", "enterprise", "consumer"];
 
@@ -95,8 +109,16 @@ impl Generator {
             let w = activity.sample(&mut rng);
             let join = opts.start + (rng.gen::<f64>().powf(1.5) * span * 0.85) as Ts;
             let churns = rng.gen_bool(0.35);
-            let churn_at = if churns { join + (rng.gen::<f64>() * (end - join) as f64) as Ts } else { Ts::MAX };
-            let return_at = if churns && rng.gen_bool(0.3) { churn_at + ((60.0 + rng.gen::<f64>() * 160.0) * DAY_MS as f64) as Ts } else { Ts::MAX };
+            let churn_at = if churns {
+                join + (rng.gen::<f64>() * (end - join) as f64) as Ts
+            } else {
+                Ts::MAX
+            };
+            let return_at = if churns && rng.gen_bool(0.3) {
+                churn_at + ((60.0 + rng.gen::<f64>() * 160.0) * DAY_MS as f64) as Ts
+            } else {
+                Ts::MAX
+            };
             // Active time inside the span: [join, end) minus the silent [churn_at, return_at).
             let silent = churn_at.min(end)..return_at.min(end);
             let active = (end - join) - (silent.end - silent.start).max(0);
@@ -168,7 +190,9 @@ impl Generator {
             self.now = t;
             self.event(i, t, buf);
             let c = &self.customers[i as usize];
-            let gap = Exp::new(c.rate_per_ms.max(1e-15)).expect("positive").sample(&mut self.rng);
+            let gap = Exp::new(c.rate_per_ms.max(1e-15))
+                .expect("positive")
+                .sample(&mut self.rng);
             self.heap.push(Reverse((t + (gap as Ts).max(1_000), i)));
             self.emitted += 1;
             if self.opts.duplicates > 0.0 && self.rng.gen_bool(self.opts.duplicates.min(1.0)) {
@@ -188,7 +212,10 @@ impl Generator {
         let rng = &mut self.rng;
         let c = &mut self.customers[i as usize];
         let head = |buf: &mut Vec<u8>, kind: &str| {
-            let _ = write!(buf, r#"{{"event_id":"{id}","customer_id":"{cid}","type":"{kind}","ts":"{ts}""#);
+            let _ = write!(
+                buf,
+                r#"{{"event_id":"{id}","customer_id":"{cid}","type":"{kind}","ts":"{ts}""#
+            );
         };
         if !c.started {
             c.started = true;
@@ -204,8 +231,20 @@ impl Generator {
             return;
         }
         let near_churn = c.churn_at != Ts::MAX && t < c.churn_at && c.churn_at - t < 45 * DAY_MS;
-        let complain_p = if c.complainer && near_churn { 0.25 } else if c.complainer { 0.08 } else { 0.01 };
-        let pick = |rng: &mut ChaCha8Rng, pref: u8, n: usize| if rng.gen_bool(0.7) { pref as usize } else { rng.gen_range(0..n) };
+        let complain_p = if c.complainer && near_churn {
+            0.25
+        } else if c.complainer {
+            0.08
+        } else {
+            0.01
+        };
+        let pick = |rng: &mut ChaCha8Rng, pref: u8, n: usize| {
+            if rng.gen_bool(0.7) {
+                pref as usize
+            } else {
+                rng.gen_range(0..n)
+            }
+        };
         let r: f64 = rng.gen();
         if r < complain_p {
             head(buf, "complaint");
@@ -215,7 +254,9 @@ impl Generator {
             buf.push(b'}');
         } else if r < complain_p + 0.20 {
             head(buf, "order");
-            let amount = (c.aov * LogNormal::new(0.0, 0.4).expect("valid").sample(rng) * 100.0).round() / 100.0;
+            let amount = (c.aov * LogNormal::new(0.0, 0.4).expect("valid").sample(rng) * 100.0)
+                .round()
+                / 100.0;
             let _ = write!(
                 buf,
                 r#","amount":{amount:.2},"currency":"CNY","channel":"{}","category":"{}"}}"#,
@@ -224,7 +265,11 @@ impl Generator {
             );
         } else if r < complain_p + 0.215 {
             head(buf, "refund");
-            let _ = write!(buf, r#","amount":{:.2}}}"#, (c.aov * 0.3 * 100.0).round() / 100.0);
+            let _ = write!(
+                buf,
+                r#","amount":{:.2}}}"#,
+                (c.aov * 0.3 * 100.0).round() / 100.0
+            );
         } else if r < complain_p + 0.30 {
             head(buf, "campaign");
             let converted = rng.gen_bool(0.2);
@@ -238,18 +283,30 @@ impl Generator {
         } else if r < complain_p + 0.35 {
             head(buf, "survey");
             let drift = if near_churn { -1.5 } else { 0.0 };
-            let s = (c.satisfaction + drift + rng.gen_range(-0.7..0.7)).clamp(1.0, 5.0).round();
-            let nps = ((s - 1.0) * 2.5 + rng.gen_range(-1.0..1.0)).clamp(0.0, 10.0).round();
+            let s = (c.satisfaction + drift + rng.gen_range(-0.7..0.7))
+                .clamp(1.0, 5.0)
+                .round();
+            let nps = ((s - 1.0) * 2.5 + rng.gen_range(-1.0..1.0))
+                .clamp(0.0, 10.0)
+                .round();
             let _ = write!(buf, r#","satisfaction":{s},"nps":{nps}}}"#);
         } else if r < complain_p + 0.36 {
             head(buf, "profile");
-            let _ = write!(buf, r#","account_manager":"AM-{:03}"}}"#, rng.gen_range(1..=40));
+            let _ = write!(
+                buf,
+                r#","account_manager":"AM-{:03}"}}"#,
+                rng.gen_range(1..=40)
+            );
         } else if r < complain_p + 0.36005 {
             head(buf, "erase");
             buf.push(b'}');
         } else {
             head(buf, "visit");
-            let _ = write!(buf, r#","channel":"{}"}}"#, CHANNELS[pick(rng, c.channel, CHANNELS.len())]);
+            let _ = write!(
+                buf,
+                r#","channel":"{}"}}"#,
+                CHANNELS[pick(rng, c.channel, CHANNELS.len())]
+            );
         }
     }
 
@@ -257,16 +314,27 @@ impl Generator {
         self.seq += 1;
         let id = format!("{:x}-{:010x}", self.opts.seed, self.seq);
         let cid = Self::cid(self.rng.gen_range(0..self.customers.len() as u32));
-        let ts = format_rfc3339(self.now.max(self.opts.start) - self.now.max(self.opts.start) % 1000);
+        let ts =
+            format_rfc3339(self.now.max(self.opts.start) - self.now.max(self.opts.start) % 1000);
         let line = match self.rng.gen_range(0..8) {
-            0 => format!(r#"{{"event_id":"{id}","customer_id":"{cid}","type":"order","ts":"{ts}","amount":-120.5}}"#),
-            1 => format!(r#"{{"event_id":"{id}","customer_id":"{cid}","type":"teleport","ts":"{ts}"}}"#),
+            0 => format!(
+                r#"{{"event_id":"{id}","customer_id":"{cid}","type":"order","ts":"{ts}","amount":-120.5}}"#
+            ),
+            1 => format!(
+                r#"{{"event_id":"{id}","customer_id":"{cid}","type":"teleport","ts":"{ts}"}}"#
+            ),
             2 => format!(r#"{{"event_id":"{id}","type":"visit","ts":"{ts}"}}"#),
-            3 => format!(r#"{{"event_id":"{id}","customer_id":"{cid}","type":"visit","ts":"last tuesday"}}"#),
-            4 => format!(r#"{{"event_id":"{id}","customer_id":"{cid}","type":"order","ts":"{ts}","amount":"lots"}}"#),
+            3 => format!(
+                r#"{{"event_id":"{id}","customer_id":"{cid}","type":"visit","ts":"last tuesday"}}"#
+            ),
+            4 => format!(
+                r#"{{"event_id":"{id}","customer_id":"{cid}","type":"order","ts":"{ts}","amount":"lots"}}"#
+            ),
             5 => format!(r#"{{"event_id":"{id}","customer_id":"{cid}","type":"order","ts":"#),
             6 => "[1,2,3]".to_string(),
-            _ => format!(r#"{{"event_id":"{id}","customer_id":"{cid}","type":"survey","ts":"{ts}","satisfaction":9}}"#),
+            _ => format!(
+                r#"{{"event_id":"{id}","customer_id":"{cid}","type":"survey","ts":"{ts}","satisfaction":9}}"#
+            ),
         };
         buf.extend_from_slice(line.as_bytes());
     }
@@ -297,7 +365,14 @@ mod tests {
         };
         assert_eq!(lines(o.clone()), lines(o.clone()));
         let other = lines(GenOptions { seed: 2, ..o });
-        assert_ne!(other, lines(GenOptions { customers: 50, events: 2000, ..Default::default() }));
+        assert_ne!(
+            other,
+            lines(GenOptions {
+                customers: 50,
+                events: 2000,
+                ..Default::default()
+            })
+        );
     }
 
     #[test]
@@ -313,7 +388,11 @@ mod tests {
         let mut out = Vec::new();
         let (mut dup, mut bad, mut kinds) = (0, 0, std::collections::BTreeSet::new());
         for (i, l) in all.iter().enumerate() {
-            let src = Source { topic: "t", partition: 0, offset: i as i64 };
+            let src = Source {
+                topic: "t",
+                partition: 0,
+                offset: i as i64,
+            };
             match p.process(l, src, &Ctx::default(), &mut out) {
                 Outcome::Duplicate => dup += 1,
                 Outcome::Rejected(_) => bad += 1,
@@ -326,10 +405,22 @@ mod tests {
         assert!(all.len() > 30_000);
         assert!((400..900).contains(&dup), "duplicates: {dup}");
         assert!((150..500).contains(&bad), "bad: {bad}");
-        for k in ["order", "refund", "visit", "complaint", "complaint_resolved", "survey", "campaign", "profile"] {
+        for k in [
+            "order",
+            "refund",
+            "visit",
+            "complaint",
+            "complaint_resolved",
+            "survey",
+            "campaign",
+            "profile",
+        ] {
             assert!(kinds.contains(k), "missing {k}");
         }
         let s = p.stats();
-        assert!(s.warnings_raised[2] > 0 && s.warnings_raised[1] > 0 && s.warnings_cleared > 0, "{s:?}");
+        assert!(
+            s.warnings_raised[2] > 0 && s.warnings_raised[1] > 0 && s.warnings_cleared > 0,
+            "{s:?}"
+        );
     }
 }

@@ -30,8 +30,14 @@ fn init_logs(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr);
-    let _ = if cfg.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    let _ = if cfg.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -74,7 +80,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = cfg.settings()?;
             println!(
                 "{}: valid.\n",
-                file.as_deref().map_or("built-in defaults".into(), |p| p.display().to_string())
+                file.as_deref()
+                    .map_or("built-in defaults".into(), |p| p.display().to_string())
             );
             print!("{}", settings.explain());
             Ok(())
@@ -101,7 +108,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut w: Box<dyn Write> = if out.as_os_str() == "-" {
                 Box::new(BufWriter::new(io::stdout()))
             } else {
-                let f = File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
+                let f = File::create(&out)
+                    .with_context(|| format!("cannot create {}", out.display()))?;
                 Box::new(BufWriter::with_capacity(1 << 20, f))
             };
             let mut g = Generator::new(GenOptions {
@@ -123,11 +131,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 n += 1;
                 if n % 65_536 == 0 && last.elapsed().as_secs() >= 2 {
                     last = Instant::now();
-                    eprintln!("gen: {n} lines ({:.0}/s)", n as f64 / t0.elapsed().as_secs_f64());
+                    eprintln!(
+                        "gen: {n} lines ({:.0}/s)",
+                        n as f64 / t0.elapsed().as_secs_f64()
+                    );
                 }
             }
             w.flush()?;
-            eprintln!("gen: wrote {n} lines in {:.2} s", t0.elapsed().as_secs_f64());
+            eprintln!(
+                "gen: wrote {n} lines in {:.2} s",
+                t0.elapsed().as_secs_f64()
+            );
             Ok(())
         }
     }

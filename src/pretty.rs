@@ -51,7 +51,11 @@ pub fn line(o: &Output) -> Option<String> {
             c.previous_level,
             c.owner.as_deref().unwrap_or("-")
         ),
-        Output::Tombstone(t) => format!("{}  {:<10} erased", short_time(&t.event_time), t.customer_id),
+        Output::Tombstone(t) => format!(
+            "{}  {:<10} erased",
+            short_time(&t.event_time),
+            t.customer_id
+        ),
         Output::DeadLetter(d) => format!(
             "{}  rejected {}:{}:{} {}: {}",
             short_time(&d.emitted_at),

@@ -70,7 +70,10 @@ fn open_in(p: &Path) -> Result<Box<dyn BufRead>, ReplayError> {
     if p.as_os_str() == "-" {
         return Ok(Box::new(BufReader::with_capacity(1 << 20, io::stdin())));
     }
-    let f = File::open(p).map_err(|source| ReplayError::Open { path: p.into(), source })?;
+    let f = File::open(p).map_err(|source| ReplayError::Open {
+        path: p.into(),
+        source,
+    })?;
     Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
 }
 
@@ -78,14 +81,21 @@ fn open_out(p: &Path) -> Result<Box<dyn Write>, ReplayError> {
     if p.as_os_str() == "-" {
         return Ok(Box::new(BufWriter::with_capacity(1 << 20, io::stdout())));
     }
-    let f = File::create(p).map_err(|source| ReplayError::Open { path: p.into(), source })?;
+    let f = File::create(p).map_err(|source| ReplayError::Open {
+        path: p.into(),
+        source,
+    })?;
     Ok(Box::new(BufWriter::with_capacity(1 << 20, f)))
 }
 
 /// Reads one line into `buf` without ever holding more than `max + 1` bytes of it (the
 /// rest of an oversized line is skipped, and its length is still counted). Returns the
 /// line's full length, or `None` at end of input.
-fn read_line_bounded(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<Option<usize>> {
+fn read_line_bounded(
+    r: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<usize>> {
     buf.clear();
     let mut total = 0usize;
     let mut any = false;
@@ -155,9 +165,9 @@ pub fn replay(settings: Arc<Settings>, opts: &ReplayOptions) -> Result<ReplaySum
             offset,
         };
         let outcome = if len > max {
-            // The line was cut while reading; hand the core a message it sees as too large.
-            line.resize(max + 1, b' ');
-            p.process(&line, src, &ctx, &mut outs)
+            // Only the first `max + 1` bytes were kept while reading.
+            p.reject_too_large(&line, len, src, &ctx, &mut outs);
+            Outcome::Rejected(RejectReason::TooLarge)
         } else {
             p.process(&line, src, &ctx, &mut outs)
         };
@@ -167,7 +177,14 @@ pub fn replay(settings: Arc<Settings>, opts: &ReplayOptions) -> Result<ReplaySum
             Outcome::Duplicate | Outcome::AlreadyApplied => sum.duplicates += 1,
             Outcome::Rejected(_) => sum.rejected += 1,
         }
-        write_outputs(&mut outs, &mut json, &mut output, dead.as_deref_mut(), opts.print, &mut sum)?;
+        write_outputs(
+            &mut outs,
+            &mut json,
+            &mut output,
+            dead.as_deref_mut(),
+            opts.print,
+            &mut sum,
+        )?;
         if opts.progress && sum.lines % 65_536 == 0 && last_progress.elapsed().as_secs() >= 2 {
             last_progress = Instant::now();
             let secs = started.elapsed().as_secs_f64();
@@ -182,7 +199,14 @@ pub fn replay(settings: Arc<Settings>, opts: &ReplayOptions) -> Result<ReplaySum
     }
     if let Some(until) = opts.until {
         p.advance_to(until, &ctx, &mut outs);
-        write_outputs(&mut outs, &mut json, &mut output, dead.as_deref_mut(), opts.print, &mut sum)?;
+        write_outputs(
+            &mut outs,
+            &mut json,
+            &mut output,
+            dead.as_deref_mut(),
+            opts.print,
+            &mut sum,
+        )?;
     }
     output.flush()?;
     if let Some(d) = dead.as_mut() {

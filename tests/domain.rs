@@ -26,18 +26,36 @@ fn l001_is_high() {
     // The table's condition holds from the first complaint (day 20): the warning is raised
     // then, with that moment's values, and not repeated at the second complaint.
     assert_eq!(w.iter().filter(|w| w.level == "high").count(), 1);
-    let high = w.iter().find(|w| w.level == "high").expect("a high warning");
+    let high = w
+        .iter()
+        .find(|w| w.level == "high")
+        .expect("a high warning");
     assert_eq!(high.event_time, format_rfc3339(at(20, 0)));
     assert_eq!(high.owner.as_deref(), Some("AM-007"));
-    let r = high.reasons.iter().find(|r| r.rule == "disengaged_with_complaints").unwrap();
+    let r = high
+        .reasons
+        .iter()
+        .find(|r| r.rule == "disengaged_with_complaints")
+        .unwrap();
     let vals: Vec<Option<f64>> = r.conditions.iter().map(|c| c.value).collect();
-    assert_eq!(vals, vec![Some(1.0), Some(0.0), Some(1.0)], "visits_30d, orders_90d, complaints_90d");
-    assert_eq!(high.due, format_rfc3339(at(20, 0) + DAY_MS), "due = event time + 24 h");
+    assert_eq!(
+        vals,
+        vec![Some(1.0), Some(0.0), Some(1.0)],
+        "visits_30d, orders_90d, complaints_90d"
+    );
+    assert_eq!(
+        high.due,
+        format_rfc3339(at(20, 0) + DAY_MS),
+        "due = event time + 24 h"
+    );
     assert!(high.action.contains("24 hours"));
     let p = h.profile("L001");
     assert_eq!(p.warning.level, "high");
     let w90 = &p.facts.windows[1];
-    assert_eq!((w90.days, w90.visits, w90.orders, w90.complaints), (90, 2, 0, 2));
+    assert_eq!(
+        (w90.days, w90.visits, w90.orders, w90.complaints),
+        (90, 2, 0, 2)
+    );
     assert_eq!(w90.satisfaction, Some(2.5));
 }
 
@@ -55,7 +73,11 @@ fn l002_is_medium() {
     assert_eq!(w.len(), 1, "raised once");
     assert_eq!(w[0].level, "medium");
     assert_eq!(w[0].reasons[0].rule, "few_orders_low_satisfaction");
-    assert_eq!(w[0].due, format_rfc3339(at(81, 0) + 7 * DAY_MS), "due = event time + 7 days");
+    assert_eq!(
+        w[0].due,
+        format_rfc3339(at(81, 0) + 7 * DAY_MS),
+        "due = event time + 7 days"
+    );
     assert_eq!(h.profile("L002").warning.level, "medium");
 }
 
@@ -77,7 +99,12 @@ fn l003_has_no_warning() {
 fn high_value_customer(h: &mut Harness, id: &str) {
     h.ev(id, "profile", at(0, 0), AM);
     for (i, d) in [0, 30, 60, 90, 120].iter().enumerate() {
-        h.ev(id, "order", at(*d, 3600 + i as i64), r#""amount":25000,"channel":"web","category":"wealth""#);
+        h.ev(
+            id,
+            "order",
+            at(*d, 3600 + i as i64),
+            r#""amount":25000,"channel":"web","category":"wealth""#,
+        );
     }
 }
 
@@ -85,8 +112,15 @@ fn high_value_customer(h: &mut Harness, id: &str) {
 fn tiers_follow_the_table_and_decay_with_time() {
     let mut h = Harness::new();
     high_value_customer(&mut h, "H1");
-    let changes = tier_changes(&h.take()).iter().map(|t| t.to.clone()).collect::<Vec<_>>();
-    assert_eq!(changes.last().map(String::as_str), Some("high_value"), "{changes:?}");
+    let changes = tier_changes(&h.take())
+        .iter()
+        .map(|t| t.to.clone())
+        .collect::<Vec<_>>();
+    assert_eq!(
+        changes.last().map(String::as_str),
+        Some("high_value"),
+        "{changes:?}"
+    );
     assert_eq!(changes[0], "regular", "a new customer gets a tier at once");
     // Last order on day 120: still high value on day 209, not on day 210 (90 days old).
     h.advance(at(209, 86_399));
@@ -95,9 +129,15 @@ fn tiers_follow_the_table_and_decay_with_time() {
     let outs = h.take();
     let t = tier_changes(&outs);
     assert_eq!(t.len(), 1);
-    assert_eq!((t[0].from.as_deref(), t[0].to.as_str()), (Some("high_value"), "potential"));
+    assert_eq!(
+        (t[0].from.as_deref(), t[0].to.as_str()),
+        (Some("high_value"), "potential")
+    );
     assert_eq!(t[0].trigger, "time");
-    assert_eq!(t[0].event_time, format_rfc3339(day_start(churnwatch::core::time::day_of(at(210, 0)))));
+    assert_eq!(
+        t[0].event_time,
+        format_rfc3339(day_start(churnwatch::core::time::day_of(at(210, 0))))
+    );
     assert!(t[0].action.contains("free trial"));
     assert_eq!(t[0].facts.recency_days, Some(90));
 }
@@ -116,7 +156,10 @@ fn a_high_value_customer_whose_frequency_fell_becomes_potential() {
     h.advance(at(395, 0));
     let outs = h.take();
     let t = tier_changes(&outs);
-    assert_eq!((t[0].from.as_deref(), t[0].to.as_str()), (Some("high_value"), "potential"));
+    assert_eq!(
+        (t[0].from.as_deref(), t[0].to.as_str()),
+        (Some("high_value"), "potential")
+    );
     assert_eq!(t[0].facts.windows[3].orders, 4);
 }
 
@@ -127,10 +170,21 @@ fn new_then_regular_then_churn_risk() {
     assert_eq!(h.profile("N1").tier, "new");
     h.advance(at(400, 0));
     let outs = h.take();
-    let path: Vec<(String, String)> = tier_changes(&outs).iter().map(|t| (t.to.clone(), t.event_time.clone())).collect();
+    let path: Vec<(String, String)> = tier_changes(&outs)
+        .iter()
+        .map(|t| (t.to.clone(), t.event_time.clone()))
+        .collect();
     assert_eq!(path[0].0, "new");
-    assert_eq!(path[1], ("regular".to_string(), format_rfc3339(at(30, 0))), "new for 30 days");
-    assert_eq!(path[2], ("churn_risk".to_string(), format_rfc3339(at(181, 0))), "more than 180 days since the last order");
+    assert_eq!(
+        path[1],
+        ("regular".to_string(), format_rfc3339(at(30, 0))),
+        "new for 30 days"
+    );
+    assert_eq!(
+        path[2],
+        ("churn_risk".to_string(), format_rfc3339(at(181, 0))),
+        "more than 180 days since the last order"
+    );
 }
 
 #[test]
@@ -140,7 +194,10 @@ fn silence_fires_when_90_days_pass_without_an_event() {
     h.ev("S1", "order", at(5, 7200), r#""amount":500"#);
     h.take();
     h.advance(at(94, 86_399));
-    assert!(warnings(&h.take()).is_empty(), "89 days and 23:59 h is not yet 90 days");
+    assert!(
+        warnings(&h.take()).is_empty(),
+        "89 days and 23:59 h is not yet 90 days"
+    );
     h.advance(at(95, 0));
     let outs = h.take();
     let w = warnings(&outs);
@@ -154,7 +211,9 @@ fn silence_fires_when_90_days_pass_without_an_event() {
     // An order ends the episode.
     h.ev("S1", "order", at(100, 0), r#""amount":500"#);
     let outs = h.take();
-    assert!(matches!(outs.iter().find(|o| matches!(o, Output::Cleared(_))), Some(Output::Cleared(c)) if c.previous_level == "medium"));
+    assert!(
+        matches!(outs.iter().find(|o| matches!(o, Output::Cleared(_))), Some(Output::Cleared(c)) if c.previous_level == "medium")
+    );
 }
 
 #[test]
@@ -164,20 +223,32 @@ fn a_warning_is_raised_once_per_episode_and_again_when_it_rises() {
     h.ev("E1", "survey", at(1, 0), r#""satisfaction":2"#); // medium: no orders, low satisfaction
     h.ev("E1", "visit", at(2, 0), "");
     h.ev("E1", "survey", at(3, 0), r#""satisfaction":2"#); // still medium: nothing new
-    let w: Vec<String> = warnings(&h.take()).iter().map(|w| w.level.to_string()).collect();
+    let w: Vec<String> = warnings(&h.take())
+        .iter()
+        .map(|w| w.level.to_string())
+        .collect();
     assert_eq!(w, vec!["medium"]);
     h.ev("E1", "complaint", at(4, 0), ""); // visits_30d 2 < 3, no orders, a complaint → high
     let outs = h.take();
     let w = warnings(&outs);
-    assert_eq!((w.len(), w[0].level, w[0].previous_level), (1, "high", "medium"));
+    assert_eq!(
+        (w.len(), w[0].level, w[0].previous_level),
+        (1, "high", "medium")
+    );
     h.ev("E1", "complaint", at(5, 0), "");
-    assert!(warnings(&h.take()).is_empty(), "no repeat while the condition holds");
+    assert!(
+        warnings(&h.take()).is_empty(),
+        "no repeat while the condition holds"
+    );
     // Recovery: two orders and good surveys; the complaints stay in the 90-day window but
     // orders_90d > 0 ends `high` and 2 orders end `medium`.
     h.ev("E1", "order", at(6, 0), r#""amount":100"#);
     h.ev("E1", "order", at(7, 0), r#""amount":100"#);
     let outs = h.take();
-    let cleared: Vec<_> = outs.iter().filter(|o| matches!(o, Output::Cleared(_))).collect();
+    let cleared: Vec<_> = outs
+        .iter()
+        .filter(|o| matches!(o, Output::Cleared(_)))
+        .collect();
     assert_eq!(cleared.len(), 1);
     assert_eq!(h.profile("E1").warning.level, "low");
 }
@@ -197,12 +268,22 @@ fn visit_drop_warns() {
     h.ev("V1", "visit", at(119, 0), "");
     let outs = h.take();
     let p = h.profile("V1");
-    assert_eq!(p.facts.visits_baseline, 30, "days 0–89: the 120 days before day 119 less the recent 30");
+    assert_eq!(
+        p.facts.visits_baseline, 30,
+        "days 0–89: the 120 days before day 119 less the recent 30"
+    );
     let w = warnings(&outs);
-    let drop = w.iter().find(|w| w.reasons.iter().any(|r| r.rule == "visit_drop")).expect("a visit-drop warning");
+    let drop = w
+        .iter()
+        .find(|w| w.reasons.iter().any(|r| r.rule == "visit_drop"))
+        .expect("a visit-drop warning");
     // Visits stop after day 87; 3 or fewer visits in 30 days against ~10 is a 70 % drop,
     // which happens after day 100 and not while the customer still visits regularly.
-    assert!(drop.event_time > format_rfc3339(at(100, 0)), "{}", drop.event_time);
+    assert!(
+        drop.event_time > format_rfc3339(at(100, 0)),
+        "{}",
+        drop.event_time
+    );
     assert!(p.facts.visit_drop_pct.unwrap() >= 70.0);
     assert_eq!(p.facts.preferred_channel.as_deref(), Some("app"));
 }
@@ -214,11 +295,24 @@ fn activity_score_and_risk_index_on_profiles() {
         h.ev("A1", "visit", at(100 + i, 0), "");
     }
     for i in 0..3 {
-        h.ev("A1", "campaign", at(150 + i, 0), r#""campaign_id":"C1","action":"converted""#);
+        h.ev(
+            "A1",
+            "campaign",
+            at(150 + i, 0),
+            r#""campaign_id":"C1","action":"converted""#,
+        );
     }
-    h.ev("A1", "campaign", at(160, 0), r#""campaign_id":"C1","action":"touched""#);
+    h.ev(
+        "A1",
+        "campaign",
+        at(160, 0),
+        r#""campaign_id":"C1","action":"touched""#,
+    );
     let p = h.profile("A1");
-    assert_eq!(p.facts.activity_score, 11.5, "(20 visits + 3 campaigns) / 2");
+    assert_eq!(
+        p.facts.activity_score, 11.5,
+        "(20 visits + 3 campaigns) / 2"
+    );
     assert_eq!(p.facts.windows[1].campaign_touches, 1);
 
     // 4 orders in days 91–180 before, 1 in the last 90, and one complaint:
@@ -256,7 +350,12 @@ fn churn_probability_follows_bgnbd_definitions() {
     h.ev("B1", "order", at(213, 60), r#""amount":10"#); // same day: not a new purchase day
     h.ev("B1", "visit", at(272, 0), "");
     let p = h.profile("B1");
-    let cdnow = BgNbdParams { r: 0.243, alpha: 4.414, a: 0.793, b: 2.426 };
+    let cdnow = BgNbdParams {
+        r: 0.243,
+        alpha: 4.414,
+        a: 0.793,
+        b: 2.426,
+    };
     let want = bgnbd::p_alive(&cdnow, 2.0, 213.0 / 7.0, 272.0 / 7.0);
     assert_eq!(p.facts.p_alive, Some(want));
     let e = bgnbd::expected_purchases(&cdnow, 30.0 / 7.0, 2.0, 213.0 / 7.0, 272.0 / 7.0);
@@ -283,7 +382,10 @@ fn reconsumed_offsets_are_skipped() {
     h.ev("O1", "order", at(0, 0), r#""amount":100"#);
     let off = h.offset;
     h.offset = off - 1; // the next send reuses offset `off`
-    assert_eq!(h.ev("O1", "order", at(1, 0), r#""amount":100"#), Outcome::AlreadyApplied);
+    assert_eq!(
+        h.ev("O1", "order", at(1, 0), r#""amount":100"#),
+        Outcome::AlreadyApplied
+    );
     assert_eq!(h.p.last_offset("O1"), Some(off));
 }
 
@@ -324,11 +426,21 @@ fn erase_forgets_and_leaves_a_tombstone() {
 fn abnormal_order_bursts_are_rejected_not_trusted() {
     let mut h = Harness::new();
     for i in 0..20 {
-        assert_eq!(h.ev("F1", "order", at(0, i), r#""amount":10"#), Outcome::Applied);
+        assert_eq!(
+            h.ev("F1", "order", at(0, i), r#""amount":10"#),
+            Outcome::Applied
+        );
     }
-    assert_eq!(h.ev("F1", "order", at(0, 30), r#""amount":10"#), Outcome::Rejected(RejectReason::AbnormalFrequency));
+    assert_eq!(
+        h.ev("F1", "order", at(0, 30), r#""amount":10"#),
+        Outcome::Rejected(RejectReason::AbnormalFrequency)
+    );
     assert_eq!(h.profile("F1").facts.lifetime_orders, 20);
-    assert_eq!(h.ev("F1", "order", at(0, 61), r#""amount":10"#), Outcome::Applied, "a new minute");
+    assert_eq!(
+        h.ev("F1", "order", at(0, 61), r#""amount":10"#),
+        Outcome::Applied,
+        "a new minute"
+    );
 }
 
 #[test]
@@ -345,7 +457,12 @@ fn rejections_go_to_dead_letters_without_changing_state() {
             assert_eq!(d.reason, "negative_amount");
             assert_eq!(d.source.offset, h.offset);
             use base64::Engine;
-            assert_eq!(base64::engine::general_purpose::STANDARD.decode(&d.original).unwrap(), bad);
+            assert_eq!(
+                base64::engine::general_purpose::STANDARD
+                    .decode(&d.original)
+                    .unwrap(),
+                bad
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -357,19 +474,24 @@ fn future_events_are_rejected_against_now() {
     let mut h = Harness::new();
     h.ctx.now = Some(at(10, 0));
     assert_eq!(h.ev("F", "visit", at(10, 3599), ""), Outcome::Applied);
-    assert_eq!(h.ev("F", "visit", at(10, 3601), ""), Outcome::Rejected(RejectReason::FutureTimestamp));
+    assert_eq!(
+        h.ev("F", "visit", at(10, 3601), ""),
+        Outcome::Rejected(RejectReason::FutureTimestamp)
+    );
 }
 
 #[test]
 fn rules_come_from_configuration() {
     let mut h = Harness::with_config(|c| {
         c.tiers.rules.truncate(0);
-        c.tiers.rules.push(churnwatch::core::settings::TierRuleConfig {
-            name: "vip".into(),
-            all: vec!["lifetime_orders >= 2".into()],
-            any: vec![],
-            action: "call".into(),
-        });
+        c.tiers
+            .rules
+            .push(churnwatch::core::settings::TierRuleConfig {
+                name: "vip".into(),
+                all: vec!["lifetime_orders >= 2".into()],
+                any: vec![],
+                action: "call".into(),
+            });
         c.warnings.high.sla = Some("2h".into());
     });
     h.ev("C1", "order", at(0, 0), r#""amount":1"#);

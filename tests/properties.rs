@@ -57,15 +57,33 @@ fn population() -> impl Strategy<Value = Vec<Vec<Ev>>> {
 
 fn extra(k: &K) -> (&'static str, String) {
     match k {
-        K::Order(c) => ("order", format!(r#""amount":{}.{:02},"channel":"{}","category":"{}""#, c / 100, c % 100, CHANNELS[(*c % 3) as usize], ["a", "b"][(*c % 2) as usize])),
+        K::Order(c) => (
+            "order",
+            format!(
+                r#""amount":{}.{:02},"channel":"{}","category":"{}""#,
+                c / 100,
+                c % 100,
+                CHANNELS[(*c % 3) as usize],
+                ["a", "b"][(*c % 2) as usize]
+            ),
+        ),
         K::Refund(c) => ("refund", format!(r#""amount":{}.{:02}"#, c / 100, c % 100)),
-        K::Visit(ch) => ("visit", format!(r#""channel":"{}""#, CHANNELS[*ch as usize])),
+        K::Visit(ch) => (
+            "visit",
+            format!(r#""channel":"{}""#, CHANNELS[*ch as usize]),
+        ),
         K::Complaint => ("complaint", String::new()),
         K::Resolved => ("complaint_resolved", String::new()),
         K::Survey(s, Some(n)) => ("survey", format!(r#""satisfaction":{s},"nps":{n}"#)),
         K::Survey(s, None) => ("survey", format!(r#""satisfaction":{s}"#)),
-        K::Touch => ("campaign", r#""campaign_id":"X","action":"touched""#.to_string()),
-        K::Convert => ("campaign", r#""campaign_id":"X","action":"converted""#.to_string()),
+        K::Touch => (
+            "campaign",
+            r#""campaign_id":"X","action":"touched""#.to_string(),
+        ),
+        K::Convert => (
+            "campaign",
+            r#""campaign_id":"X","action":"converted""#.to_string(),
+        ),
         K::Profile(a) => ("profile", format!(r#""account_manager":"AM-{a}""#)),
     }
 }
@@ -86,7 +104,11 @@ fn lines_of(pop: &[Vec<Ev>]) -> Vec<Vec<Line>> {
                 .map(|(j, (d, s, k))| {
                     let (kind, ex) = extra(k);
                     let ts = at(*d, *s);
-                    Line { ts, cust: ci, bytes: line(&format!("c{ci}-{j}"), &format!("C{ci}"), kind, ts, &ex) }
+                    Line {
+                        ts,
+                        cust: ci,
+                        bytes: line(&format!("c{ci}-{j}"), &format!("C{ci}"), kind, ts, &ex),
+                    }
                 })
                 .collect()
         })
@@ -132,7 +154,10 @@ fn run(h: &mut Harness, lines: &[Vec<u8>]) -> Run {
     }
     h.advance(at(UNTIL_DAYS, 0));
     let outs = h.take();
-    let dead_letters = outs.iter().filter(|o| matches!(o, Output::DeadLetter(_))).count();
+    let dead_letters = outs
+        .iter()
+        .filter(|o| matches!(o, Output::DeadLetter(_)))
+        .count();
     let outputs = json(&outs)
         .into_iter()
         .filter(|v| v["schema"] != "churnwatch.dead_letter.v1")
@@ -142,7 +167,11 @@ fn run(h: &mut Harness, lines: &[Vec<u8>]) -> Run {
             v
         })
         .collect();
-    Run { outputs, dead_letters, profiles: h.p.profiles_sorted() }
+    Run {
+        outputs,
+        dead_letters,
+        profiles: h.p.profiles_sorted(),
+    }
 }
 
 fn bytes(lines: &[Line]) -> Vec<Vec<u8>> {
@@ -152,7 +181,9 @@ fn bytes(lines: &[Line]) -> Vec<Vec<u8>> {
 fn by_customer(outputs: &[serde_json::Value]) -> BTreeMap<String, Vec<String>> {
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for o in outputs {
-        m.entry(o["customer_id"].as_str().unwrap().to_string()).or_default().push(o.to_string());
+        m.entry(o["customer_id"].as_str().unwrap().to_string())
+            .or_default()
+            .push(o.to_string());
     }
     m
 }
@@ -237,7 +268,7 @@ proptest! {
     /// The incremental record equals a from-scratch fold over the same events.
     #[test]
     fn incremental_equals_fold(evs in customer(), extra_days in 0i64..400) {
-        let per = lines_of(&[evs.clone()]);
+        let per = lines_of(std::slice::from_ref(&evs));
         let mut h = Harness::new();
         for l in &per[0] { h.send(&l.bytes); }
         let last = per[0].last().unwrap().ts;

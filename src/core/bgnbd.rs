@@ -96,32 +96,50 @@ mod tests {
 
     fn close(got: f64, want: f64) {
         let rel = ((got - want) / want).abs();
-        assert!(rel < 1e-9, "got {got:.15e}, want {want:.15e} (relative error {rel:e})");
+        assert!(
+            rel < 1e-9,
+            "got {got:.15e}, want {want:.15e} (relative error {rel:e})"
+        );
     }
 
     #[test]
     fn paper_example() {
         close(p_alive(&CDNOW, 2.0, 30.43, 38.86), 0.726578570081);
-        close(expected_purchases(&CDNOW, 26.0, 2.0, 30.43, 38.86), 0.861648660602);
-        close(expected_purchases(&CDNOW, 39.0, 2.0, 30.43, 38.86), 1.22602817477);
+        close(
+            expected_purchases(&CDNOW, 26.0, 2.0, 30.43, 38.86),
+            0.861648660602,
+        );
+        close(
+            expected_purchases(&CDNOW, 39.0, 2.0, 30.43, 38.86),
+            1.22602817477,
+        );
     }
 
     #[test]
     fn no_repeat_purchase() {
         assert_eq!(p_alive(&CDNOW, 0.0, 0.0, 38.86), 1.0);
-        close(expected_purchases(&CDNOW, 39.0, 0.0, 0.0, 38.86), 0.195098052011);
+        close(
+            expected_purchases(&CDNOW, 39.0, 0.0, 0.0, 38.86),
+            0.195098052011,
+        );
     }
 
     #[test]
     fn frequent_recent_buyer() {
         close(p_alive(&CDNOW, 20.0, 38.0, 39.0), 0.944001612829);
-        close(expected_purchases(&CDNOW, 39.0, 20.0, 38.0, 39.0), 13.343550342);
+        close(
+            expected_purchases(&CDNOW, 39.0, 20.0, 38.0, 39.0),
+            13.343550342,
+        );
     }
 
     #[test]
     fn frequent_buyer_long_gone() {
         close(p_alive(&CDNOW, 10.0, 5.0, 39.0), 2.28426795976e-06);
-        close(expected_purchases(&CDNOW, 26.0, 10.0, 5.0, 39.0), 1.18266845549e-05);
+        close(
+            expected_purchases(&CDNOW, 26.0, 10.0, 5.0, 39.0),
+            1.18266845549e-05,
+        );
     }
 
     #[test]

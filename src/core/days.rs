@@ -133,8 +133,9 @@ pub mod field {
     pub const TAGS: u8 = 128;
 }
 use field::{
-    AMOUNT as F_AMOUNT, COMPLAINTS as F_COMPLAINTS, CONVERSIONS as F_CONVERSIONS, ORDERS as F_ORDERS,
-    SURVEYS as F_SURVEYS, TAGS as F_TAGS, TOUCHES as F_TOUCHES, VISITS as F_VISITS,
+    AMOUNT as F_AMOUNT, COMPLAINTS as F_COMPLAINTS, CONVERSIONS as F_CONVERSIONS,
+    ORDERS as F_ORDERS, SURVEYS as F_SURVEYS, TAGS as F_TAGS, TOUCHES as F_TOUCHES,
+    VISITS as F_VISITS,
 };
 
 #[inline]
@@ -334,13 +335,21 @@ pub fn iter(blob: &[u8]) -> Iter<'_> {
 
 /// Whether `fp` was applied on `day`.
 pub fn contains(blob: &[u8], day: Day, fp: u32) -> bool {
-    iter(blob).find(|e| e.day >= day).is_some_and(|e| e.day == day && e.has_fp(fp))
+    iter(blob)
+        .find(|e| e.day >= day)
+        .is_some_and(|e| e.day == day && e.has_fp(fp))
 }
 
 /// Writes to `out` the history without days before `keep_from`, with `day` changed by
 /// `f` (created if absent, unless `day` is before `keep_from`). Returns `false` if `day`
 /// was not retained (and so `f` was not called).
-pub fn update(blob: &[u8], keep_from: Day, day: Day, out: &mut Vec<u8>, f: impl FnOnce(&mut DayData)) -> bool {
+pub fn update(
+    blob: &[u8],
+    keep_from: Day,
+    day: Day,
+    out: &mut Vec<u8>,
+    f: impl FnOnce(&mut DayData),
+) -> bool {
     out.clear();
     let mut f = Some(f);
     let mut apply = |d: &mut DayData, out: &mut Vec<u8>| {
@@ -407,7 +416,12 @@ mod tests {
     fn day() -> impl Strategy<Value = DayData> {
         (
             0..40_000i32,
-            (0..5u32, -1_000_000_000i64..1_000_000_000, 0..300u32, 0..3u32),
+            (
+                0..5u32,
+                -1_000_000_000i64..1_000_000_000,
+                0..300u32,
+                0..3u32,
+            ),
             (0..3u32, 0..200u32, 0..3u32, 0..3u32),
             proptest::collection::vec((0..1000u32, 1..5u32), 0..3),
             proptest::collection::vec(any::<u32>(), 0..6),
@@ -491,6 +505,9 @@ mod tests {
         let mut out = Vec::new();
         assert!(!prune(&blob, 5, &mut out));
         assert!(prune(&blob, 15, &mut out));
-        assert_eq!(decode_all(&out).iter().map(|d| d.day).collect::<Vec<_>>(), vec![20, 30]);
+        assert_eq!(
+            decode_all(&out).iter().map(|d| d.day).collect::<Vec<_>>(),
+            vec![20, 30]
+        );
     }
 }

@@ -325,7 +325,11 @@ struct Wire<'a> {
 /// Decodes and validates one message. `now` is the current time if the caller knows it
 /// (wall clock in the service, `--until` in replay); events further ahead than
 /// `limits.max_future_skew_ms` are rejected so one bad clock cannot fire every timer.
-pub fn decode<'a>(bytes: &'a [u8], limits: &Limits, now: Option<Ts>) -> Result<Event<'a>, Rejection> {
+pub fn decode<'a>(
+    bytes: &'a [u8],
+    limits: &Limits,
+    now: Option<Ts>,
+) -> Result<Event<'a>, Rejection> {
     if bytes.len() > limits.max_message_bytes {
         return Err(Rejection::new(
             RejectReason::TooLarge,
@@ -336,7 +340,8 @@ pub fn decode<'a>(bytes: &'a [u8], limits: &Limits, now: Option<Ts>) -> Result<E
             ),
         ));
     }
-    let wire: Wire<'a> = serde_json::from_slice(bytes).map_err(|e| classify_json_error(bytes, &e))?;
+    let wire: Wire<'a> =
+        serde_json::from_slice(bytes).map_err(|e| classify_json_error(bytes, &e))?;
     let mut customer_id = None;
     let result = validate(wire, limits, now, &mut customer_id);
     result.map_err(|mut r| {
@@ -447,7 +452,10 @@ fn validate<'a>(
         }
         EventKind::Campaign => {
             let campaign_id = label(wire.campaign_id, "campaign_id", limits)?.ok_or_else(|| {
-                Rejection::new(RejectReason::MissingField, "field `campaign_id` is required for a campaign event")
+                Rejection::new(
+                    RejectReason::MissingField,
+                    "field `campaign_id` is required for a campaign event",
+                )
             })?;
             let action = match wire.action.as_deref() {
                 Some("touched") => CampaignAction::Touched,
@@ -491,9 +499,16 @@ fn validate<'a>(
     })
 }
 
-fn required_id<'a>(v: Option<Cow<'a, str>>, field: &str, limits: &Limits) -> Result<Cow<'a, str>, Rejection> {
+fn required_id<'a>(
+    v: Option<Cow<'a, str>>,
+    field: &str,
+    limits: &Limits,
+) -> Result<Cow<'a, str>, Rejection> {
     match v {
-        None => Err(Rejection::new(RejectReason::MissingField, format!("field `{field}` is required"))),
+        None => Err(Rejection::new(
+            RejectReason::MissingField,
+            format!("field `{field}` is required"),
+        )),
         Some(s) if s.is_empty() => Err(Rejection::new(
             RejectReason::MissingField,
             format!("field `{field}` is empty"),
@@ -510,7 +525,11 @@ fn required_id<'a>(v: Option<Cow<'a, str>>, field: &str, limits: &Limits) -> Res
     }
 }
 
-fn label<'a>(v: Option<Cow<'a, str>>, field: &str, limits: &Limits) -> Result<Option<Cow<'a, str>>, Rejection> {
+fn label<'a>(
+    v: Option<Cow<'a, str>>,
+    field: &str,
+    limits: &Limits,
+) -> Result<Option<Cow<'a, str>>, Rejection> {
     match v {
         Some(s) if s.len() > limits.max_label_bytes => Err(Rejection::new(
             RejectReason::LabelTooLong,
@@ -526,9 +545,17 @@ fn label<'a>(v: Option<Cow<'a, str>>, field: &str, limits: &Limits) -> Result<Op
 }
 
 fn amount(v: Option<f64>, field: &str, limits: &Limits) -> Result<i64, Rejection> {
-    let a = v.ok_or_else(|| Rejection::new(RejectReason::MissingField, format!("field `{field}` is required")))?;
+    let a = v.ok_or_else(|| {
+        Rejection::new(
+            RejectReason::MissingField,
+            format!("field `{field}` is required"),
+        )
+    })?;
     if !a.is_finite() {
-        return Err(Rejection::new(RejectReason::OutOfRange, format!("field `{field}` is not finite")));
+        return Err(Rejection::new(
+            RejectReason::OutOfRange,
+            format!("field `{field}` is not finite"),
+        ));
     }
     if a < 0.0 {
         return Err(Rejection::new(
@@ -539,7 +566,10 @@ fn amount(v: Option<f64>, field: &str, limits: &Limits) -> Result<i64, Rejection
     if a > limits.max_amount {
         return Err(Rejection::new(
             RejectReason::OutOfRange,
-            format!("field `{field}` exceeds the limit (limits.max_amount = {})", limits.max_amount),
+            format!(
+                "field `{field}` exceeds the limit (limits.max_amount = {})",
+                limits.max_amount
+            ),
         ));
     }
     Ok((a * 100.0).round() as i64)
@@ -551,9 +581,10 @@ fn classify_json_error(bytes: &[u8], e: &serde_json::Error) -> Rejection {
     use serde_json::error::Category;
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
     match e.classify() {
-        Category::Data if first != Some(b'{') => {
-            Rejection::new(RejectReason::NotAnObject, "the message is JSON but not an object")
-        }
+        Category::Data if first != Some(b'{') => Rejection::new(
+            RejectReason::NotAnObject,
+            "the message is JSON but not an object",
+        ),
         Category::Data => {
             let msg = e.to_string();
             let field = msg
@@ -604,7 +635,11 @@ mod tests {
         assert_eq!(e.customer_id, "C001");
         assert_eq!(e.kind(), EventKind::Order);
         match e.payload {
-            Payload::Order { amount_cents, channel, category } => {
+            Payload::Order {
+                amount_cents,
+                channel,
+                category,
+            } => {
                 assert_eq!(amount_cents, 1_875_000);
                 assert_eq!(channel.as_deref(), Some("web"));
                 assert_eq!(category.as_deref(), Some("wealth"));
@@ -619,21 +654,45 @@ mod tests {
         assert_eq!(reason(b"\xff\xfe{}"), RejectReason::InvalidJson);
         assert_eq!(reason(b"[1,2]"), RejectReason::NotAnObject);
         assert_eq!(reason(b"42"), RejectReason::NotAnObject);
-        assert_eq!(reason(br#"{"event_id":"e","type":"visit","ts":"2026-01-01T00:00:00Z"}"#), RejectReason::MissingField);
-        assert_eq!(reason(br#"{"event_id":"e","customer_id":"","type":"visit","ts":"2026-01-01T00:00:00Z"}"#), RejectReason::MissingField);
-        assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"visit","ts":"yesterday"}"#), RejectReason::BadTimestamp);
-        assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"visit","ts":"2200-01-01T00:00:00Z"}"#), RejectReason::BadTimestamp);
+        assert_eq!(
+            reason(br#"{"event_id":"e","type":"visit","ts":"2026-01-01T00:00:00Z"}"#),
+            RejectReason::MissingField
+        );
+        assert_eq!(
+            reason(
+                br#"{"event_id":"e","customer_id":"","type":"visit","ts":"2026-01-01T00:00:00Z"}"#
+            ),
+            RejectReason::MissingField
+        );
+        assert_eq!(
+            reason(br#"{"event_id":"e","customer_id":"C","type":"visit","ts":"yesterday"}"#),
+            RejectReason::BadTimestamp
+        );
+        assert_eq!(
+            reason(
+                br#"{"event_id":"e","customer_id":"C","type":"visit","ts":"2200-01-01T00:00:00Z"}"#
+            ),
+            RejectReason::BadTimestamp
+        );
         assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":-5}"#), RejectReason::NegativeAmount);
         assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":1e300}"#), RejectReason::OutOfRange);
         assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":1e999}"#), RejectReason::InvalidJson);
         assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":"12"}"#), RejectReason::WrongType);
-        assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z"}"#), RejectReason::MissingField);
+        assert_eq!(
+            reason(
+                br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z"}"#
+            ),
+            RejectReason::MissingField
+        );
         assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"teleport","ts":"2026-01-01T00:00:00Z"}"#), RejectReason::UnknownType);
         assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"survey","ts":"2026-01-01T00:00:00Z","satisfaction":6}"#), RejectReason::OutOfRange);
         assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"survey","ts":"2026-01-01T00:00:00Z","nps":7.5}"#), RejectReason::OutOfRange);
         assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"survey","ts":"2026-01-01T00:00:00Z"}"#), RejectReason::MissingField);
         assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"campaign","ts":"2026-01-01T00:00:00Z","campaign_id":"X","action":"liked"}"#), RejectReason::InvalidValue);
-        let long_id = format!(r#"{{"event_id":"e","customer_id":"{}","type":"visit","ts":"2026-01-01T00:00:00Z"}}"#, "x".repeat(300));
+        let long_id = format!(
+            r#"{{"event_id":"e","customer_id":"{}","type":"visit","ts":"2026-01-01T00:00:00Z"}}"#,
+            "x".repeat(300)
+        );
         assert_eq!(reason(long_id.as_bytes()), RejectReason::IdTooLong);
         let big = vec![b' '; limits().max_message_bytes + 1];
         assert_eq!(reason(&big), RejectReason::TooLarge);
@@ -642,9 +701,16 @@ mod tests {
     #[test]
     fn future_events_are_rejected_against_the_given_clock() {
         let now = parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
-        let ev = br#"{"event_id":"e","customer_id":"C","type":"visit","ts":"2026-01-01T02:00:00Z"}"#;
-        assert_eq!(decode(ev, &limits(), Some(now)).unwrap_err().reason, RejectReason::FutureTimestamp);
-        assert!(decode(ev, &limits(), None).is_ok(), "no clock, no skew check");
+        let ev =
+            br#"{"event_id":"e","customer_id":"C","type":"visit","ts":"2026-01-01T02:00:00Z"}"#;
+        assert_eq!(
+            decode(ev, &limits(), Some(now)).unwrap_err().reason,
+            RejectReason::FutureTimestamp
+        );
+        assert!(
+            decode(ev, &limits(), None).is_ok(),
+            "no clock, no skew check"
+        );
     }
 
     #[test]

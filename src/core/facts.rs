@@ -87,7 +87,13 @@ fn opt_day(d: Day) -> Option<Day> {
 
 impl Facts {
     /// Computes the facts of `rec` with encoded history `history` at `now`.
-    pub fn compute(history: &[u8], rec: &Record, s: &Settings, now: Ts, labels: &Interner) -> Facts {
+    pub fn compute(
+        history: &[u8],
+        rec: &Record,
+        s: &Settings,
+        now: Ts,
+        labels: &Interner,
+    ) -> Facts {
         let today = day_of(now);
         let n = s.lengths.len();
         let mut sums = [Sums::default(); 16];
@@ -173,7 +179,9 @@ impl Facts {
     pub fn anchor(&self, a: DayAnchor) -> Option<Day> {
         match a {
             DayAnchor::LastOrder => self.last_order_day,
-            DayAnchor::LastOrderOrFirstSeen => Some(self.last_order_day.unwrap_or(self.first_seen_day)),
+            DayAnchor::LastOrderOrFirstSeen => {
+                Some(self.last_order_day.unwrap_or(self.first_seen_day))
+            }
             DayAnchor::FirstOrder => self.first_order_day,
             DayAnchor::FirstSeen => Some(self.first_seen_day),
         }
@@ -187,7 +195,11 @@ impl Facts {
     pub fn churn_risk_index(&self, s: &Settings) -> f64 {
         let recent = &self.sums[s.risk_len.0];
         let both = &self.sums[s.risk_len.1];
-        scores::churn_risk_index(recent.orders, both.orders - recent.orders, recent.complaints)
+        scores::churn_risk_index(
+            recent.orders,
+            both.orders - recent.orders,
+            recent.complaints,
+        )
     }
 
     /// Activity score over the activity window.
@@ -205,7 +217,12 @@ impl Facts {
     pub fn visit_drop_pct(&self, s: &Settings) -> Option<f64> {
         let recent = self.sums[s.visit_len.0].visits;
         let recent_days = s.lengths[s.visit_len.0];
-        scores::visit_drop_pct(recent, self.visits_baseline(s), recent_days, s.visit_baseline_days)
+        scores::visit_drop_pct(
+            recent,
+            self.visits_baseline(s),
+            recent_days,
+            s.visit_baseline_days,
+        )
     }
 
     /// BG/NBD expected purchases over the configured horizon.
@@ -235,7 +252,9 @@ impl Facts {
                     WindowMetric::Aov => return None,
                     WindowMetric::Visits => w.visits as f64,
                     WindowMetric::Complaints => w.complaints as f64,
-                    WindowMetric::Satisfaction if w.surveys > 0 => w.sat_tenths as f64 / 10.0 / w.surveys as f64,
+                    WindowMetric::Satisfaction if w.surveys > 0 => {
+                        w.sat_tenths as f64 / 10.0 / w.surveys as f64
+                    }
                     WindowMetric::Satisfaction => return None,
                     WindowMetric::Touches => w.touches as f64,
                     WindowMetric::Conversions => w.conversions as f64,

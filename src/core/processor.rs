@@ -20,8 +20,8 @@ use super::days;
 use super::event::{decode, CampaignAction, Event, EventKind, Payload, RejectReason};
 use super::facts::Facts;
 use super::output::{
-    schema, stable_id, ChurnWarning, ConditionValue, DeadLetter, FactsOut, Output, OutputKind, Profile, Reason,
-    SourceRef, TierChanged, Tombstone, WarningCleared, WarningState, WindowOut,
+    schema, stable_id, ChurnWarning, ConditionValue, DeadLetter, FactsOut, Output, OutputKind,
+    Profile, Reason, SourceRef, TierChanged, Tombstone, WarningCleared, WarningState, WindowOut,
 };
 use super::settings::{Level, Settings};
 use super::store::{label, Interner, Store, DIRTY, NO_DAY, NO_TIER};
@@ -103,8 +103,14 @@ pub struct Stats {
 }
 
 enum Trigger<'a> {
-    Event { event_id: &'a str, ts: Ts, source: Source<'a> },
-    Time { day: Day },
+    Event {
+        event_id: &'a str,
+        ts: Ts,
+        source: Source<'a>,
+    },
+    Time {
+        day: Day,
+    },
 }
 
 /// The per-partition processor.
@@ -196,7 +202,13 @@ impl Processor {
     }
 
     /// Decodes and applies one input message.
-    pub fn process(&mut self, bytes: &[u8], src: Source<'_>, ctx: &Ctx, out: &mut Vec<Output>) -> Outcome {
+    pub fn process(
+        &mut self,
+        bytes: &[u8],
+        src: Source<'_>,
+        ctx: &Ctx,
+        out: &mut Vec<Output>,
+    ) -> Outcome {
         match decode(bytes, &self.s.limits, ctx.now) {
             Ok(ev) => self.apply(&ev, src, ctx, out),
             Err(r) => {
@@ -221,20 +233,75 @@ impl Processor {
     }
 
     fn emitted_at(&self, ctx: &Ctx, event_time: Ts) -> String {
-        format_rfc3339(ctx.emitted_at.unwrap_or_else(|| self.max_ts.unwrap_or(event_time).max(event_time)))
+        format_rfc3339(
+            ctx.emitted_at
+                .unwrap_or_else(|| self.max_ts.unwrap_or(event_time).max(event_time)),
+        )
     }
 
-    fn reject(&mut self, bytes: &[u8], src: Source<'_>, ctx: &Ctx, reason: RejectReason, detail: String, out: &mut Vec<Output>) {
+    /// Dead-letters a message the adapter did not read whole because it is larger than
+    /// `limits.max_message_bytes`: `prefix` is what was read, `total_len` its real size.
+    pub fn reject_too_large(
+        &mut self,
+        prefix: &[u8],
+        total_len: usize,
+        src: Source<'_>,
+        ctx: &Ctx,
+        out: &mut Vec<Output>,
+    ) {
+        let detail = format!(
+            "message is {total_len} bytes; the limit (limits.max_message_bytes) is {}",
+            self.s.limits.max_message_bytes
+        );
+        self.reject_sized(
+            prefix,
+            total_len,
+            src,
+            ctx,
+            RejectReason::TooLarge,
+            detail,
+            out,
+        );
+    }
+
+    fn reject(
+        &mut self,
+        bytes: &[u8],
+        src: Source<'_>,
+        ctx: &Ctx,
+        reason: RejectReason,
+        detail: String,
+        out: &mut Vec<Output>,
+    ) {
+        self.reject_sized(bytes, bytes.len(), src, ctx, reason, detail, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reject_sized(
+        &mut self,
+        bytes: &[u8],
+        total_len: usize,
+        src: Source<'_>,
+        ctx: &Ctx,
+        reason: RejectReason,
+        detail: String,
+        out: &mut Vec<Output>,
+    ) {
         self.stats.rejected[reason.index()] += 1;
         let cut = bytes.len().min(self.s.limits.max_message_bytes);
         let dl = DeadLetter {
             schema: schema::DEAD_LETTER,
-            event_id: stable_id(&["dead_letter", src.topic, &src.partition.to_string(), &src.offset.to_string()]),
+            event_id: stable_id(&[
+                "dead_letter",
+                src.topic,
+                &src.partition.to_string(),
+                &src.offset.to_string(),
+            ]),
             reason: reason.code(),
             detail,
             original: base64::engine::general_purpose::STANDARD.encode(&bytes[..cut]),
-            original_bytes: bytes.len(),
-            truncated: cut < bytes.len(),
+            original_bytes: total_len,
+            truncated: cut < total_len,
             source: src.to_ref(),
             emitted_at: format_rfc3339(ctx.emitted_at.or(self.max_ts).unwrap_or(0)),
         };
@@ -242,7 +309,13 @@ impl Processor {
     }
 
     /// Applies a decoded event.
-    pub fn apply(&mut self, ev: &Event<'_>, src: Source<'_>, ctx: &Ctx, out: &mut Vec<Output>) -> Outcome {
+    pub fn apply(
+        &mut self,
+        ev: &Event<'_>,
+        src: Source<'_>,
+        ctx: &Ctx,
+        out: &mut Vec<Output>,
+    ) -> Outcome {
         let kind = ev.kind();
         let late = self.watermark.is_some_and(|w| ev.ts < w);
         if kind == EventKind::Erase {
@@ -293,7 +366,9 @@ impl Processor {
             self.work.extend_from_slice(&rec.days);
             if kind == EventKind::Order {
                 let minute = (ev.ts / 60_000) as i32;
-                if rec.burst_minute == minute && rec.burst_count as u32 >= self.s.limits.max_orders_per_minute {
+                if rec.burst_minute == minute
+                    && rec.burst_count as u32 >= self.s.limits.max_orders_per_minute
+                {
                     let detail = format!(
                         "more than {} orders from one customer within a minute (limits.max_orders_per_minute)",
                         self.s.limits.max_orders_per_minute
@@ -402,9 +477,13 @@ impl Processor {
         let mut tag_keys: [Option<u32>; 2] = [None, None];
         let mut profile: [Option<u32>; 4] = [None; 4];
         match &ev.payload {
-            Payload::Order { channel, category, .. } => {
+            Payload::Order {
+                channel, category, ..
+            } => {
                 tag_keys[0] = channel.as_deref().map(|c| self.labels.intern(c) << 1);
-                tag_keys[1] = category.as_deref().map(|c| (self.labels.intern(c) << 1) | 1);
+                tag_keys[1] = category
+                    .as_deref()
+                    .map(|c| (self.labels.intern(c) << 1) | 1);
             }
             Payload::Visit { channel } => {
                 tag_keys[0] = channel.as_deref().map(|c| self.labels.intern(c) << 1);
@@ -415,7 +494,10 @@ impl Processor {
                 region,
                 segment,
             } => {
-                for (i, v) in [account_manager, industry, region, segment].into_iter().enumerate() {
+                for (i, v) in [account_manager, industry, region, segment]
+                    .into_iter()
+                    .enumerate()
+                {
                     profile[i] = v.as_deref().map(|s| self.labels.intern(s));
                 }
             }
@@ -436,7 +518,9 @@ impl Processor {
                     d.orders = d.orders.saturating_add(1);
                     d.amount = d.amount.saturating_add(*amount_cents);
                 }
-                Payload::Refund { amount_cents } => d.amount = d.amount.saturating_sub(*amount_cents),
+                Payload::Refund { amount_cents } => {
+                    d.amount = d.amount.saturating_sub(*amount_cents)
+                }
                 Payload::Visit { .. } => d.visits = d.visits.saturating_add(1),
                 Payload::Complaint => d.complaints = d.complaints.saturating_add(1),
                 Payload::Survey {
@@ -472,7 +556,11 @@ impl Processor {
                 if new_day {
                     rec.purchase_days = rec.purchase_days.saturating_add(1);
                 }
-                rec.first_order_day = if rec.first_order_day == NO_DAY { ev_day } else { rec.first_order_day.min(ev_day) };
+                rec.first_order_day = if rec.first_order_day == NO_DAY {
+                    ev_day
+                } else {
+                    rec.first_order_day.min(ev_day)
+                };
                 rec.last_order_day = rec.last_order_day.max(ev_day);
                 let minute = (ev.ts / 60_000) as i32;
                 if minute > rec.burst_minute {
@@ -486,7 +574,9 @@ impl Processor {
                 rec.lifetime_value = rec.lifetime_value.saturating_sub(*amount_cents);
             }
             Payload::Complaint => rec.open_complaints = rec.open_complaints.saturating_add(1),
-            Payload::ComplaintResolved => rec.open_complaints = rec.open_complaints.saturating_sub(1),
+            Payload::ComplaintResolved => {
+                rec.open_complaints = rec.open_complaints.saturating_sub(1)
+            }
             Payload::Survey { nps: Some(n), .. } => rec.last_nps = *n,
             Payload::Profile { .. } => {
                 for (i, v) in profile.iter().enumerate() {
@@ -525,7 +615,11 @@ impl Processor {
 
         if tier_changed || raised || cleared {
             let (event_time, cause, source) = match &trigger {
-                Trigger::Event { event_id, ts, source } => (*ts, event_id.to_string(), Some(source.to_ref())),
+                Trigger::Event {
+                    event_id,
+                    ts,
+                    source,
+                } => (*ts, event_id.to_string(), Some(source.to_ref())),
                 Trigger::Time { day } => (day_start(*day), format!("t{day}"), None),
             };
             let trig = if source.is_some() { "event" } else { "time" };
@@ -533,19 +627,35 @@ impl Processor {
             let facts_out = facts_out(&facts, rec, &s, &self.labels);
             let cid = rec.id.to_string();
             let tier_name = s.tiers[tier].name.clone();
-            let owner = self.labels.name(rec.labels[label::ACCOUNT_MANAGER]).map(str::to_string);
+            let owner = self
+                .labels
+                .name(rec.labels[label::ACCOUNT_MANAGER])
+                .map(str::to_string);
             let mut outs = Vec::new();
             if tier_changed {
                 let from = (old_tier != NO_TIER).then(|| s.tiers[old_tier as usize].name.clone());
                 let t = &s.tiers[tier];
                 outs.push(Output::TierChanged(Box::new(TierChanged {
                     schema: schema::TIER_CHANGED,
-                    event_id: stable_id(&["tier_changed", &cid, &cause, from.as_deref().unwrap_or(""), &t.name]),
+                    event_id: stable_id(&[
+                        "tier_changed",
+                        &cid,
+                        &cause,
+                        from.as_deref().unwrap_or(""),
+                        &t.name,
+                    ]),
                     customer_id: cid.clone(),
                     from,
                     to: t.name.clone(),
-                    rule: if t.rule.is_some() { t.name.clone() } else { "fallback".into() },
-                    rule_text: t.rule.as_ref().map_or_else(|| "no other tier matched".into(), |r| r.to_string()),
+                    rule: if t.rule.is_some() {
+                        t.name.clone()
+                    } else {
+                        "fallback".into()
+                    },
+                    rule_text: t
+                        .rule
+                        .as_ref()
+                        .map_or_else(|| "no other tier matched".into(), |r| r.to_string()),
                     action: t.action.clone(),
                     trigger: trig,
                     event_time: format_rfc3339(event_time),
@@ -597,7 +707,11 @@ impl Processor {
 
         let ntiers = s.tiers.len();
         if tier_changed {
-            let from = if old_tier == NO_TIER { ntiers } else { old_tier as usize };
+            let from = if old_tier == NO_TIER {
+                ntiers
+            } else {
+                old_tier as usize
+            };
             self.stats.transitions[from * ntiers + tier] += 1;
             if old_tier != NO_TIER {
                 self.tier_counts[old_tier as usize] -= 1;
@@ -633,7 +747,9 @@ impl Processor {
 
     /// The input offset the customer's state reflects (−1 if none).
     pub fn last_offset(&self, customer_id: &str) -> Option<i64> {
-        self.store.get(customer_id).map(|s| self.store.rec(s).last_offset)
+        self.store
+            .get(customer_id)
+            .map(|s| self.store.rec(s).last_offset)
     }
 
     fn profile_of(&self, slot: u32) -> Profile {
@@ -641,7 +757,11 @@ impl Processor {
         let rec = self.store.rec(slot);
         let facts = Facts::compute(&rec.days, rec, &s, rec.clock, &self.labels);
         let get = |m| facts.get(m, &s);
-        let tier = if rec.tier == NO_TIER { s.fallback_tier() } else { rec.tier as usize };
+        let tier = if rec.tier == NO_TIER {
+            s.fallback_tier()
+        } else {
+            rec.tier as usize
+        };
         let level = Level::from_u8(rec.level);
         Profile {
             schema: schema::PROFILE,
@@ -650,7 +770,11 @@ impl Processor {
             action: s.tiers[tier].action.clone(),
             warning: WarningState {
                 level: level.name(),
-                reasons: if level > Level::Low { reasons(&s, &get) } else { Vec::new() },
+                reasons: if level > Level::Low {
+                    reasons(&s, &get)
+                } else {
+                    Vec::new()
+                },
             },
             facts: facts_out(&facts, rec, &s, &self.labels),
         }
@@ -671,7 +795,11 @@ impl Processor {
 
     /// Every customer's profile, sorted by customer id.
     pub fn profiles_sorted(&mut self) -> Vec<Profile> {
-        let mut slots: Vec<(String, u32)> = self.store.iter().map(|(s, r)| (r.id.to_string(), s)).collect();
+        let mut slots: Vec<(String, u32)> = self
+            .store
+            .iter()
+            .map(|(s, r)| (r.id.to_string(), s))
+            .collect();
         slots.sort();
         slots.into_iter().map(|(_, s)| self.profile_of(s)).collect()
     }
@@ -711,7 +839,11 @@ fn facts_out(f: &Facts, rec: &super::store::Record, s: &Settings, labels: &Inter
         recency_days: since(DayAnchor::LastOrder),
         days_without_order: since(DayAnchor::LastOrderOrFirstSeen).unwrap_or(0),
         tenure_days: tenure,
-        lifecycle: if tenure < s.new_customer_days as i64 { "new" } else { "existing" },
+        lifecycle: if tenure < s.new_customer_days as i64 {
+            "new"
+        } else {
+            "existing"
+        },
         first_seen: date(f.first_seen_day),
         first_order: f.first_order_day.map(date),
         last_order: f.last_order_day.map(date),
@@ -734,7 +866,10 @@ fn facts_out(f: &Facts, rec: &super::store::Record, s: &Settings, labels: &Inter
                     visits: w.visits,
                     complaints: w.complaints,
                     surveys: w.surveys,
-                    satisfaction: f.get(Metric::Window(super::rules::WindowMetric::Satisfaction, i as u8), s),
+                    satisfaction: f.get(
+                        Metric::Window(super::rules::WindowMetric::Satisfaction, i as u8),
+                        s,
+                    ),
                     campaign_touches: w.touches,
                     campaign_conversions: w.conversions,
                 }

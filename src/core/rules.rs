@@ -65,30 +65,86 @@ pub enum WindowMetric {
 impl WindowMetric {
     const ALL: [(WindowMetric, &'static str, &'static str); 8] = [
         (WindowMetric::Orders, "orders", "orders"),
-        (WindowMetric::Monetary, "monetary", "order value minus refunds"),
+        (
+            WindowMetric::Monetary,
+            "monetary",
+            "order value minus refunds",
+        ),
         (WindowMetric::Aov, "aov", "average order value"),
         (WindowMetric::Visits, "visits", "visits"),
         (WindowMetric::Complaints, "complaints", "complaints opened"),
-        (WindowMetric::Satisfaction, "satisfaction", "mean survey satisfaction"),
-        (WindowMetric::Touches, "campaign_touches", "campaign touches"),
-        (WindowMetric::Conversions, "campaign_conversions", "campaign conversions"),
+        (
+            WindowMetric::Satisfaction,
+            "satisfaction",
+            "mean survey satisfaction",
+        ),
+        (
+            WindowMetric::Touches,
+            "campaign_touches",
+            "campaign touches",
+        ),
+        (
+            WindowMetric::Conversions,
+            "campaign_conversions",
+            "campaign conversions",
+        ),
     ];
 }
 
 const SCALARS: [(Metric, &str, &str); 13] = [
-    (Metric::RecencyDays, "recency_days", "days since the last order"),
-    (Metric::DaysWithoutOrder, "days_without_order", "days without an order (since first seen if never ordered)"),
-    (Metric::DaysSinceFirstOrder, "days_since_first_order", "days since the first order"),
+    (
+        Metric::RecencyDays,
+        "recency_days",
+        "days since the last order",
+    ),
+    (
+        Metric::DaysWithoutOrder,
+        "days_without_order",
+        "days without an order (since first seen if never ordered)",
+    ),
+    (
+        Metric::DaysSinceFirstOrder,
+        "days_since_first_order",
+        "days since the first order",
+    ),
     (Metric::TenureDays, "tenure_days", "days since first seen"),
-    (Metric::LifetimeOrders, "lifetime_orders", "orders of all time"),
-    (Metric::LifetimeValue, "lifetime_value", "order value of all time minus refunds"),
+    (
+        Metric::LifetimeOrders,
+        "lifetime_orders",
+        "orders of all time",
+    ),
+    (
+        Metric::LifetimeValue,
+        "lifetime_value",
+        "order value of all time minus refunds",
+    ),
     (Metric::OpenComplaints, "open_complaints", "open complaints"),
     (Metric::LastNps, "last_nps", "the last NPS answer"),
-    (Metric::ActivityScore, "activity_score", "the activity score"),
-    (Metric::ChurnRiskIndex, "churn_risk_index", "the churn risk index"),
-    (Metric::VisitDropPct, "visit_drop_pct", "the visit drop against the baseline (%)"),
-    (Metric::VisitsBaseline, "visits_baseline", "visits in the baseline period"),
-    (Metric::PAlive, "p_alive", "the probability the customer is still active (BG/NBD)"),
+    (
+        Metric::ActivityScore,
+        "activity_score",
+        "the activity score",
+    ),
+    (
+        Metric::ChurnRiskIndex,
+        "churn_risk_index",
+        "the churn risk index",
+    ),
+    (
+        Metric::VisitDropPct,
+        "visit_drop_pct",
+        "the visit drop against the baseline (%)",
+    ),
+    (
+        Metric::VisitsBaseline,
+        "visits_baseline",
+        "visits in the baseline period",
+    ),
+    (
+        Metric::PAlive,
+        "p_alive",
+        "the probability the customer is still active (BG/NBD)",
+    ),
 ];
 
 impl Metric {
@@ -123,11 +179,22 @@ impl Metric {
     pub fn name(&self, windows: &[u16]) -> String {
         match self {
             Metric::Window(wm, i) => {
-                let prefix = WindowMetric::ALL.iter().find(|(m, _, _)| m == wm).map(|(_, p, _)| *p).unwrap_or("?");
-                format!("{prefix}_{}d", windows.get(*i as usize).copied().unwrap_or(0))
+                let prefix = WindowMetric::ALL
+                    .iter()
+                    .find(|(m, _, _)| m == wm)
+                    .map(|(_, p, _)| *p)
+                    .unwrap_or("?");
+                format!(
+                    "{prefix}_{}d",
+                    windows.get(*i as usize).copied().unwrap_or(0)
+                )
             }
             Metric::ExpectedPurchases => "expected_purchases".into(),
-            m => SCALARS.iter().find(|(s, _, _)| s == m).map(|(_, n, _)| n.to_string()).unwrap_or_default(),
+            m => SCALARS
+                .iter()
+                .find(|(s, _, _)| s == m)
+                .map(|(_, n, _)| n.to_string())
+                .unwrap_or_default(),
         }
     }
 
@@ -135,18 +202,31 @@ impl Metric {
     pub fn describe(&self, windows: &[u16]) -> String {
         match self {
             Metric::Window(wm, i) => {
-                let words = WindowMetric::ALL.iter().find(|(m, _, _)| m == wm).map(|(_, _, w)| *w).unwrap_or("?");
-                format!("{words} in the last {} days", windows.get(*i as usize).copied().unwrap_or(0))
+                let words = WindowMetric::ALL
+                    .iter()
+                    .find(|(m, _, _)| m == wm)
+                    .map(|(_, _, w)| *w)
+                    .unwrap_or("?");
+                format!(
+                    "{words} in the last {} days",
+                    windows.get(*i as usize).copied().unwrap_or(0)
+                )
             }
             Metric::ExpectedPurchases => "expected purchases over the horizon (BG/NBD)".into(),
-            m => SCALARS.iter().find(|(s, _, _)| s == m).map(|(_, _, w)| w.to_string()).unwrap_or_default(),
+            m => SCALARS
+                .iter()
+                .find(|(s, _, _)| s == m)
+                .map(|(_, _, w)| w.to_string())
+                .unwrap_or_default(),
         }
     }
 
     /// Values the metric can take, for finding impossible thresholds.
     pub fn domain(&self) -> (f64, f64) {
         match self {
-            Metric::Window(WindowMetric::Monetary, _) | Metric::LifetimeValue => (f64::NEG_INFINITY, f64::INFINITY),
+            Metric::Window(WindowMetric::Monetary, _) | Metric::LifetimeValue => {
+                (f64::NEG_INFINITY, f64::INFINITY)
+            }
             Metric::Window(WindowMetric::Satisfaction, _) => (1.0, 5.0),
             Metric::LastNps => (0.0, 10.0),
             Metric::PAlive => (0.0, 1.0),
@@ -256,15 +336,25 @@ impl Condition {
     /// Parses `metric op number`.
     pub fn parse(text: &str, windows: &[u16]) -> Result<Condition, String> {
         let t = text.trim();
-        let ops = [("<=", Op::Le), (">=", Op::Ge), ("==", Op::Eq), ("!=", Op::Ne), ("<", Op::Lt), (">", Op::Gt)];
+        let ops = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ];
         let (pos, sym, op) = ops
             .iter()
             .filter_map(|(s, o)| t.find(s).map(|p| (p, *s, *o)))
             .min_by_key(|(p, s, _)| (*p, std::cmp::Reverse(s.len())))
-            .ok_or_else(|| format!("condition `{t}` has no comparison; write it like `orders_365d >= 5`"))?;
+            .ok_or_else(|| {
+                format!("condition `{t}` has no comparison; write it like `orders_365d >= 5`")
+            })?;
         let name = t[..pos].trim();
         let num = t[pos + sym.len()..].trim().replace('_', "");
-        let metric = Metric::parse(name, windows).map_err(|e| format!("in condition `{t}`: {e}"))?;
+        let metric =
+            Metric::parse(name, windows).map_err(|e| format!("in condition `{t}`: {e}"))?;
         let value: f64 = num
             .parse()
             .ok()
@@ -286,7 +376,12 @@ impl Condition {
 
     /// The condition in words.
     pub fn describe(&self, windows: &[u16]) -> String {
-        format!("{} {} {}", self.metric.describe(windows), self.op.words(), fmt_num(self.value))
+        format!(
+            "{} {} {}",
+            self.metric.describe(windows),
+            self.op.words(),
+            fmt_num(self.value)
+        )
     }
 }
 
@@ -311,7 +406,12 @@ pub struct Rule {
 
 impl Rule {
     /// Parses a rule's condition lists.
-    pub fn parse(name: &str, all: &[String], any: &[String], windows: &[u16]) -> Result<Rule, String> {
+    pub fn parse(
+        name: &str,
+        all: &[String],
+        any: &[String],
+        windows: &[u16],
+    ) -> Result<Rule, String> {
         let parse = |v: &[String]| -> Result<Vec<Condition>, String> {
             v.iter()
                 .map(|c| Condition::parse(c, windows).map_err(|e| format!("rule `{name}`: {e}")))
@@ -323,7 +423,9 @@ impl Rule {
             any: parse(any)?,
         };
         if rule.all.is_empty() && rule.any.is_empty() {
-            return Err(format!("rule `{name}` has no conditions; give it `all = [...]` and/or `any = [...]`"));
+            return Err(format!(
+                "rule `{name}` has no conditions; give it `all = [...]` and/or `any = [...]`"
+            ));
         }
         if let Some(why) = rule.impossible() {
             return Err(format!("rule `{name}` can never match: {why}"));
@@ -334,7 +436,8 @@ impl Rule {
     /// Whether the rule matches.
     #[inline]
     pub fn matches(&self, get: &impl Fn(Metric) -> Option<f64>) -> bool {
-        self.all.iter().all(|c| c.holds(get)) && (self.any.is_empty() || self.any.iter().any(|c| c.holds(get)))
+        self.all.iter().all(|c| c.holds(get))
+            && (self.any.is_empty() || self.any.iter().any(|c| c.holds(get)))
     }
 
     /// Every condition, for timer derivation and explanations.
@@ -345,39 +448,56 @@ impl Rule {
     /// Why the `all` conditions can never hold together, if they cannot: each metric's
     /// allowed interval is intersected with its domain.
     fn impossible(&self) -> Option<String> {
-        let mut seen: Vec<(Metric, f64, bool, f64, bool, Vec<&str>)> = Vec::new();
+        /// The values of one metric that every `all` condition on it allows so far.
+        struct Allowed<'a> {
+            metric: Metric,
+            lo: f64,
+            lo_inc: bool,
+            hi: f64,
+            hi_inc: bool,
+            texts: Vec<&'a str>,
+        }
+        let mut seen: Vec<Allowed<'_>> = Vec::new();
         for c in &self.all {
-            let idx = match seen.iter().position(|s| s.0 == c.metric) {
+            let idx = match seen.iter().position(|s| s.metric == c.metric) {
                 Some(i) => i,
                 None => {
                     let (lo, hi) = c.metric.domain();
-                    seen.push((c.metric, lo, true, hi, true, Vec::new()));
+                    seen.push(Allowed {
+                        metric: c.metric,
+                        lo,
+                        lo_inc: true,
+                        hi,
+                        hi_inc: true,
+                        texts: Vec::new(),
+                    });
                     seen.len() - 1
                 }
             };
             let s = &mut seen[idx];
-            s.5.push(&c.text);
+            s.texts.push(&c.text);
             let v = c.value;
             match c.op {
-                Op::Lt if v < s.3 || (v == s.3 && s.4) => (s.3, s.4) = (v, false),
-                Op::Le if v < s.3 => (s.3, s.4) = (v, true),
-                Op::Gt if v > s.1 || (v == s.1 && s.2) => (s.1, s.2) = (v, false),
-                Op::Ge if v > s.1 => (s.1, s.2) = (v, true),
+                Op::Lt if v < s.hi || (v == s.hi && s.hi_inc) => (s.hi, s.hi_inc) = (v, false),
+                Op::Le if v < s.hi => (s.hi, s.hi_inc) = (v, true),
+                Op::Gt if v > s.lo || (v == s.lo && s.lo_inc) => (s.lo, s.lo_inc) = (v, false),
+                Op::Ge if v > s.lo => (s.lo, s.lo_inc) = (v, true),
                 Op::Eq => {
-                    let in_range = (v > s.1 || (v == s.1 && s.2)) && (v < s.3 || (v == s.3 && s.4));
+                    let in_range = (v > s.lo || (v == s.lo && s.lo_inc))
+                        && (v < s.hi || (v == s.hi && s.hi_inc));
                     if !in_range {
-                        s.1 = f64::INFINITY;
+                        s.lo = f64::INFINITY;
                     } else {
-                        (s.1, s.2, s.3, s.4) = (v, true, v, true);
+                        (s.lo, s.lo_inc, s.hi, s.hi_inc) = (v, true, v, true);
                     }
                 }
                 _ => {}
             }
         }
-        for (m, lo, lo_inc, hi, hi_inc, texts) in seen {
-            let empty = lo > hi || (lo == hi && !(lo_inc && hi_inc));
+        for a in seen {
+            let empty = a.lo > a.hi || (a.lo == a.hi && !(a.lo_inc && a.hi_inc));
             if empty {
-                let (dlo, dhi) = m.domain();
+                let (dlo, dhi) = a.metric.domain();
                 let domain = if dhi.is_infinite() && dlo == 0.0 {
                     " (it is never negative)".to_string()
                 } else if dhi.is_finite() && dlo.is_finite() {
@@ -385,7 +505,7 @@ impl Rule {
                 } else {
                     String::new()
                 };
-                return Some(format!("{} cannot all hold{domain}", texts.join(" and ")));
+                return Some(format!("{} cannot all hold{domain}", a.texts.join(" and ")));
             }
         }
         None
@@ -422,8 +542,16 @@ mod tests {
         assert_eq!(c.value, 100_000.0);
         assert_eq!(c.text, "monetary_365d >= 100000");
         assert_eq!(Condition::parse("recency_days<90", &W).unwrap().op, Op::Lt);
-        assert_eq!(Condition::parse("campaign_conversions_90d != 0", &W).unwrap().metric, Metric::Window(WindowMetric::Conversions, 1));
-        assert_eq!(Condition::parse("p_alive < 0.3", &W).unwrap().metric, Metric::PAlive);
+        assert_eq!(
+            Condition::parse("campaign_conversions_90d != 0", &W)
+                .unwrap()
+                .metric,
+            Metric::Window(WindowMetric::Conversions, 1)
+        );
+        assert_eq!(
+            Condition::parse("p_alive < 0.3", &W).unwrap().metric,
+            Metric::PAlive
+        );
     }
 
     #[test]
@@ -441,8 +569,14 @@ mod tests {
     #[test]
     fn finds_impossible_rules() {
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(Rule::parse("x", &s(&["orders_90d >= 5", "orders_90d < 3"]), &[], &W).unwrap_err().contains("never match"));
-        assert!(Rule::parse("x", &s(&["orders_90d < 0"]), &[], &W).unwrap_err().contains("never negative"));
+        assert!(
+            Rule::parse("x", &s(&["orders_90d >= 5", "orders_90d < 3"]), &[], &W)
+                .unwrap_err()
+                .contains("never match")
+        );
+        assert!(Rule::parse("x", &s(&["orders_90d < 0"]), &[], &W)
+            .unwrap_err()
+            .contains("never negative"));
         assert!(Rule::parse("x", &s(&["satisfaction_90d > 5"]), &[], &W).is_err());
         assert!(Rule::parse("x", &s(&["orders_90d == 2", "orders_90d > 2"]), &[], &W).is_err());
         assert!(Rule::parse("x", &s(&["orders_90d >= 1", "orders_90d <= 1"]), &[], &W).is_ok());
@@ -452,18 +586,32 @@ mod tests {
     #[test]
     fn evaluates_all_and_any() {
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let r = Rule::parse("x", &s(&["recency_days <= 180"]), &s(&["orders_365d >= 3", "monetary_365d >= 50000"]), &W).unwrap();
-        let get = |rec: f64, o: f64, m: f64| move |metric: Metric| match metric {
-            Metric::RecencyDays => Some(rec),
-            Metric::Window(WindowMetric::Orders, 3) => Some(o),
-            Metric::Window(WindowMetric::Monetary, 3) => Some(m),
-            _ => None,
+        let r = Rule::parse(
+            "x",
+            &s(&["recency_days <= 180"]),
+            &s(&["orders_365d >= 3", "monetary_365d >= 50000"]),
+            &W,
+        )
+        .unwrap();
+        let get = |rec: f64, o: f64, m: f64| {
+            move |metric: Metric| match metric {
+                Metric::RecencyDays => Some(rec),
+                Metric::Window(WindowMetric::Orders, 3) => Some(o),
+                Metric::Window(WindowMetric::Monetary, 3) => Some(m),
+                _ => None,
+            }
         };
         assert!(r.matches(&get(100.0, 3.0, 0.0)));
         assert!(r.matches(&get(100.0, 1.0, 60_000.0)));
         assert!(!r.matches(&get(100.0, 1.0, 10.0)));
         assert!(!r.matches(&get(200.0, 5.0, 60_000.0)));
-        assert!(!r.matches(&|_| None), "absent metrics make conditions false");
-        assert_eq!(r.to_string(), "recency_days <= 180 AND (orders_365d >= 3 OR monetary_365d >= 50000)");
+        assert!(
+            !r.matches(&|_| None),
+            "absent metrics make conditions false"
+        );
+        assert_eq!(
+            r.to_string(),
+            "recency_days <= 180 AND (orders_365d >= 3 OR monetary_365d >= 50000)"
+        );
     }
 }

@@ -22,7 +22,12 @@ pub fn churn_risk_index(orders_recent: u32, orders_previous: u32, complaints: u3
 
 /// Visit drop in percent: recent visits against the baseline average scaled to the
 /// recent period's length. `None` when the baseline had no visits.
-pub fn visit_drop_pct(recent: u32, baseline: u32, recent_days: u16, baseline_days: u16) -> Option<f64> {
+pub fn visit_drop_pct(
+    recent: u32,
+    baseline: u32,
+    recent_days: u16,
+    baseline_days: u16,
+) -> Option<f64> {
     if baseline == 0 || baseline_days == 0 {
         return None;
     }
@@ -71,7 +76,11 @@ mod tests {
     fn risk_index() {
         assert_eq!(churn_risk_index(1, 4, 0), 75.0);
         assert_eq!(churn_risk_index(5, 4, 0), 0.0, "growth is no decline");
-        assert_eq!(churn_risk_index(0, 0, 1), 50.0, "no earlier orders: complaints only");
+        assert_eq!(
+            churn_risk_index(0, 0, 1),
+            50.0,
+            "no earlier orders: complaints only"
+        );
         assert_eq!(churn_risk_index(2, 4, 2), 150.0);
     }
 

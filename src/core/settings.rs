@@ -323,21 +323,26 @@ impl CoreConfig {
 
 fn duration(field: &str, v: &str) -> Result<i64, ConfigError> {
     parse_duration_ms(v).ok_or_else(|| {
-        ConfigError(format!("{field} = \"{v}\" is not a duration; write it like \"90s\", \"5m\", \"24h\" or \"7d\""))
+        ConfigError(format!(
+            "{field} = \"{v}\" is not a duration; write it like \"90s\", \"5m\", \"24h\" or \"7d\""
+        ))
     })
 }
 
 impl Settings {
     /// The default rule set, compiled.
     pub fn defaults() -> Settings {
-        Settings::compile(&CoreConfig::defaults()).expect("default rules compile (checked by tests)")
+        Settings::compile(&CoreConfig::defaults())
+            .expect("default rules compile (checked by tests)")
     }
 
     /// Validates and compiles a rule set. Errors say what to change.
     pub fn compile(c: &CoreConfig) -> Result<Settings, ConfigError> {
         let l = &c.limits;
         if l.max_message_bytes == 0 || l.max_id_bytes == 0 || l.max_label_bytes == 0 {
-            return Err(ConfigError("limits.max_message_bytes, max_id_bytes and max_label_bytes must be above 0".into()));
+            return Err(ConfigError(
+                "limits.max_message_bytes, max_id_bytes and max_label_bytes must be above 0".into(),
+            ));
         }
         if !(l.max_amount.is_finite() && l.max_amount > 0.0) || l.max_amount > 9e13 {
             return Err(ConfigError(format!(
@@ -346,10 +351,14 @@ impl Settings {
             )));
         }
         if l.max_orders_per_minute == 0 {
-            return Err(ConfigError("limits.max_orders_per_minute must be at least 1".into()));
+            return Err(ConfigError(
+                "limits.max_orders_per_minute must be at least 1".into(),
+            ));
         }
         if l.max_distinct_labels > u32::MAX / 4 {
-            return Err(ConfigError("limits.max_distinct_labels must be below 1,000,000,000".into()));
+            return Err(ConfigError(
+                "limits.max_distinct_labels must be below 1,000,000,000".into(),
+            ));
         }
         let limits = Limits {
             max_message_bytes: l.max_message_bytes,
@@ -365,10 +374,14 @@ impl Settings {
         let f = &c.facts;
         let windows = f.windows_days.clone();
         if windows.is_empty() {
-            return Err(ConfigError("facts.windows_days is empty; the default is [30, 90, 180, 365]".into()));
+            return Err(ConfigError(
+                "facts.windows_days is empty; the default is [30, 90, 180, 365]".into(),
+            ));
         }
         if windows.contains(&0) {
-            return Err(ConfigError("facts.windows_days contains 0; every window must be at least 1 day".into()));
+            return Err(ConfigError(
+                "facts.windows_days contains 0; every window must be at least 1 day".into(),
+            ));
         }
         for w in windows.windows(2) {
             if w[0] >= w[1] {
@@ -390,11 +403,21 @@ impl Settings {
         }
         let mut lengths: Vec<u16> = windows.clone();
         let risk2 = f.risk_window_days.checked_mul(2);
-        let visit_total = f.visit_drop_recent_days.checked_add(f.visit_drop_baseline_days);
+        let visit_total = f
+            .visit_drop_recent_days
+            .checked_add(f.visit_drop_baseline_days);
         let (Some(risk2), Some(visit_total)) = (risk2, visit_total) else {
-            return Err(ConfigError("facts periods are too long (at most 10 years of history are kept)".into()));
+            return Err(ConfigError(
+                "facts periods are too long (at most 10 years of history are kept)".into(),
+            ));
         };
-        lengths.extend([f.activity_window_days, f.risk_window_days, risk2, f.visit_drop_recent_days, visit_total]);
+        lengths.extend([
+            f.activity_window_days,
+            f.risk_window_days,
+            risk2,
+            f.visit_drop_recent_days,
+            visit_total,
+        ]);
         lengths.sort_unstable();
         lengths.dedup();
         let retention_days = *lengths.last().unwrap_or(&365);
@@ -404,15 +427,26 @@ impl Settings {
             )));
         }
         if lengths.len() > 16 {
-            return Err(ConfigError("at most 16 distinct period lengths (windows plus score periods) are supported".into()));
+            return Err(ConfigError(
+                "at most 16 distinct period lengths (windows plus score periods) are supported"
+                    .into(),
+            ));
         }
         let idx = |d: u16| lengths.iter().position(|x| *x == d).unwrap_or(0);
         let window_len = windows.iter().map(|w| idx(*w)).collect();
 
         let cp = &c.churn_probability;
-        for (name, v) in [("r", cp.r), ("alpha", cp.alpha), ("a", cp.a), ("b", cp.b), ("unit_days", cp.unit_days)] {
+        for (name, v) in [
+            ("r", cp.r),
+            ("alpha", cp.alpha),
+            ("a", cp.a),
+            ("b", cp.b),
+            ("unit_days", cp.unit_days),
+        ] {
             if !(v.is_finite() && v > 0.0) {
-                return Err(ConfigError(format!("churn_probability.{name} = {v} must be a positive number")));
+                return Err(ConfigError(format!(
+                    "churn_probability.{name} = {v} must be a positive number"
+                )));
             }
         }
         if (cp.a - 1.0).abs() < 1e-9 {
@@ -425,7 +459,10 @@ impl Settings {
         }
         let mut tiers = Vec::with_capacity(t.rules.len() + 1);
         for r in &t.rules {
-            if r.name.is_empty() || r.name == t.fallback || tiers.iter().any(|x: &Tier| x.name == r.name) {
+            if r.name.is_empty()
+                || r.name == t.fallback
+                || tiers.iter().any(|x: &Tier| x.name == r.name)
+            {
                 return Err(ConfigError(format!(
                     "tier name `{}` is empty or used twice (the fallback is `{}`); give each tier a unique name",
                     r.name, t.fallback
@@ -458,7 +495,10 @@ impl Settings {
                 }
             };
             if warnings.iter().any(|x: &WarningRule| x.rule.name == r.name) {
-                return Err(ConfigError(format!("warning rule name `{}` is used twice", r.name)));
+                return Err(ConfigError(format!(
+                    "warning rule name `{}` is used twice",
+                    r.name
+                )));
             }
             let rule = Rule::parse(&r.name, &r.all, &r.any, &windows).map_err(ConfigError)?;
             warnings.push(WarningRule { rule, level });
@@ -466,14 +506,19 @@ impl Settings {
         let sla = |name: &str, lc: &LevelConfig| -> Result<i64, ConfigError> {
             match &lc.sla {
                 Some(s) => duration(&format!("warnings.{name}.sla"), s),
-                None => Err(ConfigError(format!("warnings.{name}.sla is required, e.g. sla = \"24h\""))),
+                None => Err(ConfigError(format!(
+                    "warnings.{name}.sla is required, e.g. sla = \"24h\""
+                ))),
             }
         };
         let sla_ms = [0, sla("medium", &w.medium)?, sla("high", &w.high)?];
 
         let mut day_thresholds = Vec::new();
         let mut daily = false;
-        let all_rules = tiers.iter().filter_map(|t| t.rule.as_ref()).chain(warnings.iter().map(|w| &w.rule));
+        let all_rules = tiers
+            .iter()
+            .filter_map(|t| t.rule.as_ref())
+            .chain(warnings.iter().map(|w| &w.rule));
         for rule in all_rules {
             for cnd in rule.conditions() {
                 if let Some(anchor) = cnd.metric.day_counter() {
@@ -490,7 +535,10 @@ impl Settings {
             use super::days::field as fl;
             use super::rules::WindowMetric as W;
             let li = |d: u16| lengths.iter().position(|x| *x == d).unwrap_or(0);
-            let rules = tiers.iter().filter_map(|t| t.rule.as_ref()).chain(warnings.iter().map(|w| &w.rule));
+            let rules = tiers
+                .iter()
+                .filter_map(|t| t.rule.as_ref())
+                .chain(warnings.iter().map(|w| &w.rule));
             for cnd in rules.flat_map(|r| r.conditions()) {
                 let mut mark = |len: u16, bits: u8| rule_fields[li(len)] |= bits;
                 match cnd.metric {
@@ -507,7 +555,9 @@ impl Settings {
                             W::Conversions => fl::CONVERSIONS,
                         },
                     ),
-                    Metric::ActivityScore => mark(f.activity_window_days, fl::VISITS | fl::CONVERSIONS),
+                    Metric::ActivityScore => {
+                        mark(f.activity_window_days, fl::VISITS | fl::CONVERSIONS)
+                    }
                     Metric::ChurnRiskIndex => {
                         mark(f.risk_window_days, fl::ORDERS | fl::COMPLAINTS);
                         mark(risk2, fl::ORDERS);
@@ -544,7 +594,11 @@ impl Settings {
             tiers,
             warnings,
             sla_ms,
-            level_action: [w.low.action.clone(), w.medium.action.clone(), w.high.action.clone()],
+            level_action: [
+                w.low.action.clone(),
+                w.medium.action.clone(),
+                w.high.action.clone(),
+            ],
             day_thresholds,
             daily,
             rule_fields,
@@ -561,9 +615,20 @@ impl Settings {
         use std::fmt::Write;
         let w = &self.windows;
         let mut s = String::new();
-        let _ = writeln!(s, "Windows: {:?} days; history kept per customer: {} days.", w, self.retention_days);
-        let _ = writeln!(s, "Events later than {} s behind the newest are counted as late.", self.allowed_lateness_ms / 1000);
-        let _ = writeln!(s, "\nTiers (checked in this order; the first that matches wins):");
+        let _ = writeln!(
+            s,
+            "Windows: {:?} days; history kept per customer: {} days.",
+            w, self.retention_days
+        );
+        let _ = writeln!(
+            s,
+            "Events later than {} s behind the newest are counted as late.",
+            self.allowed_lateness_ms / 1000
+        );
+        let _ = writeln!(
+            s,
+            "\nTiers (checked in this order; the first that matches wins):"
+        );
         for (i, t) in self.tiers.iter().enumerate() {
             match &t.rule {
                 Some(r) => {
@@ -577,7 +642,13 @@ impl Settings {
         }
         let _ = writeln!(s, "\nChurn warnings (the highest matching level counts; raised when it rises, cleared when it falls to low):");
         for wr in &self.warnings {
-            let _ = writeln!(s, "  {} ({}) when {}", wr.rule.name, wr.level.name(), words(&wr.rule, w));
+            let _ = writeln!(
+                s,
+                "  {} ({}) when {}",
+                wr.rule.name,
+                wr.level.name(),
+                words(&wr.rule, w)
+            );
         }
         for lvl in [Level::High, Level::Medium] {
             let _ = writeln!(
@@ -588,7 +659,11 @@ impl Settings {
                 self.level_action[lvl as usize]
             );
         }
-        let _ = writeln!(s, "  low: no warning event; action: {}", self.level_action[0]);
+        let _ = writeln!(
+            s,
+            "  low: no warning event; action: {}",
+            self.level_action[0]
+        );
         match self.bgnbd {
             Some(p) => {
                 let _ = writeln!(
@@ -649,7 +724,10 @@ mod tests {
         assert_eq!(s.sla_ms[Level::High as usize], 86_400_000);
         assert!(!s.daily);
         let text = s.explain();
-        assert!(text.contains("high_value when days since the last order is below 90"), "{text}");
+        assert!(
+            text.contains("high_value when days since the last order is below 90"),
+            "{text}"
+        );
     }
 
     fn with(f: impl FnOnce(&mut CoreConfig)) -> Result<Settings, ConfigError> {
@@ -660,15 +738,38 @@ mod tests {
 
     #[test]
     fn bad_configs_say_what_to_fix() {
-        assert!(with(|c| c.facts.windows_days = vec![30, 30, 90]).unwrap_err().0.contains("remove the duplicate"));
-        assert!(with(|c| c.facts.windows_days = vec![90, 30]).unwrap_err().0.contains("ascending"));
+        assert!(with(|c| c.facts.windows_days = vec![30, 30, 90])
+            .unwrap_err()
+            .0
+            .contains("remove the duplicate"));
+        assert!(with(|c| c.facts.windows_days = vec![90, 30])
+            .unwrap_err()
+            .0
+            .contains("ascending"));
         assert!(with(|c| c.facts.windows_days = vec![]).is_err());
-        assert!(with(|c| c.time.allowed_lateness = "soon".into()).unwrap_err().0.contains("time.allowed_lateness"));
-        assert!(with(|c| c.warnings.rules[0].level = "urgent".into()).unwrap_err().0.contains("use `high` or `medium`"));
-        assert!(with(|c| c.tiers.rules[1].name = "high_value".into()).unwrap_err().0.contains("unique"));
-        assert!(with(|c| c.tiers.rules[0].all.push("orders_365d < 2".into())).unwrap_err().0.contains("never match"));
+        assert!(with(|c| c.time.allowed_lateness = "soon".into())
+            .unwrap_err()
+            .0
+            .contains("time.allowed_lateness"));
+        assert!(with(|c| c.warnings.rules[0].level = "urgent".into())
+            .unwrap_err()
+            .0
+            .contains("use `high` or `medium`"));
+        assert!(with(|c| c.tiers.rules[1].name = "high_value".into())
+            .unwrap_err()
+            .0
+            .contains("unique"));
+        assert!(
+            with(|c| c.tiers.rules[0].all.push("orders_365d < 2".into()))
+                .unwrap_err()
+                .0
+                .contains("never match")
+        );
         assert!(with(|c| c.churn_probability.a = 1.0).is_err());
-        assert!(with(|c| c.facts.windows_days = vec![30, 5000]).unwrap_err().0.contains("3660"));
+        assert!(with(|c| c.facts.windows_days = vec![30, 5000])
+            .unwrap_err()
+            .0
+            .contains("3660"));
     }
 
     #[test]

@@ -107,7 +107,12 @@ impl Record {
 
     /// Heap bytes owned by the record (beyond its fixed size).
     pub fn heap_bytes(&self) -> usize {
-        self.days.len() + if self.id.is_heap_allocated() { self.id.len() } else { 0 }
+        self.days.len()
+            + if self.id.is_heap_allocated() {
+                self.id.len()
+            } else {
+                0
+            }
     }
 }
 
@@ -130,7 +135,9 @@ impl Store {
     /// Slot of a customer.
     pub fn get(&self, id: &str) -> Option<u32> {
         let records = &self.records;
-        self.table.find(hash_id(id), |&s| records[s as usize].id == id).copied()
+        self.table
+            .find(hash_id(id), |&s| records[s as usize].id == id)
+            .copied()
     }
 
     /// Slot of a customer, creating the record if absent; `true` when created.
@@ -196,7 +203,9 @@ impl Store {
     /// Whether a slot holds a live record.
     #[inline]
     pub fn is_live(&self, slot: u32) -> bool {
-        self.records.get(slot as usize).is_some_and(|r| r.flags & LIVE != 0)
+        self.records
+            .get(slot as usize)
+            .is_some_and(|r| r.flags & LIVE != 0)
     }
 
     /// Live customers.
@@ -299,7 +308,11 @@ mod tests {
 
     #[test]
     fn record_is_compact() {
-        assert!(std::mem::size_of::<Record>() <= 120, "{}", std::mem::size_of::<Record>());
+        assert!(
+            std::mem::size_of::<Record>() <= 120,
+            "{}",
+            std::mem::size_of::<Record>()
+        );
     }
 
     #[test]

@@ -72,7 +72,10 @@ mod tests {
     fn days_and_instants_round_trip() {
         let ts = parse_rfc3339("2026-03-15T09:30:00Z").unwrap();
         assert_eq!(format_rfc3339(ts), "2026-03-15T09:30:00Z");
-        assert_eq!(day_start(day_of(ts)), parse_rfc3339("2026-03-15T00:00:00Z").unwrap());
+        assert_eq!(
+            day_start(day_of(ts)),
+            parse_rfc3339("2026-03-15T00:00:00Z").unwrap()
+        );
         assert_eq!(day_of(day_start(20_000)), 20_000);
         assert_eq!(
             parse_rfc3339("2026-03-15T10:30:00+01:00"),

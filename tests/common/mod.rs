@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use churnwatch::core::output::{Output, Profile};
 use churnwatch::core::time::{format_rfc3339, parse_rfc3339, Ts, DAY_MS};
-use churnwatch::core::{Ctx, CoreConfig, Outcome, Processor, Settings, Source};
+use churnwatch::core::{CoreConfig, Ctx, Outcome, Processor, Settings, Source};
 
 /// Day 0 of the test calendar: 2026-01-01T00:00:00Z.
 pub fn t0() -> Ts {
@@ -91,7 +91,9 @@ impl Harness {
 
 /// Outputs as JSON values.
 pub fn json(outs: &[Output]) -> Vec<serde_json::Value> {
-    outs.iter().map(|o| serde_json::from_slice(&o.to_json()).unwrap()).collect()
+    outs.iter()
+        .map(|o| serde_json::from_slice(&o.to_json()).unwrap())
+        .collect()
 }
 
 /// The warnings (raised) among outputs.

@@ -1,0 +1,143 @@
+//! Every output kind, produced from a generated workload, validates against its JSON
+//! Schema in `schemas/`; generated valid input validates against `input_event.json`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use churnwatch::core::time::parse_rfc3339;
+use churnwatch::gen::{GenOptions, Generator};
+use common::*;
+
+fn validator(name: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(name);
+    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"))
+}
+
+fn check(v: &jsonschema::Validator, what: &str, instance: &serde_json::Value) {
+    let errors: Vec<String> = v
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} does not match its schema: {errors:?}\n{instance}"
+    );
+}
+
+#[test]
+fn real_outputs_match_their_schemas() {
+    let validators: BTreeMap<&str, jsonschema::Validator> = [
+        ("churnwatch.tier_changed.v1", "tier_changed.v1.json"),
+        ("churnwatch.churn_warning.v1", "churn_warning.v1.json"),
+        (
+            "churnwatch.churn_warning_cleared.v1",
+            "churn_warning_cleared.v1.json",
+        ),
+        ("churnwatch.profile.v1", "profile.v1.json"),
+        (
+            "churnwatch.profile_tombstone.v1",
+            "profile_tombstone.v1.json",
+        ),
+        ("churnwatch.dead_letter.v1", "dead_letter.v1.json"),
+    ]
+    .into_iter()
+    .map(|(k, f)| (k, validator(f)))
+    .collect();
+    let input = validator("input_event.json");
+
+    let mut g = Generator::new(GenOptions {
+        customers: 400,
+        events: 40_000,
+        seed: 11,
+        duplicates: 0.01,
+        bad: 0.01,
+        ..Default::default()
+    });
+    let mut h = Harness::new();
+    let mut buf = Vec::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut valid_inputs = 0;
+    let mut n = 0;
+    while g.next_line(&mut buf) {
+        let outcome = h.send(&buf);
+        if matches!(outcome, churnwatch::core::Outcome::Applied) {
+            check(
+                &input,
+                "a generated event",
+                &serde_json::from_slice(&buf).unwrap(),
+            );
+            valid_inputs += 1;
+        }
+        n += 1;
+        if n % 5000 == 0 {
+            // Profiles as the Kafka runtime takes them, once per commit interval.
+            let mut outs = h.take();
+            h.p.drain_dirty(&mut outs);
+            validate_all(&validators, &outs, &mut seen);
+        }
+    }
+    h.advance(parse_rfc3339("2026-06-01T00:00:00Z").unwrap());
+    let mut outs = h.take();
+    h.p.drain_dirty(&mut outs);
+    validate_all(&validators, &outs, &mut seen);
+    for p in h.p.profiles_sorted() {
+        let v = serde_json::to_value(&p).unwrap();
+        check(&validators["churnwatch.profile.v1"], "a final profile", &v);
+    }
+    for k in validators.keys() {
+        assert!(
+            seen.get(*k).copied().unwrap_or(0) > 0,
+            "no {k} was produced: {seen:?}"
+        );
+    }
+    assert!(valid_inputs > 30_000);
+}
+
+fn validate_all(
+    validators: &BTreeMap<&str, jsonschema::Validator>,
+    outs: &[churnwatch::core::Output],
+    seen: &mut BTreeMap<String, usize>,
+) {
+    for v in json(outs) {
+        let schema = v["schema"].as_str().unwrap().to_string();
+        let val = validators
+            .get(schema.as_str())
+            .unwrap_or_else(|| panic!("no schema for {schema}"));
+        check(val, &schema, &v);
+        *seen.entry(schema).or_default() += 1;
+    }
+}
+
+#[test]
+fn the_schemas_reject_what_they_should() {
+    let v = validator("tier_changed.v1.json");
+    let mut h = Harness::new();
+    h.ev("C1", "order", at(0, 0), r#""amount":10"#);
+    let mut good = json(&h.take())[0].clone();
+    check(&v, "a tier change", &good);
+    let mut bad_time = good.clone();
+    bad_time["event_time"] = "yesterday".into();
+    assert!(
+        !v.is_valid(&bad_time),
+        "formats are checked: `yesterday` is no date-time"
+    );
+    good["trigger"] = "sometimes".into();
+    assert!(!v.is_valid(&good), "an unknown trigger must not validate");
+    let input = validator("input_event.json");
+    let bad: serde_json::Value = serde_json::from_str(
+        r#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z"}"#,
+    )
+    .unwrap();
+    assert!(
+        !input.is_valid(&bad),
+        "an order without amount must not validate"
+    );
+}
