@@ -45,6 +45,9 @@ impl Sums {
     }
 }
 
+/// Most distinct period lengths (windows plus score periods) a rule set may use.
+pub const MAX_LENGTHS: usize = 8;
+
 /// A customer's facts at `now`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Facts {
@@ -53,7 +56,7 @@ pub struct Facts {
     /// Its day.
     pub today: Day,
     /// Sums per period length (indexed like `Settings::lengths`).
-    pub sums: [Sums; 16],
+    pub sums: [Sums; MAX_LENGTHS],
     /// Lifetime orders.
     pub lifetime_orders: u32,
     /// Lifetime value, cents.
@@ -70,11 +73,8 @@ pub struct Facts {
     pub first_order_day: Option<Day>,
     /// Last order day.
     pub last_order_day: Option<Day>,
-    /// Most frequent channel in the longest window (label id, 0 = none).
-    pub channel: u32,
-    /// Most frequent category in the longest window (label id, 0 = none).
-    pub category: u32,
-    /// BG/NBD P(alive), if enabled and the customer ordered.
+    /// BG/NBD P(alive), if enabled and the customer ordered (computed when a rule uses
+    /// it, or by [`Facts::with_extras`] for outputs).
     pub p_alive: Option<f64>,
     /// Earliest day after `today` on which a day leaves a period in a way some rule can
     /// see (it carries a field a rule reads over that period).
@@ -86,21 +86,14 @@ fn opt_day(d: Day) -> Option<Day> {
 }
 
 impl Facts {
-    /// Computes the facts of `rec` with encoded history `history` at `now`.
-    pub fn compute(
-        history: &[u8],
-        rec: &Record,
-        s: &Settings,
-        now: Ts,
-        labels: &Interner,
-    ) -> Facts {
+    /// Computes the facts rules need for `rec` with encoded history `history` at `now`:
+    /// one pass over the history. P(alive) only if a rule uses it.
+    pub fn compute(history: &[u8], rec: &Record, s: &Settings, now: Ts) -> Facts {
         let today = day_of(now);
         let n = s.lengths.len();
-        let mut sums = [Sums::default(); 16];
+        let mut sums = [Sums::default(); MAX_LENGTHS];
         let mut next_expiry: Option<Day> = None;
         let mut entered = 0u16; // bit i: the oldest rule-relevant day of length i was seen
-        let longest_window = *s.windows.last().unwrap_or(&0) as i32;
-        let mut tags: smallvec::SmallVec<[(u32, u32); 8]> = smallvec::SmallVec::new();
         for d in days::iter(history) {
             let age = (today - d.day).max(0);
             let first = s.lengths.partition_point(|&l| (l as i32) <= age);
@@ -114,7 +107,49 @@ impl Facts {
                     }
                 }
             }
-            if age < longest_window {
+        }
+        let mut f = Facts {
+            now,
+            today,
+            sums,
+            lifetime_orders: rec.lifetime_orders,
+            lifetime_value: rec.lifetime_value,
+            purchase_days: rec.purchase_days,
+            open_complaints: rec.open_complaints,
+            last_nps: (rec.last_nps != NO_NPS).then_some(rec.last_nps),
+            first_seen_day: rec.first_seen_day,
+            first_order_day: opt_day(rec.first_order_day),
+            last_order_day: opt_day(rec.last_order_day),
+            p_alive: None,
+            next_expiry,
+        };
+        if s.daily {
+            f.p_alive = f.bgnbd_p_alive(s);
+        }
+        f
+    }
+
+    fn bgnbd_p_alive(&self, s: &Settings) -> Option<f64> {
+        let p = s.bgnbd?;
+        let (f, l) = (self.first_order_day?, self.last_order_day?);
+        let x = self.purchase_days.saturating_sub(1) as f64;
+        let t_x = (l - f) as f64 / s.unit_days;
+        let big_t = ((self.today - f).max(l - f)) as f64 / s.unit_days;
+        Some(bgnbd::p_alive(&p, x, t_x, big_t))
+    }
+
+    /// What outputs show beyond the rules' needs: P(alive) and the preferred channel and
+    /// category (most frequent in the longest window; ties go to the alphabetically first
+    /// label so the choice does not depend on interning order, which differs between
+    /// instances). Returns (channel id, category id); 0 = none.
+    pub fn with_extras(&mut self, history: &[u8], s: &Settings, labels: &Interner) -> (u32, u32) {
+        if self.p_alive.is_none() {
+            self.p_alive = self.bgnbd_p_alive(s);
+        }
+        let longest_window = *s.windows.last().unwrap_or(&0) as i32;
+        let mut tags: smallvec::SmallVec<[(u32, u32); 8]> = smallvec::SmallVec::new();
+        for d in days::iter(history) {
+            if (self.today - d.day).max(0) < longest_window {
                 for (k, c) in d.tags() {
                     match tags.iter_mut().find(|(x, _)| *x == k) {
                         Some((_, m)) => *m += c,
@@ -130,8 +165,6 @@ impl Facts {
                 best = match best {
                     None => Some((id, c)),
                     Some((bid, bc)) => {
-                        // Ties go to the alphabetically first label so the choice does not
-                        // depend on interning order (which differs between instances).
                         let better = c > bc || (c == bc && labels.name(id) < labels.name(bid));
                         Some(if better { (id, c) } else { (bid, bc) })
                     }
@@ -139,34 +172,7 @@ impl Facts {
             }
             best.map_or(0, |(id, _)| id)
         };
-        let first_order_day = opt_day(rec.first_order_day);
-        let last_order_day = opt_day(rec.last_order_day);
-        let p_alive = match (s.bgnbd, first_order_day, last_order_day) {
-            (Some(p), Some(f), Some(l)) => {
-                let x = rec.purchase_days.saturating_sub(1) as f64;
-                let t_x = (l - f) as f64 / s.unit_days;
-                let big_t = ((today - f).max(l - f)) as f64 / s.unit_days;
-                Some(bgnbd::p_alive(&p, x, t_x, big_t))
-            }
-            _ => None,
-        };
-        Facts {
-            now,
-            today,
-            sums,
-            lifetime_orders: rec.lifetime_orders,
-            lifetime_value: rec.lifetime_value,
-            purchase_days: rec.purchase_days,
-            open_complaints: rec.open_complaints,
-            last_nps: (rec.last_nps != NO_NPS).then_some(rec.last_nps),
-            first_seen_day: rec.first_seen_day,
-            first_order_day,
-            last_order_day,
-            channel: pick(0),
-            category: pick(1),
-            p_alive,
-            next_expiry,
-        }
+        (pick(0), pick(1))
     }
 
     /// Sums of window `i` of `Settings::windows`.

@@ -15,6 +15,7 @@ pub mod scores;
 pub mod settings;
 pub mod store;
 pub mod time;
+pub mod timers;
 
 pub use event::{EventKind, RejectReason};
 pub use output::{Output, OutputKind};

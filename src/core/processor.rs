@@ -9,8 +9,6 @@
 //! events interleave, nor on how customers are partitioned. The watermark only decides
 //! *when* a silent customer's deadlines fire.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -26,6 +24,7 @@ use super::output::{
 use super::settings::{Level, Settings};
 use super::store::{label, Interner, Store, DIRTY, NO_DAY, NO_TIER};
 use super::time::{day_of, day_start, format_rfc3339, Day, Ts};
+use super::timers::Timers;
 
 /// Where an input record came from. `offset` must grow within one processor; replay uses
 /// the line index.
@@ -118,7 +117,7 @@ pub struct Processor {
     s: Arc<Settings>,
     store: Store,
     labels: Interner,
-    timers: BinaryHeap<Reverse<(Day, u32)>>,
+    timers: Timers,
     max_ts: Option<Ts>,
     watermark: Option<Ts>,
     /// Working copy of the current customer's encoded history.
@@ -146,7 +145,7 @@ impl Processor {
             labels: Interner::new(settings.limits.max_distinct_labels),
             s: settings,
             store: Store::default(),
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             max_ts: None,
             watermark: None,
             work: Vec::with_capacity(1024),
@@ -178,7 +177,7 @@ impl Processor {
 
     /// Estimated resident bytes of customer state.
     pub fn state_bytes(&self) -> usize {
-        self.store.state_bytes() + self.timers.capacity() * 8
+        self.store.state_bytes() + self.timers.bytes()
     }
 
     /// Customers per tier (indexed like `Settings::tiers`).
@@ -426,18 +425,18 @@ impl Processor {
     fn fire_due(&mut self, ctx: &Ctx, out: &mut Vec<Output>) {
         let Some(wm) = self.watermark else { return };
         let today = day_of(wm);
-        while let Some(&Reverse((day, slot))) = self.timers.peek() {
-            if day > today {
-                break;
+        // Firing may schedule new deadlines that are also due; they land in later days'
+        // entries, which the loop reaches in turn.
+        while let Some((day, slots)) = self.timers.pop_due(today) {
+            for slot in slots {
+                if !self.store.is_live(slot) || self.store.rec(slot).timer_day != day {
+                    continue; // superseded deadline
+                }
+                self.work.clear();
+                self.work.extend_from_slice(&self.store.rec(slot).days);
+                self.fire(slot, day, ctx, out);
+                self.store_days(slot);
             }
-            self.timers.pop();
-            if !self.store.is_live(slot) || self.store.rec(slot).timer_day != day {
-                continue; // superseded deadline
-            }
-            self.work.clear();
-            self.work.extend_from_slice(&self.store.rec(slot).days);
-            self.fire(slot, day, ctx, out);
-            self.store_days(slot);
         }
     }
 
@@ -593,16 +592,15 @@ impl Processor {
     fn evaluate(&mut self, slot: u32, trigger: Trigger<'_>, ctx: &Ctx, out: &mut Vec<Output>) {
         let s = Arc::clone(&self.s);
         let rec = self.store.rec(slot);
-        let facts = Facts::compute(&self.work, rec, &s, rec.clock, &self.labels);
-        let get = |m| facts.get(m, &s);
+        let mut facts = Facts::compute(&self.work, rec, &s, rec.clock);
         let tier = s
             .tiers
             .iter()
-            .position(|t| t.rule.as_ref().is_none_or(|r| r.matches(&get)))
+            .position(|t| t.rule.as_ref().is_none_or(|r| r.matches(&|m| facts.get(m, &s))))
             .unwrap_or(s.fallback_tier());
         let mut level = Level::Low;
         for w in &s.warnings {
-            if w.level > level && w.rule.matches(&get) {
+            if w.level > level && w.rule.matches(&|m| facts.get(m, &s)) {
                 level = w.level;
             }
         }
@@ -624,7 +622,9 @@ impl Processor {
             };
             let trig = if source.is_some() { "event" } else { "time" };
             let emitted_at = self.emitted_at(ctx, event_time);
-            let facts_out = facts_out(&facts, rec, &s, &self.labels);
+            let tags = facts.with_extras(&self.work, &s, &self.labels);
+            let get = |m| facts.get(m, &s);
+            let facts_out = facts_out(&facts, tags, rec, &s, &self.labels);
             let cid = rec.id.to_string();
             let tier_name = s.tiers[tier].name.clone();
             let owner = self
@@ -734,7 +734,7 @@ impl Processor {
         if new_deadline != rec.timer_day {
             rec.timer_day = new_deadline;
             if new_deadline != NO_DAY {
-                self.timers.push(Reverse((new_deadline, slot)));
+                self.timers.push(new_deadline, slot);
             }
         }
     }
@@ -755,7 +755,8 @@ impl Processor {
     fn profile_of(&self, slot: u32) -> Profile {
         let s = Arc::clone(&self.s);
         let rec = self.store.rec(slot);
-        let facts = Facts::compute(&rec.days, rec, &s, rec.clock, &self.labels);
+        let mut facts = Facts::compute(&rec.days, rec, &s, rec.clock);
+        let tags = facts.with_extras(&rec.days, &s, &self.labels);
         let get = |m| facts.get(m, &s);
         let tier = if rec.tier == NO_TIER {
             s.fallback_tier()
@@ -776,7 +777,7 @@ impl Processor {
                     Vec::new()
                 },
             },
-            facts: facts_out(&facts, rec, &s, &self.labels),
+            facts: facts_out(&facts, tags, rec, &s, &self.labels),
         }
     }
 
@@ -829,7 +830,7 @@ fn date(day: Day) -> String {
     s.get(..10).unwrap_or(&s).to_string()
 }
 
-fn facts_out(f: &Facts, rec: &super::store::Record, s: &Settings, labels: &Interner) -> FactsOut {
+fn facts_out(f: &Facts, (channel, category): (u32, u32), rec: &super::store::Record, s: &Settings, labels: &Interner) -> FactsOut {
     use super::rules::{DayAnchor, Metric};
     let name = |id: u32| labels.name(id).map(str::to_string);
     let since = |a| f.anchor(a).map(|d| (f.today - d).max(0) as i64);
@@ -882,8 +883,8 @@ fn facts_out(f: &Facts, rec: &super::store::Record, s: &Settings, labels: &Inter
         p_alive: f.p_alive,
         expected_purchases: f.expected_purchases(s),
         horizon_days: s.horizon_days,
-        preferred_channel: name(f.channel),
-        preferred_category: name(f.category),
+        preferred_channel: name(channel),
+        preferred_category: name(category),
         account_manager: name(rec.labels[label::ACCOUNT_MANAGER]),
         industry: name(rec.labels[label::INDUSTRY]),
         region: name(rec.labels[label::REGION]),
