@@ -16,7 +16,10 @@ use churnwatch::gen::{GenOptions, Generator};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn events() -> (u32, Vec<Vec<u8>>) {
@@ -36,14 +39,22 @@ fn events() -> (u32, Vec<Vec<u8>>) {
     while g.next_line(&mut buf) {
         v.push(buf.clone());
     }
-    eprintln!("generated {} events for {customers} customers in {:.1} s", v.len(), t.elapsed().as_secs_f64());
+    eprintln!(
+        "generated {} events for {customers} customers in {:.1} s",
+        v.len(),
+        t.elapsed().as_secs_f64()
+    );
     (customers, v)
 }
 
 fn rss_bytes() -> usize {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<usize>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<usize>().ok())
+        })
         .map_or(0, |pages| pages * 4096)
 }
 
@@ -82,7 +93,13 @@ struct Run {
 }
 
 fn warm(settings: &Arc<Settings>, evs: &[Vec<u8>], upto: usize) -> Run {
-    let mut r = Run { p: Processor::new(settings.clone()), next: 0, start: upto, outs: Vec::new(), json: Vec::new() };
+    let mut r = Run {
+        p: Processor::new(settings.clone()),
+        next: 0,
+        start: upto,
+        outs: Vec::new(),
+        json: Vec::new(),
+    };
     for e in &evs[..upto] {
         step(&mut r, e);
     }
@@ -92,7 +109,11 @@ fn warm(settings: &Arc<Settings>, evs: &[Vec<u8>], upto: usize) -> Run {
 
 #[inline]
 fn step(r: &mut Run, e: &[u8]) {
-    let src = Source { topic: "bench", partition: 0, offset: r.next as i64 };
+    let src = Source {
+        topic: "bench",
+        partition: 0,
+        offset: r.next as i64,
+    };
     r.next += 1;
     black_box(r.p.process(e, src, &Ctx::default(), &mut r.outs));
     for o in r.outs.drain(..) {

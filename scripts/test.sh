@@ -19,11 +19,17 @@ cargo fmt --all -- --check
 step "lint (cargo clippy --all-targets -D warnings)"
 cargo clippy --all-targets --locked -- -D warnings
 
-step "tests (unit, property, fuzz, schema, CLI; benches are built by clippy above)"
-cargo test --locked --lib --bins --tests --examples
-
 step "doc tests"
 cargo test --locked --doc
 
+step "tests (unit, property, fuzz, schema, CLI; benches are built by clippy above)"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --locked --lib --bins --tests --examples 2>&1 | tee "$log"
+
+# One closing line for all test binaries together.
+passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s += $1} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
 echo
 echo "all checks passed"
+echo "tests: ${passed} passed, ${failed} failed"

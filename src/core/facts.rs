@@ -7,7 +7,7 @@ use super::days::{self, Entry};
 use super::rules::{DayAnchor, Metric, WindowMetric};
 use super::scores;
 use super::settings::Settings;
-use super::store::{Interner, Record, NO_DAY, NO_NPS};
+use super::store::{unpack, Interner, Record, NO_DAY, NO_NPS};
 use super::time::{day_of, Day, Ts};
 
 /// Sums over one period.
@@ -117,9 +117,9 @@ impl Facts {
             purchase_days: rec.purchase_days,
             open_complaints: rec.open_complaints,
             last_nps: (rec.last_nps != NO_NPS).then_some(rec.last_nps),
-            first_seen_day: rec.first_seen_day,
-            first_order_day: opt_day(rec.first_order_day),
-            last_order_day: opt_day(rec.last_order_day),
+            first_seen_day: unpack(rec.first_seen_day),
+            first_order_day: opt_day(unpack(rec.first_order_day)),
+            last_order_day: opt_day(unpack(rec.last_order_day)),
             p_alive: None,
             next_expiry,
         };

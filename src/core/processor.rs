@@ -22,7 +22,7 @@ use super::output::{
     Profile, Reason, SourceRef, TierChanged, Tombstone, WarningCleared, WarningState, WindowOut,
 };
 use super::settings::{Level, Settings};
-use super::store::{label, Interner, Store, DIRTY, NO_DAY, NO_TIER};
+use super::store::{label, pack, unpack, Interner, Store, DIRTY, NO_DAY, NO_TIER};
 use super::time::{day_of, day_start, format_rfc3339, Day, Ts};
 use super::timers::Timers;
 
@@ -101,6 +101,23 @@ pub struct Stats {
     pub timers_fired: u64,
 }
 
+/// Estimated bytes per part of the state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    /// Record slab (capacity).
+    pub records: usize,
+    /// History blobs and long ids, with allocator overhead.
+    pub histories: usize,
+    /// Id → slot table.
+    pub table: usize,
+    /// Deadline index.
+    pub timers: usize,
+    /// Deadline index entries (including superseded ones).
+    pub timer_entries: usize,
+    /// Label interner.
+    pub labels: usize,
+}
+
 enum Trigger<'a> {
     Event {
         event_id: &'a str,
@@ -173,6 +190,18 @@ impl Processor {
     /// Customers held.
     pub fn customers(&self) -> usize {
         self.store.len()
+    }
+
+    /// Estimated bytes of each part of the state (for metrics and the memory example).
+    pub fn memory(&self) -> Memory {
+        Memory {
+            records: self.store.records_bytes(),
+            histories: self.store.heap_bytes(),
+            table: self.store.table_bytes(),
+            timers: self.timers.bytes(),
+            timer_entries: self.timers.len(),
+            labels: self.labels.bytes(),
+        }
     }
 
     /// Estimated resident bytes of customer state.
@@ -429,7 +458,7 @@ impl Processor {
         // entries, which the loop reaches in turn.
         while let Some((day, slots)) = self.timers.pop_due(today) {
             for slot in slots {
-                if !self.store.is_live(slot) || self.store.rec(slot).timer_day != day {
+                if !self.store.is_live(slot) || unpack(self.store.rec(slot).timer_day) != day {
                     continue; // superseded deadline
                 }
                 self.work.clear();
@@ -442,7 +471,7 @@ impl Processor {
 
     fn catch_up(&mut self, slot: u32, upto: Day, ctx: &Ctx, out: &mut Vec<Output>) {
         loop {
-            let td = self.store.rec(slot).timer_day;
+            let td = unpack(self.store.rec(slot).timer_day);
             if td == NO_DAY || td > upto {
                 return;
             }
@@ -505,7 +534,7 @@ impl Processor {
         let rec = self.store.rec_mut(slot);
         rec.clock = rec.clock.max(ev.ts);
         let today = day_of(rec.clock);
-        rec.first_seen_day = rec.first_seen_day.min(ev_day);
+        rec.first_seen_day = pack(unpack(rec.first_seen_day).min(ev_day));
         let keep_from = today - self.s.retention_days as i32 + 1;
         // Was `ev_day` already a purchase day? Known exactly inside the retained history.
         let mut had_orders: Option<bool> = None;
@@ -548,19 +577,23 @@ impl Processor {
             Payload::Order { amount_cents, .. } => {
                 let new_day = match had_orders {
                     Some(had) => !had,
-                    None => ev_day != rec.first_order_day && ev_day != rec.last_order_day,
+                    None => {
+                        ev_day != unpack(rec.first_order_day)
+                            && ev_day != unpack(rec.last_order_day)
+                    }
                 };
                 rec.lifetime_orders = rec.lifetime_orders.saturating_add(1);
                 rec.lifetime_value = rec.lifetime_value.saturating_add(*amount_cents);
                 if new_day {
                     rec.purchase_days = rec.purchase_days.saturating_add(1);
                 }
-                rec.first_order_day = if rec.first_order_day == NO_DAY {
+                let first = unpack(rec.first_order_day);
+                rec.first_order_day = pack(if first == NO_DAY {
                     ev_day
                 } else {
-                    rec.first_order_day.min(ev_day)
-                };
-                rec.last_order_day = rec.last_order_day.max(ev_day);
+                    first.min(ev_day)
+                });
+                rec.last_order_day = pack(unpack(rec.last_order_day).max(ev_day));
                 let minute = (ev.ts / 60_000) as i32;
                 if minute > rec.burst_minute {
                     rec.burst_minute = minute;
@@ -580,7 +613,7 @@ impl Processor {
             Payload::Profile { .. } => {
                 for (i, v) in profile.iter().enumerate() {
                     if let Some(id) = v {
-                        rec.labels[i] = *id;
+                        rec.labels[i] = *id as u16;
                     }
                 }
             }
@@ -596,7 +629,11 @@ impl Processor {
         let tier = s
             .tiers
             .iter()
-            .position(|t| t.rule.as_ref().is_none_or(|r| r.matches(&|m| facts.get(m, &s))))
+            .position(|t| {
+                t.rule
+                    .as_ref()
+                    .is_none_or(|r| r.matches(&|m| facts.get(m, &s)))
+            })
             .unwrap_or(s.fallback_tier());
         let mut level = Level::Low;
         for w in &s.warnings {
@@ -629,7 +666,7 @@ impl Processor {
             let tier_name = s.tiers[tier].name.clone();
             let owner = self
                 .labels
-                .name(rec.labels[label::ACCOUNT_MANAGER])
+                .name(rec.labels[label::ACCOUNT_MANAGER] as u32)
                 .map(str::to_string);
             let mut outs = Vec::new();
             if tier_changed {
@@ -730,9 +767,9 @@ impl Processor {
         let rec = self.store.rec_mut(slot);
         rec.tier = tier as u8;
         rec.level = level as u8;
-        let new_deadline = deadline.unwrap_or(NO_DAY);
-        if new_deadline != rec.timer_day {
-            rec.timer_day = new_deadline;
+        let new_deadline = unpack(pack(deadline.unwrap_or(NO_DAY)));
+        if new_deadline != unpack(rec.timer_day) {
+            rec.timer_day = pack(new_deadline);
             if new_deadline != NO_DAY {
                 self.timers.push(new_deadline, slot);
             }
@@ -830,7 +867,13 @@ fn date(day: Day) -> String {
     s.get(..10).unwrap_or(&s).to_string()
 }
 
-fn facts_out(f: &Facts, (channel, category): (u32, u32), rec: &super::store::Record, s: &Settings, labels: &Interner) -> FactsOut {
+fn facts_out(
+    f: &Facts,
+    (channel, category): (u32, u32),
+    rec: &super::store::Record,
+    s: &Settings,
+    labels: &Interner,
+) -> FactsOut {
     use super::rules::{DayAnchor, Metric};
     let name = |id: u32| labels.name(id).map(str::to_string);
     let since = |a| f.anchor(a).map(|d| (f.today - d).max(0) as i64);
@@ -885,10 +928,10 @@ fn facts_out(f: &Facts, (channel, category): (u32, u32), rec: &super::store::Rec
         horizon_days: s.horizon_days,
         preferred_channel: name(channel),
         preferred_category: name(category),
-        account_manager: name(rec.labels[label::ACCOUNT_MANAGER]),
-        industry: name(rec.labels[label::INDUSTRY]),
-        region: name(rec.labels[label::REGION]),
-        segment: name(rec.labels[label::SEGMENT]),
+        account_manager: name(rec.labels[label::ACCOUNT_MANAGER] as u32),
+        industry: name(rec.labels[label::INDUSTRY] as u32),
+        region: name(rec.labels[label::REGION] as u32),
+        segment: name(rec.labels[label::SEGMENT] as u32),
     }
 }
 

@@ -59,7 +59,7 @@ impl Default for Limits {
             max_amount: 1e10,
             max_future_skew_ms: 3_600_000,
             max_orders_per_minute: 20,
-            max_distinct_labels: 100_000,
+            max_distinct_labels: 65_000,
         }
     }
 }

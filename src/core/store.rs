@@ -13,6 +13,33 @@ use super::time::{Day, Ts};
 
 /// "No day" marker for optional day fields.
 pub const NO_DAY: Day = i32::MIN;
+
+/// Stored form of [`NO_DAY`].
+const NO_DAY16: u16 = u16::MAX;
+
+/// A day number as stored in a record: days since 1970 fit 16 bits until 2149, and input
+/// is limited to 1970–2099. Out-of-range days (a deadline beyond 2149) mean "never".
+#[inline]
+pub fn pack(d: Day) -> u16 {
+    if (0..NO_DAY16 as Day).contains(&d) {
+        d as u16
+    } else {
+        NO_DAY16
+    }
+}
+
+/// A stored day back as a [`Day`] ([`NO_DAY`] when unset).
+#[inline]
+pub fn unpack(v: u16) -> Day {
+    if v == NO_DAY16 {
+        NO_DAY
+    } else {
+        v as Day
+    }
+}
+
+/// Most distinct labels a processor keeps (ids are 16 bits; 0 and 1 are reserved).
+pub const MAX_LABELS: u32 = u16::MAX as u32 - 2;
 /// "No tier yet" marker.
 pub const NO_TIER: u8 = u8::MAX;
 /// "No NPS answer" marker.
@@ -49,14 +76,14 @@ pub struct Record {
     pub clock: Ts,
     /// Lifetime order value minus refunds, cents.
     pub lifetime_value: i64,
-    /// First day seen.
-    pub first_seen_day: Day,
-    /// First order day or [`NO_DAY`].
-    pub first_order_day: Day,
-    /// Last order day or [`NO_DAY`].
-    pub last_order_day: Day,
-    /// Next deadline (day) at which time alone can change the facts, or [`NO_DAY`].
-    pub timer_day: Day,
+    /// First day seen ([`pack`]ed).
+    pub first_seen_day: u16,
+    /// First order day, [`pack`]ed ([`NO_DAY`] when none).
+    pub first_order_day: u16,
+    /// Last order day, [`pack`]ed.
+    pub last_order_day: u16,
+    /// Next deadline at which time alone can change a rule outcome, [`pack`]ed.
+    pub timer_day: u16,
     /// Lifetime orders.
     pub lifetime_orders: u32,
     /// Distinct purchase days.
@@ -64,7 +91,7 @@ pub struct Record {
     /// Minute of the latest order (for abnormal-frequency detection).
     pub burst_minute: i32,
     /// Profile labels (interned; 0 = unset).
-    pub labels: [u32; 4],
+    pub labels: [u16; 4],
     /// Open complaints.
     pub open_complaints: u16,
     /// Orders applied in `burst_minute`.
@@ -88,10 +115,10 @@ impl Record {
             last_offset: -1,
             clock: ts,
             lifetime_value: 0,
-            first_seen_day: super::time::day_of(ts),
-            first_order_day: NO_DAY,
-            last_order_day: NO_DAY,
-            timer_day: NO_DAY,
+            first_seen_day: pack(super::time::day_of(ts)),
+            first_order_day: NO_DAY16,
+            last_order_day: NO_DAY16,
+            timer_day: NO_DAY16,
             lifetime_orders: 0,
             purchase_days: 0,
             burst_minute: i32::MIN,
@@ -227,13 +254,24 @@ impl Store {
             .map(|(i, r)| (i as u32, r))
     }
 
-    /// Estimated resident bytes: slab capacity, table buckets and owned heap bytes
-    /// (plus allocator rounding of the history blobs).
-    pub fn state_bytes(&self) -> usize {
+    /// Bytes of the record slab (its capacity).
+    pub fn records_bytes(&self) -> usize {
         self.records.capacity() * std::mem::size_of::<Record>()
-            + self.table.capacity() * 5
-            + self.heap
-            + self.live * 8
+    }
+
+    /// Bytes of the id table (4-byte slots plus one control byte per bucket).
+    pub fn table_bytes(&self) -> usize {
+        self.table.capacity() * 5
+    }
+
+    /// Heap bytes of histories and long ids, with ~16 bytes of allocator overhead each.
+    pub fn heap_bytes(&self) -> usize {
+        self.heap + self.live * 16
+    }
+
+    /// Estimated resident bytes: slab capacity, table buckets and owned heap bytes.
+    pub fn state_bytes(&self) -> usize {
+        self.records_bytes() + self.table_bytes() + self.heap_bytes()
     }
 }
 
@@ -247,12 +285,17 @@ pub struct Interner {
 }
 
 impl Interner {
+    /// Approximate bytes held.
+    pub fn bytes(&self) -> usize {
+        self.names.capacity() * 24 + self.map.capacity() * 28
+    }
+
     /// An interner holding at most `cap` distinct labels.
     pub fn new(cap: u32) -> Interner {
         Interner {
             names: vec![CompactString::new(""), CompactString::new("other")],
             map: HashMap::new(),
-            cap,
+            cap: cap.min(MAX_LABELS),
         }
     }
 
@@ -313,6 +356,15 @@ mod tests {
             "{}",
             std::mem::size_of::<Record>()
         );
+    }
+
+    #[test]
+    fn days_pack_into_16_bits() {
+        assert_eq!(unpack(pack(20_500)), 20_500);
+        assert_eq!(unpack(pack(0)), 0);
+        assert_eq!(unpack(pack(NO_DAY)), NO_DAY);
+        assert_eq!(unpack(pack(70_000)), NO_DAY, "beyond 2149 is never");
+        assert_eq!(unpack(pack(-1)), NO_DAY);
     }
 
     #[test]

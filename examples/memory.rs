@@ -1,0 +1,61 @@
+//! Where state memory goes: record slab, history blobs, deadline index, hash table.
+//! `cargo run --release --example memory -- CUSTOMERS EVENTS`
+use churnwatch::core::{Ctx, Processor, Settings, Source};
+use churnwatch::gen::{GenOptions, Generator};
+use std::sync::Arc;
+fn rss() -> usize {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<usize>().ok())
+        })
+        .unwrap_or(0)
+        * 4096
+}
+fn main() {
+    let a: Vec<u64> = std::env::args()
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let (customers, events) = (
+        a.first().copied().unwrap_or(1_000_000) as u32,
+        a.get(1).copied().unwrap_or(5_000_000),
+    );
+    let mut g = Generator::new(GenOptions {
+        customers,
+        events,
+        seed: 42,
+        ..Default::default()
+    });
+    let mut p = Processor::new(Arc::new(Settings::defaults()));
+    let mut outs = Vec::new();
+    let mut buf = Vec::new();
+    let before = rss();
+    let mut i = 0i64;
+    while g.next_line(&mut buf) {
+        p.process(
+            &buf,
+            Source {
+                topic: "m",
+                partition: 0,
+                offset: i,
+            },
+            &Ctx::default(),
+            &mut outs,
+        );
+        outs.clear();
+        i += 1;
+    }
+    let after = rss();
+    let n = p.customers().max(1) as f64;
+    let m = p.memory();
+    println!(
+        "{} customers after {i} lines: RSS delta {:.0} B/customer",
+        p.customers(),
+        (after - before) as f64 / n
+    );
+    println!("  records (slab capacity) {:.0}, history blobs {:.0} (+allocator), id table {:.0}, deadline index {:.0} ({} entries), labels {:.0} B/customer",
+        m.records as f64 / n, m.histories as f64 / n, m.table as f64 / n, m.timers as f64 / n, m.timer_entries, m.labels as f64 / n);
+}
