@@ -2,7 +2,7 @@
 //! the same input gives the same output, byte for byte.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -287,11 +287,4 @@ fn write_outputs(
         }
     }
     Ok(())
-}
-
-/// Reads a whole small file (used by tests and `check-config`).
-pub fn read_all(p: &Path) -> io::Result<Vec<u8>> {
-    let mut v = Vec::new();
-    File::open(p)?.read_to_end(&mut v)?;
-    Ok(v)
 }

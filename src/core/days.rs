@@ -14,11 +14,9 @@ use smallvec::SmallVec;
 
 use super::time::Day;
 
-/// One active day, decoded (only for the day an event changes).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DayData {
-    /// Day number.
-    pub day: Day,
+/// The counters kept per day; summed over days they are a window's facts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
     /// Orders.
     pub orders: u32,
     /// Order value minus refunds, in cents.
@@ -35,6 +33,30 @@ pub struct DayData {
     pub touches: u32,
     /// Campaign conversions.
     pub conversions: u32,
+}
+
+impl Counts {
+    /// Adds another day's counters (saturating: sums never wrap, whatever the input).
+    #[inline]
+    pub fn add(&mut self, o: &Counts) {
+        self.orders = self.orders.saturating_add(o.orders);
+        self.amount = self.amount.saturating_add(o.amount);
+        self.visits = self.visits.saturating_add(o.visits);
+        self.complaints = self.complaints.saturating_add(o.complaints);
+        self.surveys = self.surveys.saturating_add(o.surveys);
+        self.sat_tenths = self.sat_tenths.saturating_add(o.sat_tenths);
+        self.touches = self.touches.saturating_add(o.touches);
+        self.conversions = self.conversions.saturating_add(o.conversions);
+    }
+}
+
+/// One active day, decoded (only for the day an event changes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayData {
+    /// Day number.
+    pub day: Day,
+    /// The day's counters.
+    pub counts: Counts,
     /// (tag key, count): key = label id << 1 | (0 channel, 1 category).
     pub tags: SmallVec<[(u32, u32); 2]>,
     /// Fingerprints of event ids applied on this day.
@@ -61,15 +83,16 @@ impl DayData {
     /// Appends this day's encoding to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         put(out, self.day.max(0) as u64);
+        let c = &self.counts;
         let mut mask = 0u8;
         for (flag, on) in [
-            (F_ORDERS, self.orders != 0),
-            (F_AMOUNT, self.amount != 0),
-            (F_VISITS, self.visits != 0),
-            (F_COMPLAINTS, self.complaints != 0),
-            (F_SURVEYS, self.surveys != 0),
-            (F_TOUCHES, self.touches != 0),
-            (F_CONVERSIONS, self.conversions != 0),
+            (F_ORDERS, c.orders != 0),
+            (F_AMOUNT, c.amount != 0),
+            (F_VISITS, c.visits != 0),
+            (F_COMPLAINTS, c.complaints != 0),
+            (F_SURVEYS, c.surveys != 0),
+            (F_TOUCHES, c.touches != 0),
+            (F_CONVERSIONS, c.conversions != 0),
             (F_TAGS, !self.tags.is_empty()),
         ] {
             if on {
@@ -77,27 +100,27 @@ impl DayData {
             }
         }
         out.push(mask);
-        if self.orders != 0 {
-            put(out, self.orders as u64);
+        if c.orders != 0 {
+            put(out, c.orders as u64);
         }
-        if self.amount != 0 {
-            put(out, zigzag(self.amount));
+        if c.amount != 0 {
+            put(out, zigzag(c.amount));
         }
-        if self.visits != 0 {
-            put(out, self.visits as u64);
+        if c.visits != 0 {
+            put(out, c.visits as u64);
         }
-        if self.complaints != 0 {
-            put(out, self.complaints as u64);
+        if c.complaints != 0 {
+            put(out, c.complaints as u64);
         }
-        if self.surveys != 0 {
-            put(out, self.surveys as u64);
-            put(out, self.sat_tenths as u64);
+        if c.surveys != 0 {
+            put(out, c.surveys as u64);
+            put(out, c.sat_tenths as u64);
         }
-        if self.touches != 0 {
-            put(out, self.touches as u64);
+        if c.touches != 0 {
+            put(out, c.touches as u64);
         }
-        if self.conversions != 0 {
-            put(out, self.conversions as u64);
+        if c.conversions != 0 {
+            put(out, c.conversions as u64);
         }
         if !self.tags.is_empty() {
             put(out, self.tags.len() as u64);
@@ -191,24 +214,10 @@ fn get32(b: &[u8], i: &mut usize) -> Option<u32> {
 pub struct Entry<'a> {
     /// Day number.
     pub day: Day,
-    /// Orders.
-    pub orders: u32,
-    /// Order value minus refunds, cents.
-    pub amount: i64,
-    /// Visits.
-    pub visits: u32,
-    /// Complaints opened.
-    pub complaints: u32,
-    /// Satisfaction answers.
-    pub surveys: u32,
-    /// Their sum in tenths.
-    pub sat_tenths: u32,
-    /// Campaign touches.
-    pub touches: u32,
-    /// Campaign conversions.
-    pub conversions: u32,
     /// Which fields are non-zero (`F_*` bits; see [`field`]).
     pub mask: u8,
+    /// The day's counters.
+    pub counts: Counts,
     ntags: u32,
     tags: &'a [u8],
     fps: &'a [u8],
@@ -234,14 +243,7 @@ impl<'a> Entry<'a> {
     pub fn to_data(&self) -> DayData {
         DayData {
             day: self.day,
-            orders: self.orders,
-            amount: self.amount,
-            visits: self.visits,
-            complaints: self.complaints,
-            surveys: self.surveys,
-            sat_tenths: self.sat_tenths,
-            touches: self.touches,
-            conversions: self.conversions,
+            counts: self.counts,
             tags: self.tags().collect(),
             fps: self
                 .fps
@@ -263,26 +265,26 @@ fn read_entry(b: &[u8], start: usize) -> Option<(Entry<'_>, usize)> {
         ..Default::default()
     };
     if mask & F_ORDERS != 0 {
-        e.orders = get32(b, &mut i)?;
+        e.counts.orders = get32(b, &mut i)?;
     }
     if mask & F_AMOUNT != 0 {
-        e.amount = unzigzag(get(b, &mut i)?);
+        e.counts.amount = unzigzag(get(b, &mut i)?);
     }
     if mask & F_VISITS != 0 {
-        e.visits = get32(b, &mut i)?;
+        e.counts.visits = get32(b, &mut i)?;
     }
     if mask & F_COMPLAINTS != 0 {
-        e.complaints = get32(b, &mut i)?;
+        e.counts.complaints = get32(b, &mut i)?;
     }
     if mask & F_SURVEYS != 0 {
-        e.surveys = get32(b, &mut i)?;
-        e.sat_tenths = get32(b, &mut i)?;
+        e.counts.surveys = get32(b, &mut i)?;
+        e.counts.sat_tenths = get32(b, &mut i)?;
     }
     if mask & F_TOUCHES != 0 {
-        e.touches = get32(b, &mut i)?;
+        e.counts.touches = get32(b, &mut i)?;
     }
     if mask & F_CONVERSIONS != 0 {
-        e.conversions = get32(b, &mut i)?;
+        e.counts.conversions = get32(b, &mut i)?;
     }
     if mask & F_TAGS != 0 {
         e.ntags = get32(b, &mut i)?;
@@ -428,14 +430,16 @@ mod tests {
         )
             .prop_map(|(day, (o, a, v, c), (s, st, t, cv), tags, fps)| DayData {
                 day,
-                orders: o,
-                amount: a,
-                visits: v,
-                complaints: c,
-                surveys: s,
-                sat_tenths: if s == 0 { 0 } else { st },
-                touches: t,
-                conversions: cv,
+                counts: Counts {
+                    orders: o,
+                    amount: a,
+                    visits: v,
+                    complaints: c,
+                    surveys: s,
+                    sat_tenths: if s == 0 { 0 } else { st },
+                    touches: t,
+                    conversions: cv,
+                },
                 tags: tags.into_iter().collect(),
                 fps: fps.into_iter().collect(),
             })
@@ -462,12 +466,12 @@ mod tests {
             let mut blob = Vec::new();
             encode_all(&days, &mut blob);
             let mut out = Vec::new();
-            let retained = update(&blob, keep_from, target, &mut out, |d| { d.visits += 1; d.fps.push(fp); });
+            let retained = update(&blob, keep_from, target, &mut out, |d| { d.counts.visits += 1; d.fps.push(fp); });
             let mut model: Vec<DayData> = days.into_iter().filter(|d| d.day >= keep_from).collect();
             if target >= keep_from {
                 match model.iter_mut().find(|d| d.day == target) {
-                    Some(d) => { d.visits += 1; d.fps.push(fp); }
-                    None => { let mut d = DayData::new(target); d.visits = 1; d.fps.push(fp); model.push(d); model.sort_by_key(|d| d.day); }
+                    Some(d) => { d.counts.visits += 1; d.fps.push(fp); }
+                    None => { let mut d = DayData::new(target); d.counts.visits = 1; d.fps.push(fp); model.push(d); model.sort_by_key(|d| d.day); }
                 }
             }
             prop_assert_eq!(retained, target >= keep_from);
@@ -480,7 +484,7 @@ mod tests {
             let _ = decode_all(&blob);
             let _ = contains(&blob, day, 7);
             let mut out = Vec::new();
-            let _ = update(&blob, 0, day, &mut out, |d| d.orders += 1);
+            let _ = update(&blob, 0, day, &mut out, |d| d.counts.orders += 1);
             let _ = prune(&blob, day, &mut out);
         }
     }
@@ -488,7 +492,7 @@ mod tests {
     #[test]
     fn a_typical_day_is_small() {
         let mut d = DayData::new(20_500);
-        d.visits = 1;
+        d.counts.visits = 1;
         d.tag(2);
         d.fps.push(7);
         let mut blob = Vec::new();

@@ -3,47 +3,15 @@
 //! P(alive), and the next day on which a window expiry changes any of them.
 
 use super::bgnbd;
-use super::days::{self, Entry};
+use super::days::{self, Counts};
 use super::rules::{DayAnchor, Metric, WindowMetric};
 use super::scores;
 use super::settings::Settings;
 use super::store::{unpack, Interner, Record, NO_DAY, NO_NPS};
 use super::time::{day_of, Day, Ts};
 
-/// Sums over one period.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Sums {
-    /// Orders.
-    pub orders: u32,
-    /// Order value minus refunds, cents.
-    pub amount: i64,
-    /// Visits.
-    pub visits: u32,
-    /// Complaints opened.
-    pub complaints: u32,
-    /// Satisfaction answers.
-    pub surveys: u32,
-    /// Their sum in tenths.
-    pub sat_tenths: u32,
-    /// Campaign touches.
-    pub touches: u32,
-    /// Campaign conversions.
-    pub conversions: u32,
-}
-
-impl Sums {
-    #[inline]
-    fn add(&mut self, d: &Entry<'_>) {
-        self.orders += d.orders;
-        self.amount = self.amount.saturating_add(d.amount);
-        self.visits += d.visits;
-        self.complaints += d.complaints;
-        self.surveys += d.surveys;
-        self.sat_tenths += d.sat_tenths;
-        self.touches += d.touches;
-        self.conversions += d.conversions;
-    }
-}
+/// Sums over one period: the day counters added up.
+pub type Sums = Counts;
 
 /// Most distinct period lengths (windows plus score periods) a rule set may use.
 pub const MAX_LENGTHS: usize = 8;
@@ -98,7 +66,7 @@ impl Facts {
             let age = (today - d.day).max(0);
             let first = s.lengths.partition_point(|&l| (l as i32) <= age);
             for (i, sum) in sums.iter_mut().enumerate().take(n).skip(first) {
-                sum.add(&d);
+                sum.add(&d.counts);
                 if entered & (1 << i) == 0 && d.mask & s.rule_fields[i] != 0 {
                     entered |= 1 << i;
                     let exp = d.day + s.lengths[i] as i32;

@@ -18,8 +18,8 @@ use super::days;
 use super::event::{decode, CampaignAction, Event, EventKind, Payload, RejectReason};
 use super::facts::Facts;
 use super::output::{
-    schema, stable_id, ChurnWarning, ConditionValue, DeadLetter, FactsOut, Output, OutputKind,
-    Profile, Reason, SourceRef, TierChanged, Tombstone, WarningCleared, WarningState, WindowOut,
+    schema, stable_id, ChurnWarning, ConditionValue, DeadLetter, FactsOut, Output, Profile, Reason,
+    SourceRef, TierChanged, Tombstone, WarningCleared, WarningState, WindowOut,
 };
 use super::settings::{Level, Settings};
 use super::store::{label, pack, unpack, Interner, Store, DIRTY, NO_DAY, NO_TIER};
@@ -540,27 +540,28 @@ impl Processor {
         let mut had_orders: Option<bool> = None;
         let payload = &ev.payload;
         let retained = days::update(&self.work, keep_from, ev_day, &mut self.scratch, |d| {
-            had_orders = Some(d.orders > 0);
+            had_orders = Some(d.counts.orders > 0);
+            let c = &mut d.counts;
             match payload {
                 Payload::Order { amount_cents, .. } => {
-                    d.orders = d.orders.saturating_add(1);
-                    d.amount = d.amount.saturating_add(*amount_cents);
+                    c.orders = c.orders.saturating_add(1);
+                    c.amount = c.amount.saturating_add(*amount_cents);
                 }
                 Payload::Refund { amount_cents } => {
-                    d.amount = d.amount.saturating_sub(*amount_cents)
+                    c.amount = c.amount.saturating_sub(*amount_cents)
                 }
-                Payload::Visit { .. } => d.visits = d.visits.saturating_add(1),
-                Payload::Complaint => d.complaints = d.complaints.saturating_add(1),
+                Payload::Visit { .. } => c.visits = c.visits.saturating_add(1),
+                Payload::Complaint => c.complaints = c.complaints.saturating_add(1),
                 Payload::Survey {
                     satisfaction_tenths: Some(sat),
                     ..
                 } => {
-                    d.surveys = d.surveys.saturating_add(1);
-                    d.sat_tenths = d.sat_tenths.saturating_add(*sat);
+                    c.surveys = c.surveys.saturating_add(1);
+                    c.sat_tenths = c.sat_tenths.saturating_add(*sat);
                 }
                 Payload::Campaign { action, .. } => match action {
-                    CampaignAction::Touched => d.touches = d.touches.saturating_add(1),
-                    CampaignAction::Converted => d.conversions = d.conversions.saturating_add(1),
+                    CampaignAction::Touched => c.touches = c.touches.saturating_add(1),
+                    CampaignAction::Converted => c.conversions = c.conversions.saturating_add(1),
                 },
                 _ => {}
             }
@@ -950,9 +951,4 @@ fn serialize_for_dead_letter(ev: &Event<'_>) -> Vec<u8> {
         "amount": amount,
     }))
     .unwrap_or_default()
-}
-
-/// Output kinds that are events (carry an event id) as opposed to keyed state.
-pub fn is_event_output(k: OutputKind) -> bool {
-    !matches!(k, OutputKind::Profile)
 }

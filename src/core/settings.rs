@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use super::rules::{DayAnchor, Metric, Rule};
-use super::time::{parse_duration_ms, DAY_MS};
+use super::time::parse_duration_ms;
 
 /// The embedded default rule set (`config/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -678,11 +678,6 @@ impl Settings {
         }
         s
     }
-
-    /// Milliseconds of a day count (for SLA arithmetic in callers).
-    pub fn days_ms(days: u16) -> i64 {
-        days as i64 * DAY_MS
-    }
 }
 
 fn words(r: &Rule, w: &[u16]) -> String {
@@ -697,17 +692,6 @@ fn words(r: &Rule, w: &[u16]) -> String {
         s.push_str(&any.join(" or "));
     }
     s
-}
-
-/// Metric lookup used by [`Metric`] evaluation elsewhere; kept here so the list of
-/// continuous metrics and day counters stays next to the settings that use it.
-pub fn uses_metric(settings: &Settings, m: Metric) -> bool {
-    settings
-        .tiers
-        .iter()
-        .filter_map(|t| t.rule.as_ref())
-        .chain(settings.warnings.iter().map(|w| &w.rule))
-        .any(|r| r.conditions().any(|c| c.metric == m))
 }
 
 #[cfg(test)]
