@@ -14,6 +14,9 @@ use smallvec::SmallVec;
 
 use super::time::Day;
 
+/// Distinct channel/category tags kept per day (the rest count as "other").
+pub const MAX_TAGS_PER_DAY: usize = 8;
+
 /// The counters kept per day; summed over days they are a window's facts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -72,12 +75,28 @@ impl DayData {
         }
     }
 
-    /// Adds one to a tag's count.
+    /// Adds one to a tag's count. A day keeps at most [`MAX_TAGS_PER_DAY`] distinct tags;
+    /// further ones count as "other" (label id 1) so one customer cannot grow a day
+    /// without bound.
     pub fn tag(&mut self, key: u32) {
+        let key =
+            if self.tags.len() >= MAX_TAGS_PER_DAY && !self.tags.iter().any(|(k, _)| *k == key) {
+                (1 << 1) | (key & 1)
+            } else {
+                key
+            };
         match self.tags.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, n)) => *n += 1,
+            Some((_, n)) => *n = n.saturating_add(1),
             None => self.tags.push((key, 1)),
         }
+    }
+
+    /// Remembers an event id's fingerprint, forgetting the day's oldest one beyond `cap`.
+    pub fn remember(&mut self, fp: u32, cap: u32) {
+        if self.fps.len() >= cap.max(1) as usize {
+            self.fps.remove(0);
+        }
+        self.fps.push(fp);
     }
 
     /// Appends this day's encoding to `out`.
@@ -499,6 +518,19 @@ mod tests {
         d.encode(&mut blob);
         // 3 bytes of day, mask, visits, one tag (3), fingerprint count and 4 bytes.
         assert!(blob.len() <= 13, "{} bytes", blob.len());
+    }
+
+    #[test]
+    fn a_day_is_bounded() {
+        let mut d = DayData::new(1);
+        for k in 0..100u32 {
+            d.tag((k + 2) << 1); // ids 0 and 1 are "unset" and "other"
+            d.remember(k, 16);
+        }
+        assert_eq!(d.tags.len(), MAX_TAGS_PER_DAY + 1, "eight tags and other");
+        assert_eq!(d.tags.iter().map(|(_, n)| n).sum::<u32>(), 100);
+        assert_eq!(d.fps.len(), 16);
+        assert_eq!(d.fps[0], 84, "the oldest are forgotten first");
     }
 
     #[test]

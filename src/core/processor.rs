@@ -539,6 +539,7 @@ impl Processor {
         // Was `ev_day` already a purchase day? Known exactly inside the retained history.
         let mut had_orders: Option<bool> = None;
         let payload = &ev.payload;
+        let id_cap = self.s.limits.max_ids_per_customer_day;
         let retained = days::update(&self.work, keep_from, ev_day, &mut self.scratch, |d| {
             had_orders = Some(d.counts.orders > 0);
             let c = &mut d.counts;
@@ -568,7 +569,7 @@ impl Processor {
             for k in tag_keys.into_iter().flatten() {
                 d.tag(k);
             }
-            d.fps.push(fp);
+            d.remember(fp, id_cap);
         });
         std::mem::swap(&mut self.work, &mut self.scratch);
         if !retained {

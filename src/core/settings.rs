@@ -29,6 +29,8 @@ pub struct LimitsConfig {
     pub max_orders_per_minute: u32,
     /// Distinct label values remembered per processor.
     pub max_distinct_labels: u32,
+    /// Event ids remembered per customer and day (bounds duplicate-detection memory).
+    pub max_ids_per_customer_day: u32,
 }
 
 /// Compiled limits.
@@ -48,6 +50,8 @@ pub struct Limits {
     pub max_orders_per_minute: u32,
     /// Distinct label values.
     pub max_distinct_labels: u32,
+    /// Event ids remembered per customer and day.
+    pub max_ids_per_customer_day: u32,
 }
 
 impl Default for Limits {
@@ -60,6 +64,7 @@ impl Default for Limits {
             max_future_skew_ms: 3_600_000,
             max_orders_per_minute: 20,
             max_distinct_labels: 65_000,
+            max_ids_per_customer_day: 128,
         }
     }
 }
@@ -350,6 +355,11 @@ impl Settings {
                 l.max_amount
             )));
         }
+        if l.max_ids_per_customer_day == 0 {
+            return Err(ConfigError(
+                "limits.max_ids_per_customer_day must be at least 1 (duplicate detection needs to remember ids)".into(),
+            ));
+        }
         if l.max_orders_per_minute == 0 {
             return Err(ConfigError(
                 "limits.max_orders_per_minute must be at least 1".into(),
@@ -368,6 +378,7 @@ impl Settings {
             max_future_skew_ms: duration("limits.max_future_skew", &l.max_future_skew)?,
             max_orders_per_minute: l.max_orders_per_minute,
             max_distinct_labels: l.max_distinct_labels,
+            max_ids_per_customer_day: l.max_ids_per_customer_day,
         };
         let allowed_lateness_ms = duration("time.allowed_lateness", &c.time.allowed_lateness)?;
 
