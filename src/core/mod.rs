@@ -13,6 +13,7 @@ pub mod processor;
 pub mod rules;
 pub mod scores;
 pub mod settings;
+pub mod snapshot;
 pub mod store;
 pub mod time;
 pub mod timers;

@@ -820,6 +820,75 @@ impl Processor {
         }
     }
 
+    /// The portable snapshot of a customer's state (the changelog record), or `None` if
+    /// the customer is unknown (erased: the changelog gets a tombstone).
+    pub fn snapshot(&self, customer_id: &str) -> Option<Vec<u8>> {
+        let slot = self.store.get(customer_id)?;
+        let rec = self.store.rec(slot);
+        let tier = (rec.tier != NO_TIER).then(|| self.s.tiers[rec.tier as usize].name.as_str());
+        let mut out = Vec::with_capacity(64 + rec.days.len());
+        super::snapshot::encode(rec, tier, &self.labels, &mut out);
+        Some(out)
+    }
+
+    /// Restores a customer from a snapshot, replacing any state held for it. The restored
+    /// customer is not marked changed: its state is already durable.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), super::snapshot::SnapshotError> {
+        let mut d = super::snapshot::decode(bytes)?;
+        let ids: Vec<u32> = d.tag_names.iter().map(|n| self.labels.intern(n)).collect();
+        for day in &mut d.days {
+            for (k, _) in day.tags.iter_mut() {
+                *k = (ids[(*k >> 1) as usize] << 1) | (*k & 1);
+            }
+        }
+        let mut blob = Vec::new();
+        days::encode_all(&d.days, &mut blob);
+        let mut rec = d.record;
+        for (i, l) in d.labels.iter().enumerate() {
+            rec.labels[i] = self.labels.intern(l) as u16;
+        }
+        // By name: under changed rules an unknown tier is re-evaluated, not trusted.
+        rec.tier = self
+            .s
+            .tiers
+            .iter()
+            .position(|t| t.name == d.tier)
+            .map_or(NO_TIER, |i| i as u8);
+        if let Some(old) = self.store.get(&rec.id) {
+            let o = self.store.rec(old);
+            if o.tier != NO_TIER {
+                self.tier_counts[o.tier as usize] -= 1;
+            }
+            self.level_counts[o.level as usize] -= 1;
+            self.store.remove(old);
+        }
+        let (slot, _) = self.store.get_or_insert(&rec.id.clone(), rec.clock);
+        if rec.tier != NO_TIER {
+            self.tier_counts[rec.tier as usize] += 1;
+        }
+        self.level_counts[rec.level as usize] += 1;
+        let timer = unpack(rec.timer_day);
+        rec.flags = super::store::LIVE;
+        rec.days = Box::new([]);
+        *self.store.rec_mut(slot) = rec;
+        self.store.set_days(slot, &blob);
+        if timer != NO_DAY {
+            self.timers.push(timer, slot);
+        }
+        Ok(())
+    }
+
+    /// Restores the partition's stream time and watermark (from its checkpoint).
+    pub fn restore_time(&mut self, stream_time: Option<Ts>, watermark: Option<Ts>) {
+        self.max_ts = stream_time;
+        self.watermark = watermark;
+    }
+
+    /// Ids of all customers held.
+    pub fn customer_ids(&self) -> Vec<String> {
+        self.store.iter().map(|(_, r)| r.id.to_string()).collect()
+    }
+
     /// Profiles of customers changed since the last call (for the compacted topic).
     pub fn drain_dirty(&mut self, out: &mut Vec<Output>) {
         let dirty = std::mem::take(&mut self.dirty);

@@ -1,0 +1,234 @@
+//! Portable snapshots of one customer's state: the changelog payload that lets a
+//! partition's state survive a crash and follow the partition to another instance.
+//!
+//! A record refers to labels by processor-local interned ids (including the channel and
+//! category tags inside its day history), so a snapshot carries the label strings and
+//! restoring interns them again. The tier is stored by name, so a restore under changed
+//! rules re-evaluates instead of trusting a stale index. Versioned; malformed input is an
+//! error, never a panic.
+
+use super::days::{self, DayData};
+use super::store::{Interner, Record, NO_TIER};
+
+/// Snapshot format version written by this build.
+pub const VERSION: u8 = 1;
+
+/// Why a snapshot could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// Truncated or malformed.
+    #[error("customer snapshot is truncated or malformed at byte {0}")]
+    Malformed(usize),
+    /// Written by an incompatible build.
+    #[error("customer snapshot version {0} is not supported (this build reads version {VERSION}); restore with the build that wrote it or rebuild state from the input topic")]
+    Version(u8),
+}
+
+/// A decoded snapshot, with labels as strings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The record (labels and tags not yet interned: see `labels`, `tag_names`).
+    pub record: Record,
+    /// Tier name ("" = none yet).
+    pub tier: String,
+    /// Profile labels.
+    pub labels: [String; 4],
+    /// Label strings the day history's tags refer to (by index).
+    pub tag_names: Vec<String>,
+    /// Day history with tag keys = tag_names index << 1 | kind.
+    pub days: Vec<DayData>,
+}
+
+fn put(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_i(out: &mut Vec<u8>, v: i64) {
+    put(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+fn put_s(out: &mut Vec<u8>, s: &str) {
+    put(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Reader<'_> {
+    fn u(&mut self) -> Result<u64, SnapshotError> {
+        let mut v = 0u64;
+        let mut shift = 0;
+        loop {
+            let byte = *self.b.get(self.i).ok_or(SnapshotError::Malformed(self.i))?;
+            self.i += 1;
+            if shift > 63 {
+                return Err(SnapshotError::Malformed(self.i));
+            }
+            v |= ((byte & 0x7f) as u64) << shift;
+            if byte < 0x80 {
+                return Ok(v);
+            }
+            shift += 7;
+        }
+    }
+    fn n<T: TryFrom<u64>>(&mut self) -> Result<T, SnapshotError> {
+        let at = self.i;
+        T::try_from(self.u()?).map_err(|_| SnapshotError::Malformed(at))
+    }
+    fn i(&mut self) -> Result<i64, SnapshotError> {
+        let v = self.u()?;
+        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+    }
+    fn s(&mut self) -> Result<String, SnapshotError> {
+        let len: usize = self.n()?;
+        let end = self
+            .i
+            .checked_add(len)
+            .ok_or(SnapshotError::Malformed(self.i))?;
+        let bytes = self
+            .b
+            .get(self.i..end)
+            .ok_or(SnapshotError::Malformed(self.i))?;
+        let s = std::str::from_utf8(bytes).map_err(|_| SnapshotError::Malformed(self.i))?;
+        self.i = end;
+        Ok(s.to_string())
+    }
+}
+
+/// Appends the snapshot of `rec` (with its tier's name) to `out`.
+pub fn encode(rec: &Record, tier: Option<&str>, labels: &Interner, out: &mut Vec<u8>) {
+    out.push(VERSION);
+    put_s(out, &rec.id);
+    put_i(out, rec.last_offset);
+    put_i(out, rec.clock);
+    put_i(out, rec.lifetime_value);
+    for d in [
+        rec.first_seen_day,
+        rec.first_order_day,
+        rec.last_order_day,
+        rec.timer_day,
+    ] {
+        put(out, d as u64);
+    }
+    put(out, rec.lifetime_orders as u64);
+    put(out, rec.purchase_days as u64);
+    put_i(out, rec.burst_minute as i64);
+    put(out, rec.burst_count as u64);
+    put(out, rec.open_complaints as u64);
+    put(out, rec.last_nps as u64);
+    put(out, rec.level as u64);
+    put_s(out, tier.unwrap_or(""));
+    for l in rec.labels {
+        put_s(out, labels.name(l as u32).unwrap_or(""));
+    }
+    // Tags: processor-local ids → a local string table.
+    let mut days: Vec<DayData> = days::decode_all(&rec.days);
+    let mut names: Vec<u32> = Vec::new();
+    for d in &mut days {
+        for (k, _) in d.tags.iter_mut() {
+            let id = *k >> 1;
+            let idx = match names.iter().position(|n| *n == id) {
+                Some(i) => i,
+                None => {
+                    names.push(id);
+                    names.len() - 1
+                }
+            };
+            *k = ((idx as u32) << 1) | (*k & 1);
+        }
+    }
+    put(out, names.len() as u64);
+    for id in names {
+        put_s(out, labels.name(id).unwrap_or("other"));
+    }
+    let mut hist = Vec::new();
+    days::encode_all(&days, &mut hist);
+    put(out, hist.len() as u64);
+    out.extend_from_slice(&hist);
+}
+
+/// Reads a snapshot.
+pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
+    let version = *b.first().ok_or(SnapshotError::Malformed(0))?;
+    if version != VERSION {
+        return Err(SnapshotError::Version(version));
+    }
+    let mut r = Reader { b, i: 1 };
+    let id = r.s()?;
+    let mut rec = Record::new(&id, 0);
+    rec.last_offset = r.i()?;
+    rec.clock = r.i()?;
+    rec.lifetime_value = r.i()?;
+    rec.first_seen_day = r.n()?;
+    rec.first_order_day = r.n()?;
+    rec.last_order_day = r.n()?;
+    rec.timer_day = r.n()?;
+    rec.lifetime_orders = r.n()?;
+    rec.purchase_days = r.n()?;
+    rec.burst_minute = i32::try_from(r.i()?).map_err(|_| SnapshotError::Malformed(r.i))?;
+    rec.burst_count = r.n()?;
+    rec.open_complaints = r.n()?;
+    rec.last_nps = r.n()?;
+    rec.level = r.n::<u8>()?.min(2);
+    rec.tier = NO_TIER;
+    let tier = r.s()?;
+    let labels = [r.s()?, r.s()?, r.s()?, r.s()?];
+    let n: usize = r.n()?;
+    let mut tag_names = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        tag_names.push(r.s()?);
+    }
+    let len: usize = r.n()?;
+    let end = r.i.checked_add(len).ok_or(SnapshotError::Malformed(r.i))?;
+    let hist = b.get(r.i..end).ok_or(SnapshotError::Malformed(r.i))?;
+    let days = days::decode_all(hist);
+    let mut check = Vec::new();
+    days::encode_all(&days, &mut check);
+    if check != hist || end != b.len() {
+        return Err(SnapshotError::Malformed(r.i));
+    }
+    if days
+        .iter()
+        .flat_map(|d| d.tags.iter())
+        .any(|(k, _)| (*k >> 1) as usize >= tag_names.len())
+    {
+        return Err(SnapshotError::Malformed(r.i));
+    }
+    Ok(Decoded {
+        record: rec,
+        tier,
+        labels,
+        tag_names,
+        days,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn garbage_is_an_error_not_a_panic(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode(&b);
+            let mut v = vec![VERSION];
+            v.extend_from_slice(&b);
+            let _ = decode(&v);
+        }
+    }
+
+    #[test]
+    fn versions_are_checked() {
+        assert_eq!(decode(&[9, 0]), Err(SnapshotError::Version(9)));
+        assert_eq!(decode(&[]), Err(SnapshotError::Malformed(0)));
+    }
+}
