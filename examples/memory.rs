@@ -1,4 +1,6 @@
-//! Where state memory goes: record slab, history blobs, deadline index, hash table.
+//! Where state memory goes (record slab, history blobs, deadline index, hash table), and
+//! how long snapshotting and restoring every customer takes (the core's share of a
+//! changelog restore).
 //! `cargo run --release --example memory -- CUSTOMERS EVENTS`
 use churnwatch::core::{Ctx, Processor, Settings, Source};
 use churnwatch::gen::{GenOptions, Generator};
@@ -58,4 +60,19 @@ fn main() {
     );
     println!("  records (slab capacity) {:.0}, history blobs {:.0} (+allocator), id table {:.0}, deadline index {:.0} ({} entries), labels {:.0} B/customer",
         m.records as f64 / n, m.histories as f64 / n, m.table as f64 / n, m.timers as f64 / n, m.timer_entries, m.labels as f64 / n);
+    let t = std::time::Instant::now();
+    let snaps: Vec<Vec<u8>> = p
+        .customer_ids()
+        .iter()
+        .filter_map(|id| p.snapshot(id))
+        .collect();
+    let snap_secs = t.elapsed().as_secs_f64();
+    let bytes: usize = snaps.iter().map(|s| s.len()).sum();
+    let t = std::time::Instant::now();
+    let mut q = Processor::new(Arc::new(Settings::defaults()));
+    for s in &snaps {
+        q.restore(s).expect("own snapshots restore");
+    }
+    println!("snapshot of {} customers: {:.2} s, {:.0} bytes each on average; restore into a new processor: {:.2} s",
+        snaps.len(), snap_secs, bytes as f64 / snaps.len().max(1) as f64, t.elapsed().as_secs_f64());
 }
