@@ -47,17 +47,6 @@ fn events() -> (u32, Vec<Vec<u8>>) {
     (customers, v)
 }
 
-fn rss_bytes() -> usize {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<usize>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
-}
-
 /// The typed decode baseline: the same fields, borrowed, as serde_json does it alone.
 #[derive(serde::Deserialize)]
 #[allow(dead_code)]
@@ -128,11 +117,11 @@ fn bench(c: &mut Criterion) {
     let settings = Arc::new(Settings::defaults());
     let half = evs.len() / 2;
 
-    let before = rss_bytes();
+    let before = churnwatch::sys::resident_bytes().unwrap_or(0);
     let t = Instant::now();
     let mut run = warm(&settings, &evs, half);
     let warm_secs = t.elapsed().as_secs_f64();
-    let after = rss_bytes();
+    let after = churnwatch::sys::resident_bytes().unwrap_or(0);
     let held = run.p.customers();
     let bytes = after.saturating_sub(before);
     eprintln!(

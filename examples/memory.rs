@@ -5,17 +5,6 @@
 use churnwatch::core::{Ctx, Processor, Settings, Source};
 use churnwatch::gen::{GenOptions, Generator};
 use std::sync::Arc;
-fn rss() -> usize {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<usize>().ok())
-        })
-        .unwrap_or(0)
-        * 4096
-}
 fn main() {
     let a: Vec<u64> = std::env::args()
         .skip(1)
@@ -34,7 +23,7 @@ fn main() {
     let mut p = Processor::new(Arc::new(Settings::defaults()));
     let mut outs = Vec::new();
     let mut buf = Vec::new();
-    let before = rss();
+    let before = churnwatch::sys::resident_bytes().unwrap_or(0);
     let mut i = 0i64;
     while g.next_line(&mut buf) {
         p.process(
@@ -50,7 +39,7 @@ fn main() {
         outs.clear();
         i += 1;
     }
-    let after = rss();
+    let after = churnwatch::sys::resident_bytes().unwrap_or(0);
     let n = p.customers().max(1) as f64;
     let m = p.memory();
     println!(

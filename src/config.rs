@@ -23,7 +23,9 @@ pub struct LogConfig {
     pub level: String,
 }
 
-/// The whole configuration file.
+/// The whole configuration file. It lists the core's sections again rather than
+/// flattening `CoreConfig`, because serde cannot combine `flatten` with
+/// `deny_unknown_fields`, and unknown keys must be errors.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {

@@ -10,3 +10,4 @@ pub mod core;
 pub mod gen;
 pub mod pretty;
 pub mod replay;
+pub mod sys;
