@@ -49,7 +49,7 @@ pub enum Command {
         /// Configuration file (layered over the defaults); leave out to check the defaults.
         file: Option<PathBuf>,
     },
-    /// Write synthetic events (seeded, reproducible) to a file.
+    /// Write synthetic events (seeded, reproducible) to a file or a Kafka topic.
     Gen {
         /// Number of customers.
         #[arg(long, default_value_t = 1000)]
@@ -61,8 +61,21 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Output file (`-` = stdout).
+        #[arg(long, required_unless_present = "topic", conflicts_with = "topic")]
+        out: Option<PathBuf>,
+        /// Kafka bootstrap servers (with --topic: produce instead of writing a file).
+        #[arg(long, requires = "topic")]
+        brokers: Option<String>,
+        /// Kafka topic to produce to (keyed by customer id).
+        #[arg(long, requires = "brokers")]
+        topic: Option<String>,
+        /// Events per second when producing (default: as fast as the broker takes them).
         #[arg(long)]
-        out: PathBuf,
+        rate: Option<f64>,
+        /// Extra librdkafka setting KEY=VALUE (repeatable), e.g. security.protocol=SASL_SSL;
+        /// write VALUE as env:NAME to read it from the environment (for secrets).
+        #[arg(long = "client", value_name = "KEY=VALUE")]
+        client: Vec<String>,
         /// First event time (RFC 3339).
         #[arg(long, default_value = "2024-01-01T00:00:00Z")]
         start: String,

@@ -88,9 +88,10 @@ pub struct Generator {
     heap: BinaryHeap<Reverse<(Ts, u32)>>,
     emitted: u64,
     seq: u64,
-    pending: VecDeque<(u64, Vec<u8>)>,
+    pending: VecDeque<(u64, Vec<u8>, Option<String>)>,
     line_no: u64,
     now: Ts,
+    key: Option<String>,
 }
 
 impl Generator {
@@ -151,7 +152,14 @@ impl Generator {
             pending: VecDeque::new(),
             line_no: 0,
             now: 0,
+            key: None,
         }
+    }
+
+    /// The Kafka key of the line last written by [`Generator::next_line`]: its customer
+    /// id, or `None` for a bad record without one.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
 
     fn cid(i: u32) -> String {
@@ -162,10 +170,11 @@ impl Generator {
     pub fn next_line(&mut self, buf: &mut Vec<u8>) -> bool {
         buf.clear();
         self.line_no += 1;
-        if let Some((at, _)) = self.pending.front() {
+        if let Some((at, _, _)) = self.pending.front() {
             if *at <= self.line_no || self.emitted >= self.opts.events {
-                let (_, line) = self.pending.pop_front().expect("non-empty");
+                let (_, line, key) = self.pending.pop_front().expect("non-empty");
                 buf.extend_from_slice(&line);
+                self.key = key;
                 return true;
             }
         }
@@ -197,8 +206,9 @@ impl Generator {
             self.emitted += 1;
             if self.opts.duplicates > 0.0 && self.rng.gen_bool(self.opts.duplicates.min(1.0)) {
                 let later = self.line_no + self.rng.gen_range(1..50);
-                let pos = self.pending.partition_point(|(at, _)| *at <= later);
-                self.pending.insert(pos, (later, buf.clone()));
+                let pos = self.pending.partition_point(|(at, _, _)| *at <= later);
+                self.pending
+                    .insert(pos, (later, buf.clone(), self.key.clone()));
             }
             return true;
         }
@@ -208,6 +218,7 @@ impl Generator {
         self.seq += 1;
         let id = format!("{:x}-{:010x}", self.opts.seed, self.seq);
         let cid = Self::cid(i);
+        self.key = Some(cid.clone());
         let ts = format_rfc3339(t - t % 1000);
         let rng = &mut self.rng;
         let c = &mut self.customers[i as usize];
@@ -316,7 +327,11 @@ impl Generator {
         let cid = Self::cid(self.rng.gen_range(0..self.customers.len() as u32));
         let ts =
             format_rfc3339(self.now.max(self.opts.start) - self.now.max(self.opts.start) % 1000);
-        let line = match self.rng.gen_range(0..8) {
+        let variant = self.rng.gen_range(0..8);
+        // Variants 2 (no customer_id) and 6 (not an object) have no key; the others keep
+        // the customer's, as an upstream producer that knows its customer would.
+        self.key = (![2, 6].contains(&variant)).then(|| cid.clone());
+        let line = match variant {
             0 => format!(
                 r#"{{"event_id":"{id}","customer_id":"{cid}","type":"order","ts":"{ts}","amount":-120.5}}"#
             ),

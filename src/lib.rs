@@ -9,5 +9,6 @@ pub mod config;
 pub mod core;
 pub mod gen;
 pub mod pretty;
+pub mod produce;
 pub mod replay;
 pub mod sys;

@@ -13,6 +13,7 @@ use churnwatch::cli::{Cli, Command};
 use churnwatch::config::Config;
 use churnwatch::core::time::parse_rfc3339;
 use churnwatch::gen::{GenOptions, Generator};
+use churnwatch::produce::{produce, ProduceOptions};
 use churnwatch::replay::{replay, ReplayOptions};
 
 fn main() -> ExitCode {
@@ -38,6 +39,25 @@ fn init_logs(cfg: &Config) {
     } else {
         builder.try_init()
     };
+}
+
+/// `KEY=VALUE` client settings; `env:NAME` values come from the environment.
+fn client_settings(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    pairs
+        .iter()
+        .map(|p| {
+            let (k, v) = p.split_once('=').with_context(|| {
+                format!("--client {p:?} must be KEY=VALUE, e.g. security.protocol=SASL_SSL")
+            })?;
+            let v = match v.strip_prefix("env:") {
+                Some(name) => std::env::var(name).with_context(|| {
+                    format!("--client {k}=env:{name}: the environment variable {name} is not set")
+                })?,
+                None => v.to_string(),
+            };
+            Ok((k.trim().to_string(), v))
+        })
+        .collect()
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -95,6 +115,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             days,
             duplicates,
             bad,
+            brokers,
+            topic,
+            rate,
+            client,
         } => {
             let Some(start) = parse_rfc3339(&start) else {
                 bail!("--start {start:?} is not an RFC 3339 instant; write it like 2024-01-01T00:00:00Z");
@@ -105,14 +129,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if customers == 0 {
                 bail!("--customers must be at least 1");
             }
-            let mut w: Box<dyn Write> = if out.as_os_str() == "-" {
-                Box::new(BufWriter::new(io::stdout()))
-            } else {
-                let f = File::create(&out)
-                    .with_context(|| format!("cannot create {}", out.display()))?;
-                Box::new(BufWriter::with_capacity(1 << 20, f))
-            };
-            let mut g = Generator::new(GenOptions {
+            if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+                bail!("--rate must be a positive number of events per second");
+            }
+            let g = Generator::new(GenOptions {
                 customers,
                 events,
                 seed,
@@ -121,6 +141,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 duplicates,
                 bad,
             });
+            if let (Some(brokers), Some(topic)) = (brokers, topic) {
+                let opts = ProduceOptions {
+                    brokers,
+                    topic: topic.clone(),
+                    rate,
+                    client: client_settings(&client)?,
+                    progress: true,
+                };
+                let t0 = Instant::now();
+                let n = produce(g, &opts)?;
+                eprintln!(
+                    "gen: {n} events delivered to topic {topic} in {:.2} s",
+                    t0.elapsed().as_secs_f64()
+                );
+                return Ok(());
+            }
+            let out = out.expect("clap requires --out without --topic");
+            let mut w: Box<dyn Write> = if out.as_os_str() == "-" {
+                Box::new(BufWriter::new(io::stdout()))
+            } else {
+                let f = File::create(&out)
+                    .with_context(|| format!("cannot create {}", out.display()))?;
+                Box::new(BufWriter::with_capacity(1 << 20, f))
+            };
+            let mut g = g;
             let t0 = Instant::now();
             let mut last = Instant::now();
             let mut buf = Vec::with_capacity(512);

@@ -188,8 +188,16 @@ fn by_customer(outputs: &[serde_json::Value]) -> BTreeMap<String, Vec<String>> {
     m
 }
 
+/// 256 cases per property in CI; `PROPTEST_CASES=5000` for a longer run.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     /// Re-delivering any subset of events, at any later point, changes nothing.
     #[test]

@@ -456,11 +456,14 @@ impl Processor {
         let today = day_of(wm);
         // Firing may schedule new deadlines that are also due; they land in later days'
         // entries, which the loop reaches in turn.
-        while let Some((day, slots)) = self.timers.pop_due(today) {
+        while let Some((day, mut slots)) = self.timers.pop_due(today) {
+            // Superseded deadlines are skipped; the rest fire in customer-id order, so the
+            // output order does not depend on slot numbers (which differ after a restore).
+            let store = &self.store;
+            slots.retain(|&slot| store.is_live(slot) && unpack(store.rec(slot).timer_day) == day);
+            slots.sort_unstable_by(|a, b| store.rec(*a).id.cmp(&store.rec(*b).id));
+            slots.dedup();
             for slot in slots {
-                if !self.store.is_live(slot) || unpack(self.store.rec(slot).timer_day) != day {
-                    continue; // superseded deadline
-                }
                 self.work.clear();
                 self.work.extend_from_slice(&self.store.rec(slot).days);
                 self.fire(slot, day, ctx, out);
