@@ -171,7 +171,7 @@ impl Facts {
         let both = &self.sums[s.risk_len.1];
         scores::churn_risk_index(
             recent.orders,
-            both.orders - recent.orders,
+            both.orders.saturating_sub(recent.orders),
             recent.complaints,
         )
     }
@@ -184,7 +184,7 @@ impl Facts {
 
     /// Visits in the baseline period before the recent visit window.
     pub fn visits_baseline(&self, s: &Settings) -> u32 {
-        self.sums[s.visit_len.1].visits - self.sums[s.visit_len.0].visits
+        self.sums[s.visit_len.1].visits.saturating_sub(self.sums[s.visit_len.0].visits)
     }
 
     /// Visit drop in percent.
