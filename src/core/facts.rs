@@ -184,7 +184,9 @@ impl Facts {
 
     /// Visits in the baseline period before the recent visit window.
     pub fn visits_baseline(&self, s: &Settings) -> u32 {
-        self.sums[s.visit_len.1].visits.saturating_sub(self.sums[s.visit_len.0].visits)
+        self.sums[s.visit_len.1]
+            .visits
+            .saturating_sub(self.sums[s.visit_len.0].visits)
     }
 
     /// Visit drop in percent.
