@@ -431,10 +431,25 @@ fn abnormal_order_bursts_are_rejected_not_trusted() {
             Outcome::Applied
         );
     }
+    h.take();
     assert_eq!(
         h.ev("F1", "order", at(0, 30), r#""amount":10"#),
         Outcome::Rejected(RejectReason::AbnormalFrequency)
     );
+    match &h.take()[..] {
+        [Output::DeadLetter(d)] => {
+            use base64::Engine;
+            let original = base64::engine::general_purpose::STANDARD
+                .decode(&d.original)
+                .unwrap();
+            assert_eq!(
+                original,
+                line("e21", "F1", "order", at(0, 30), r#""amount":10"#),
+                "the original bytes"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(h.profile("F1").facts.lifetime_orders, 20);
     assert_eq!(
         h.ev("F1", "order", at(0, 61), r#""amount":10"#),

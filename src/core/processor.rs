@@ -238,7 +238,7 @@ impl Processor {
         out: &mut Vec<Output>,
     ) -> Outcome {
         match decode(bytes, &self.s.limits, ctx.now) {
-            Ok(ev) => self.apply(&ev, src, ctx, out),
+            Ok(ev) => self.apply_with_raw(&ev, Some(bytes), src, ctx, out),
             Err(r) => {
                 self.reject(bytes, src, ctx, r.reason, r.detail, out);
                 Outcome::Rejected(r.reason)
@@ -344,6 +344,19 @@ impl Processor {
         ctx: &Ctx,
         out: &mut Vec<Output>,
     ) -> Outcome {
+        self.apply_with_raw(ev, None, src, ctx, out)
+    }
+
+    /// Applies a decoded event; `raw` is the original message, for dead letters raised
+    /// after decoding (abnormal frequency).
+    fn apply_with_raw(
+        &mut self,
+        ev: &Event<'_>,
+        raw: Option<&[u8]>,
+        src: Source<'_>,
+        ctx: &Ctx,
+        out: &mut Vec<Output>,
+    ) -> Outcome {
         let kind = ev.kind();
         let late = self.watermark.is_some_and(|w| ev.ts < w);
         if kind == EventKind::Erase {
@@ -401,8 +414,18 @@ impl Processor {
                         "more than {} orders from one customer within a minute (limits.max_orders_per_minute)",
                         self.s.limits.max_orders_per_minute
                     );
-                    let raw = serialize_for_dead_letter(ev);
-                    self.reject(&raw, src, ctx, RejectReason::AbnormalFrequency, detail, out);
+                    let bytes = match raw {
+                        Some(b) => b.to_vec(),
+                        None => serialize_for_dead_letter(ev),
+                    };
+                    self.reject(
+                        &bytes,
+                        src,
+                        ctx,
+                        RejectReason::AbnormalFrequency,
+                        detail,
+                        out,
+                    );
                     return Outcome::Rejected(RejectReason::AbnormalFrequency);
                 }
             }
@@ -1009,8 +1032,8 @@ fn facts_out(
     }
 }
 
-/// A decoded event re-encoded for a dead letter raised after decoding (abnormal
-/// frequency), since the processor does not keep the original bytes past decode.
+/// A decoded event re-encoded for a dead letter raised after decoding, when the caller
+/// applied an already-decoded event and so the original bytes are not at hand.
 fn serialize_for_dead_letter(ev: &Event<'_>) -> Vec<u8> {
     let amount = match ev.payload {
         Payload::Order { amount_cents, .. } => amount_cents as f64 / 100.0,
