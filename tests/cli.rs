@@ -247,3 +247,41 @@ fn check_config_explains_and_rejects() {
     .to_string();
     assert!(err.contains("cannot open /nonexistent.jsonl"), "{err}");
 }
+
+#[test]
+fn replay_print_shows_readable_alerts() {
+    let d = tempfile::tempdir().unwrap();
+    let input = gen(d.path(), "4");
+    let o = ok(&[
+        "replay",
+        "--print",
+        "--input",
+        s(&input),
+        "--output",
+        s(&p(d.path(), "o")),
+        "--until",
+        "2026-03-01T00:00:00Z",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let warning = err
+        .lines()
+        .find(|l| l.contains(" WARNING "))
+        .expect("a warning line");
+    assert!(
+        warning.contains(" owner ") && warning.contains(" due ") && warning.contains(" | "),
+        "{warning}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains(" tier ") && l.contains(" -> ")),
+        "tier lines"
+    );
+    assert!(
+        err.lines().any(|l| l.contains(" cleared ")),
+        "clearance lines"
+    );
+    assert!(
+        err.lines().any(|l| l.contains(" rejected ")),
+        "dead-letter lines"
+    );
+}

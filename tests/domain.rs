@@ -515,3 +515,16 @@ fn rules_come_from_configuration() {
     let t: Vec<String> = tier_changes(&outs).iter().map(|t| t.to.clone()).collect();
     assert_eq!(t, vec!["regular", "vip"]);
 }
+
+#[test]
+fn remembered_ids_per_customer_day_are_bounded_by_config() {
+    let mut h = Harness::with_config(|c| c.limits.max_ids_per_customer_day = 2);
+    let first = line("id-1", "B1", "visit", at(0, 0), "");
+    assert_eq!(h.send(&first), Outcome::Applied);
+    assert_eq!(h.send(&first), Outcome::Duplicate, "remembered");
+    h.ev("B1", "visit", at(0, 10), "");
+    h.ev("B1", "visit", at(0, 20), "");
+    // Only the last two ids of the day are kept: the first one is forgotten.
+    assert_eq!(h.send(&first), Outcome::Applied);
+    assert_eq!(h.profile("B1").facts.windows[0].visits, 4);
+}
