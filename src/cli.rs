@@ -44,6 +44,39 @@ pub enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// The service: consume events from Kafka as a consumer group, keep per-customer
+    /// state with exactly-once semantics, produce alerts and profiles, serve HTTP.
+    Run {
+        /// Configuration file layered over the defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// The embedded default: an in-process Kafka-protocol broker, generated events on a
+    /// compressed clock, the service and its HTTP endpoints, alerts printed as they happen.
+    Demo {
+        /// Configuration file layered over the defaults (its `[kafka]` section is replaced
+        /// by the embedded broker's).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Customers in the generated population.
+        #[arg(long, default_value_t = 5000)]
+        customers: u32,
+        /// Events per second produced to the embedded broker.
+        #[arg(long, default_value_t = 2000.0)]
+        rate: f64,
+        /// Simulated days per real second (time compression).
+        #[arg(long, default_value_t = 5.0)]
+        days_per_second: f64,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// HTTP listen address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Random seed of the generated population.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// Validate a rule set and print it in words.
     CheckConfig {
         /// Configuration file (layered over the defaults); leave out to check the defaults.

@@ -43,6 +43,10 @@ pub struct Config {
     pub warnings: WarningsConfig,
     /// `[log]`
     pub log: LogConfig,
+    /// `[kafka]` (the service)
+    pub kafka: crate::kafka::KafkaConfig,
+    /// `[http]`
+    pub http: crate::kafka::config::HttpConfig,
 }
 
 /// Why a configuration could not be loaded.

@@ -162,6 +162,11 @@ impl Generator {
         self.key.as_deref()
     }
 
+    /// Event time of the newest valid event generated so far (0 before the first).
+    pub fn now(&self) -> Ts {
+        self.now
+    }
+
     fn cid(i: u32) -> String {
         format!("C{i:07}")
     }

@@ -7,7 +7,10 @@
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod demo;
 pub mod gen;
+pub mod http;
+pub mod kafka;
 pub mod pretty;
 pub mod produce;
 pub mod replay;

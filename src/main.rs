@@ -13,6 +13,7 @@ use churnwatch::cli::{Cli, Command};
 use churnwatch::config::Config;
 use churnwatch::core::time::parse_rfc3339;
 use churnwatch::gen::{GenOptions, Generator};
+use churnwatch::kafka::{wall_clock, RunOptions, Service, Status};
 use churnwatch::produce::{produce, ProduceOptions};
 use churnwatch::replay::{replay, ReplayOptions};
 
@@ -91,6 +92,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     until,
                     print,
                     progress: !quiet,
+                },
+            )?;
+            Ok(())
+        }
+        Command::Run { config } => {
+            let cfg = Config::load(config.as_deref())?;
+            init_logs(&cfg);
+            let settings = Arc::new(cfg.settings()?);
+            let kafka = cfg.kafka.compile()?;
+            let status = Status::new();
+            let service = Service::new(RunOptions {
+                settings,
+                kafka,
+                clock: wall_clock(),
+                hook: None,
+                status: status.clone(),
+            })?;
+            let _bg = churnwatch::http::start(&cfg.http.listen, Some(service.handle()), status)?;
+            service.run()?;
+            Ok(())
+        }
+        Command::Demo {
+            config,
+            customers,
+            rate,
+            days_per_second,
+            seconds,
+            listen,
+            seed,
+        } => {
+            let cfg = Config::load(config.as_deref())?;
+            init_logs(&cfg);
+            let settings = Arc::new(cfg.settings()?);
+            churnwatch::demo::run(
+                settings,
+                &churnwatch::demo::DemoOptions {
+                    customers,
+                    rate,
+                    days_per_second,
+                    seconds,
+                    listen,
+                    seed,
                 },
             )?;
             Ok(())

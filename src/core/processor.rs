@@ -365,12 +365,7 @@ impl Processor {
                     self.stats.already_applied += 1;
                     return Outcome::AlreadyApplied;
                 }
-                let rec = self.store.rec(slot);
-                if rec.tier != NO_TIER {
-                    self.tier_counts[rec.tier as usize] -= 1;
-                }
-                self.level_counts[rec.level as usize] -= 1;
-                self.store.remove(slot);
+                self.remove_slot(slot);
             }
             self.stats.consumed[kind.index()] += 1;
             let t = Tombstone {
@@ -881,12 +876,7 @@ impl Processor {
             .position(|t| t.name == d.tier)
             .map_or(NO_TIER, |i| i as u8);
         if let Some(old) = self.store.get(&rec.id) {
-            let o = self.store.rec(old);
-            if o.tier != NO_TIER {
-                self.tier_counts[o.tier as usize] -= 1;
-            }
-            self.level_counts[o.level as usize] -= 1;
-            self.store.remove(old);
+            self.remove_slot(old);
         }
         let (slot, _) = self.store.get_or_insert(&rec.id.clone(), rec.clock);
         if rec.tier != NO_TIER {
@@ -917,6 +907,13 @@ impl Processor {
 
     /// Profiles of customers changed since the last call (for the compacted topic).
     pub fn drain_dirty(&mut self, out: &mut Vec<Output>) {
+        self.drain_changes(out, |_, _| {});
+    }
+
+    /// Profiles and snapshots of customers changed since the last call: each changed
+    /// customer's profile goes to `out`, and `changed(customer_id, snapshot)` receives its
+    /// changelog record. Erased customers are not included (their tombstone output says so).
+    pub fn drain_changes(&mut self, out: &mut Vec<Output>, mut changed: impl FnMut(&str, Vec<u8>)) {
         let dirty = std::mem::take(&mut self.dirty);
         for slot in dirty {
             if !self.store.is_live(slot) || self.store.rec(slot).flags & DIRTY == 0 {
@@ -925,7 +922,37 @@ impl Processor {
             self.store.rec_mut(slot).flags &= !DIRTY;
             let p = self.profile_of(slot);
             self.emit(out, Output::Profile(Box::new(p)));
+            let rec = self.store.rec(slot);
+            if let Some(snap) = self.snapshot(&rec.id) {
+                changed(&rec.id, snap);
+            }
         }
+    }
+
+    /// Number of customers changed since the last drain.
+    pub fn pending_changes(&self) -> usize {
+        self.dirty.len()
+    }
+
+    /// Drops a customer's state without any output (a changelog tombstone read during a
+    /// restore). Returns whether the customer was held.
+    pub fn forget(&mut self, customer_id: &str) -> bool {
+        match self.store.get(customer_id) {
+            Some(slot) => {
+                self.remove_slot(slot);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove_slot(&mut self, slot: u32) {
+        let rec = self.store.rec(slot);
+        if rec.tier != NO_TIER {
+            self.tier_counts[rec.tier as usize] -= 1;
+        }
+        self.level_counts[rec.level as usize] -= 1;
+        self.store.remove(slot);
     }
 
     /// Every customer's profile, sorted by customer id.

@@ -1,0 +1,393 @@
+//! `[kafka]`, `[kafka.topics]`, `[kafka.client]` and `[http]`: the service's settings,
+//! validated into [`KafkaSettings`] with the fix in every error message.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::core::time::parse_duration_ms;
+
+/// `[kafka.topics]`: where outputs and state go.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsConfig {
+    /// `churnwatch.tier_changed.v1` records.
+    pub tier_changes: String,
+    /// `churnwatch.churn_warning.v1` and `churnwatch.churn_warning_cleared.v1` records.
+    pub warnings: String,
+    /// Latest profile per customer (compacted; a null value after erase).
+    pub profiles: String,
+    /// `churnwatch.dead_letter.v1` records.
+    pub dead_letters: String,
+    /// Customer state and partition checkpoints (compacted).
+    pub changelog: String,
+}
+
+/// `[kafka]` as written in the file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Consumer group id.
+    pub group_id: String,
+    /// Input topic (events keyed by customer id).
+    pub input_topic: String,
+    /// Create missing output and changelog topics at start-up.
+    pub create_topics: bool,
+    /// Partitions of created output topics; 0 = as many as the input topic.
+    pub partitions: i32,
+    /// Replication factor of created topics; −1 = the broker's default.
+    pub replication_factor: i32,
+    /// Where a partition without a checkpoint starts: `earliest` or `latest`.
+    pub start: String,
+    /// How often the current interval is made durable.
+    pub commit_interval: String,
+    /// Idle time after which a partition's watermark follows the clock (`0s` = never).
+    pub idle_timeout: String,
+    /// Time allowed on SIGTERM/SIGINT to make the current interval durable.
+    pub drain_timeout: String,
+    /// Timeout of metadata and restore requests (retried with backoff).
+    pub broker_timeout: String,
+    /// `[kafka.topics]`.
+    pub topics: TopicsConfig,
+    /// `[kafka.client]`: librdkafka settings, nested tables joined with dots.
+    #[serde(default)]
+    pub client: toml::Table,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address; empty = no HTTP server.
+    pub listen: String,
+}
+
+/// Where a partition without a checkpoint starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The oldest retained event.
+    Earliest,
+    /// Only events written from now on.
+    Latest,
+}
+
+/// `[kafka]` validated.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Consumer group id.
+    pub group_id: String,
+    /// Input topic.
+    pub input_topic: String,
+    /// Create missing topics.
+    pub create_topics: bool,
+    /// Partitions of created topics (0 = as the input).
+    pub partitions: i32,
+    /// Replication factor of created topics.
+    pub replication_factor: i32,
+    /// Start of a partition without a checkpoint.
+    pub start: Start,
+    /// Commit interval.
+    pub commit_interval: Duration,
+    /// Idle timeout (`None` = the watermark follows event time only).
+    pub idle_timeout: Option<Duration>,
+    /// Drain time on shutdown.
+    pub drain_timeout: Duration,
+    /// Metadata and restore request timeout.
+    pub broker_timeout: Duration,
+    /// Topic names.
+    pub topics: TopicsConfig,
+    /// librdkafka settings with `env:` values resolved.
+    pub client: Vec<(String, String)>,
+}
+
+/// A `[kafka]` setting that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{0}")]
+pub struct KafkaConfigError(pub String);
+
+fn duration(field: &str, v: &str) -> Result<Duration, KafkaConfigError> {
+    parse_duration_ms(v)
+        .filter(|ms| *ms >= 0)
+        .map(|ms| Duration::from_millis(ms as u64))
+        .ok_or_else(|| {
+            KafkaConfigError(format!(
+                "kafka.{field} = \"{v}\" is not a duration; write it like \"100ms\", \"30s\" or \"5m\""
+            ))
+        })
+}
+
+/// Whether a librdkafka setting holds a secret (masked when printed).
+pub fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "key.pem",
+        "private",
+        "jaas",
+        "sasl.oauthbearer.config",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+        || k.ends_with(".key")
+}
+
+/// `key = value` pairs of `[kafka.client]` (masked where secret), for logs and
+/// `check-config`.
+pub fn describe_client(client: &[(String, String)]) -> Vec<String> {
+    client
+        .iter()
+        .map(|(k, v)| {
+            if is_secret(k) {
+                format!("{k} = \"***\"")
+            } else {
+                format!("{k} = {v:?}")
+            }
+        })
+        .collect()
+}
+
+fn flatten(
+    prefix: &str,
+    t: &toml::Table,
+    out: &mut Vec<(String, String)>,
+) -> Result<(), KafkaConfigError> {
+    for (k, v) in t {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        let s = match v {
+            toml::Value::Table(inner) => {
+                flatten(&key, inner, out)?;
+                continue;
+            }
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => {
+                return Err(KafkaConfigError(format!(
+                    "kafka.client.{key}: librdkafka settings are strings, numbers or booleans"
+                )))
+            }
+        };
+        out.push((key, s));
+    }
+    Ok(())
+}
+
+/// Resolves `env:NAME` values from the environment (`lookup`), so secrets never sit in files.
+pub fn resolve_env(
+    pairs: Vec<(String, String)>,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, KafkaConfigError> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| match v.strip_prefix("env:") {
+            Some(name) => lookup(name).map(|val| (k.clone(), val)).ok_or_else(|| {
+                KafkaConfigError(format!(
+                    "kafka.client.{k} = \"env:{name}\": the environment variable {name} is not set; export it or change the setting"
+                ))
+            }),
+            None => Ok((k, v)),
+        })
+        .collect()
+}
+
+/// Settings the service owns: a `[kafka.client]` entry may not change them, because the
+/// delivery guarantees depend on them.
+const OWNED: &[&str] = &[
+    "bootstrap.servers",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.idempotence",
+    "acks",
+    "partition.assignment.strategy",
+    "group.protocol",
+    "isolation.level",
+];
+
+impl KafkaConfig {
+    /// Validates the section and resolves `env:` values.
+    pub fn compile(&self) -> Result<KafkaSettings, KafkaConfigError> {
+        self.compile_with_env(|n| std::env::var(n).ok())
+    }
+
+    /// Like [`KafkaConfig::compile`] with an explicit environment (for tests).
+    pub fn compile_with_env(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<KafkaSettings, KafkaConfigError> {
+        let nonempty = |field: &str, v: &str| {
+            if v.trim().is_empty() {
+                Err(KafkaConfigError(format!("kafka.{field} must not be empty")))
+            } else {
+                Ok(())
+            }
+        };
+        nonempty("brokers", &self.brokers)?;
+        nonempty("group_id", &self.group_id)?;
+        nonempty("input_topic", &self.input_topic)?;
+        let t = &self.topics;
+        let names = [
+            ("tier_changes", &t.tier_changes),
+            ("warnings", &t.warnings),
+            ("profiles", &t.profiles),
+            ("dead_letters", &t.dead_letters),
+            ("changelog", &t.changelog),
+        ];
+        for (field, name) in names {
+            nonempty(&format!("topics.{field}"), name)?;
+            if *name == self.input_topic {
+                return Err(KafkaConfigError(format!(
+                    "kafka.topics.{field} = \"{name}\" is the input topic; outputs need their own topics"
+                )));
+            }
+        }
+        for (field, name) in [("changelog", &t.changelog), ("profiles", &t.profiles)] {
+            if names.iter().filter(|(_, n)| *n == name).count() > 1 {
+                return Err(KafkaConfigError(format!(
+                    "kafka.topics.{field} = \"{name}\" is also used for another output; compacted topics must not be shared"
+                )));
+            }
+        }
+        let start = match self.start.as_str() {
+            "earliest" => Start::Earliest,
+            "latest" => Start::Latest,
+            other => {
+                return Err(KafkaConfigError(format!(
+                    "kafka.start = \"{other}\": use \"earliest\" or \"latest\""
+                )))
+            }
+        };
+        if self.partitions < 0 {
+            return Err(KafkaConfigError(format!(
+                "kafka.partitions = {}: use 0 (as many as the input topic) or a positive count",
+                self.partitions
+            )));
+        }
+        if self.replication_factor == 0 || self.replication_factor < -1 {
+            return Err(KafkaConfigError(format!(
+                "kafka.replication_factor = {}: use -1 (broker default) or a positive count",
+                self.replication_factor
+            )));
+        }
+        let commit_interval = duration("commit_interval", &self.commit_interval)?;
+        if commit_interval.is_zero() {
+            return Err(KafkaConfigError(
+                "kafka.commit_interval must be above 0, e.g. \"100ms\"".into(),
+            ));
+        }
+        let idle = duration("idle_timeout", &self.idle_timeout)?;
+        let mut client = Vec::new();
+        flatten("", &self.client, &mut client)?;
+        for (k, _) in &client {
+            if OWNED.contains(&k.as_str()) {
+                return Err(KafkaConfigError(format!(
+                    "kafka.client.{k} is set by churnwatch (its delivery guarantees depend on it); remove it{}",
+                    match k.as_str() {
+                        "bootstrap.servers" => " and set kafka.brokers",
+                        "group.id" => " and set kafka.group_id",
+                        _ => "",
+                    }
+                )));
+            }
+        }
+        let client = resolve_env(client, lookup)?;
+        Ok(KafkaSettings {
+            brokers: self.brokers.clone(),
+            group_id: self.group_id.clone(),
+            input_topic: self.input_topic.clone(),
+            create_topics: self.create_topics,
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+            start,
+            commit_interval,
+            idle_timeout: (!idle.is_zero()).then_some(idle),
+            drain_timeout: duration("drain_timeout", &self.drain_timeout)?,
+            broker_timeout: duration("broker_timeout", &self.broker_timeout)?,
+            topics: self.topics.clone(),
+            client,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn kafka(extra: &str) -> KafkaConfig {
+        let f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::fs::write(f.path(), extra).unwrap();
+        Config::load_with_env(Some(f.path()), false).unwrap().kafka
+    }
+
+    #[test]
+    fn defaults_compile() {
+        let k = kafka("").compile_with_env(|_| None).unwrap();
+        assert_eq!(k.commit_interval, Duration::from_millis(100));
+        assert_eq!(k.idle_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(k.start, Start::Earliest);
+        assert!(k.client.is_empty());
+    }
+
+    #[test]
+    fn client_settings_flatten_and_read_secrets_from_the_environment() {
+        let k = kafka(
+            "[kafka.client]\nsecurity.protocol = \"SASL_SSL\"\nsasl.mechanism = \"PLAIN\"\nsasl.password = \"env:KPW\"\n\"socket.timeout.ms\" = 5000\n",
+        );
+        let s = k
+            .compile_with_env(|n| (n == "KPW").then(|| "hunter2".to_string()))
+            .unwrap();
+        let get = |key: &str| {
+            s.client
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get("security.protocol").as_deref(), Some("SASL_SSL"));
+        assert_eq!(get("sasl.password").as_deref(), Some("hunter2"));
+        assert_eq!(get("socket.timeout.ms").as_deref(), Some("5000"));
+        let shown = describe_client(&s.client).join("\n");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("sasl.password = \"***\""), "{shown}");
+        let err = k.compile_with_env(|_| None).unwrap_err();
+        assert!(
+            err.0.contains("environment variable KPW is not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn owned_settings_and_bad_values_are_refused_with_the_fix() {
+        let e = kafka("[kafka.client]\n\"enable.auto.commit\" = true\n")
+            .compile_with_env(|_| None)
+            .unwrap_err();
+        assert!(e.0.contains("set by churnwatch"), "{e}");
+        let e = kafka("[kafka]\nstart = \"beginning\"\n")
+            .compile_with_env(|_| None)
+            .unwrap_err();
+        assert!(e.0.contains("\"earliest\" or \"latest\""), "{e}");
+        let e = kafka("[kafka]\ncommit_interval = \"soon\"\n")
+            .compile_with_env(|_| None)
+            .unwrap_err();
+        assert!(e.0.contains("write it like"), "{e}");
+        let e = kafka("[kafka.topics]\nprofiles = \"churnwatch.changelog\"\n")
+            .compile_with_env(|_| None)
+            .unwrap_err();
+        assert!(e.0.contains("must not be shared"), "{e}");
+        let e = kafka("[kafka]\ninput_topic = \"churnwatch.profiles\"\n")
+            .compile_with_env(|_| None)
+            .unwrap_err();
+        assert!(e.0.contains("is the input topic"), "{e}");
+    }
+}

@@ -1,0 +1,11 @@
+//! The Kafka adapter: configuration, the changelog format and restore, and the service
+//! loop (consumer group, commit protocol, rebalance hand-over).
+
+pub mod changelog;
+pub mod config;
+pub mod runtime;
+
+pub use config::{KafkaConfig, KafkaSettings, TopicsConfig};
+pub use runtime::{
+    wall_clock, Clock, OutputHook, RunError, RunOptions, RunSummary, Service, ServiceHandle, Status,
+};

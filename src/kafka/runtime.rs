@@ -1,0 +1,1169 @@
+//! The service loop: a consumer group over the input topic, one [`Processor`] per
+//! assigned partition, and the commit protocol of DESIGN.md "Delivery guarantees".
+//!
+//! Per commit interval: outputs (already sent as they were produced) are acknowledged,
+//! then the changelog records of the customers changed in the interval and the
+//! partition's checkpoint are written to the partition's own changelog partition and
+//! acknowledged, and only then the consumer offsets are committed (for lag tracking).
+//! Outputs go to many partitions, so they are acknowledged *before* the changelog is
+//! written: a changelog record never describes a state whose outputs could be lost.
+//! Within a changelog partition the idempotent producer keeps order, so a checkpoint that
+//! is present implies every earlier record of its partition is present.
+//!
+//! A rebalance runs inside `poll` on this same thread; the callbacks take the engine's
+//! lock (never held across `poll`), restore assigned partitions before handing them to
+//! librdkafka with their start offsets, and make revoked partitions durable first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::changelog::{self, erased_marker, Checkpoint, RestoreError, CHECKPOINT_KEY};
+use super::config::{describe_client, KafkaSettings, Start};
+use crate::core::output::{Output, Profile};
+use crate::core::time::Ts;
+use crate::core::{Ctx, Processor, Settings, Source};
+
+/// The service's notion of "now" (the wall clock, or the demo's compressed clock).
+pub type Clock = Arc<dyn Fn() -> Ts + Send + Sync>;
+
+/// Called with every output as it is produced (the demo prints them).
+pub type OutputHook = Arc<dyn Fn(&Output) + Send + Sync>;
+
+/// The wall clock in milliseconds since the epoch.
+pub fn wall_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as Ts)
+    })
+}
+
+/// Health of the service, shared with the HTTP endpoints and the signal handler.
+#[derive(Debug, Default)]
+pub struct Status {
+    started: AtomicBool,
+    restoring: AtomicUsize,
+    broker_down: AtomicBool,
+    stalled: AtomicBool,
+    shutdown: AtomicBool,
+    /// Input events handled (applied, duplicate, rejected or skipped).
+    pub events: AtomicU64,
+    /// Commit intervals made durable.
+    pub commits: AtomicU64,
+    /// Partitions held.
+    pub partitions: AtomicUsize,
+}
+
+impl Status {
+    /// A new status (not ready).
+    pub fn new() -> Arc<Status> {
+        Arc::new(Status::default())
+    }
+
+    /// Asks the service to stop (SIGTERM/SIGINT).
+    pub fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was requested.
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// `None` when ready to serve, or why not.
+    pub fn not_ready_reason(&self) -> Option<&'static str> {
+        if self.shutting_down() {
+            Some("shutting down")
+        } else if !self.started.load(Ordering::SeqCst) {
+            Some("starting: waiting for the brokers and the topics")
+        } else if self.restoring.load(Ordering::SeqCst) > 0 {
+            Some("restoring partition state from the changelog")
+        } else if self.broker_down.load(Ordering::SeqCst) {
+            Some("brokers unreachable; retrying")
+        } else if self.stalled.load(Ordering::SeqCst) {
+            Some("waiting for the brokers to acknowledge the current interval")
+        } else {
+            None
+        }
+    }
+}
+
+/// Why the service stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// A client could not be created (bad settings).
+    #[error("cannot create the Kafka {what}: {source}; check kafka.brokers and [kafka.client]")]
+    Client {
+        /// Producer, consumer or admin client.
+        what: &'static str,
+        /// Cause.
+        source: KafkaError,
+    },
+    /// A topic is missing and may not be created.
+    #[error("{0}")]
+    Topics(String),
+    /// A record was refused by the broker for good (not a timeout).
+    #[error("the broker refused a record ({0}); the current interval was not committed, so a restart resumes from the last checkpoint without loss")]
+    Delivery(String),
+    /// The drain time ran out before the current interval was durable.
+    #[error("the current interval was not acknowledged within kafka.drain_timeout ({0:?}); nothing is lost: a restart re-reads it from the last checkpoint")]
+    DrainTimeout(Duration),
+}
+
+#[derive(Default)]
+struct Deliveries {
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+struct ProducerCtx {
+    deliveries: Arc<Deliveries>,
+    status: Arc<Status>,
+}
+
+impl ClientContext for ProducerCtx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        note_client_error(&self.status, "producer", &error, reason);
+    }
+}
+
+impl ProducerContext for ProducerCtx {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.deliveries.failed.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut first) = self.deliveries.first_error.lock() {
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+fn note_client_error(status: &Status, client: &str, error: &KafkaError, reason: &str) {
+    if matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::AllBrokersDown)
+    ) {
+        if !status.broker_down.swap(true, Ordering::SeqCst) {
+            tracing::warn!(client, "all brokers are down; retrying with backoff");
+        }
+    } else {
+        tracing::debug!(client, error = %error, reason, "client error");
+    }
+}
+
+/// One assigned input partition.
+struct Part {
+    proc: Processor,
+    /// Next input offset to consume.
+    next_offset: i64,
+    /// Next offset of the last durable checkpoint (−1 if none).
+    durable_offset: i64,
+    durable_watermark: Option<Ts>,
+    last_event: Instant,
+    /// Customers erased in this interval, with the erasing offset.
+    erased: Vec<(String, i64)>,
+    /// Erase markers covered by a durable checkpoint: their keys can be deleted.
+    settled: Vec<String>,
+    /// Customers erased after the restored checkpoint (skip events at or below).
+    skip: HashMap<String, i64>,
+    /// Changelog records of this interval.
+    changes: Vec<(String, Vec<u8>)>,
+}
+
+/// The state of one held partition (for `/v1/status`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PartitionInfo {
+    /// Input partition.
+    pub partition: i32,
+    /// Next offset to consume (−1 before the first event without a checkpoint).
+    pub next_offset: i64,
+    /// Next offset of the last durable checkpoint.
+    pub durable_offset: i64,
+    /// Customers held.
+    pub customers: usize,
+    /// Newest event time (ms).
+    pub stream_time: Option<Ts>,
+    /// Watermark (ms).
+    pub watermark: Option<Ts>,
+}
+
+/// Everything the loop and the rebalance callbacks share.
+pub struct Engine {
+    settings: Arc<Settings>,
+    k: KafkaSettings,
+    base: ClientConfig,
+    producer: ThreadedProducer<ProducerCtx>,
+    deliveries: Arc<Deliveries>,
+    failures_seen: u64,
+    parts: BTreeMap<i32, Part>,
+    clock: Clock,
+    hook: Option<OutputHook>,
+    status: Arc<Status>,
+    outs: Vec<Output>,
+    json: Vec<u8>,
+    stats: crate::core::Stats,
+    dropped_unassigned: u64,
+    last_stall_log: Option<Instant>,
+}
+
+fn topic_for<'a>(k: &'a KafkaSettings, o: &Output) -> &'a str {
+    match o {
+        Output::TierChanged(_) => &k.topics.tier_changes,
+        Output::Warning(_) | Output::Cleared(_) => &k.topics.warnings,
+        Output::Profile(_) | Output::Tombstone(_) => &k.topics.profiles,
+        Output::DeadLetter(_) => &k.topics.dead_letters,
+    }
+}
+
+/// Sends one record, waiting while the local queue is full (never drops).
+fn send(
+    producer: &ThreadedProducer<ProducerCtx>,
+    deliveries: &Deliveries,
+    topic: &str,
+    partition: Option<i32>,
+    key: Option<&[u8]>,
+    payload: Option<&[u8]>,
+) {
+    loop {
+        let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
+        if let Some(k) = key {
+            r = r.key(k);
+        }
+        if let Some(p) = payload {
+            r = r.payload(p);
+        }
+        if let Some(p) = partition {
+            r = r.partition(p);
+        }
+        match producer.send(r) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err((e, _)) => {
+                deliveries.failed.fetch_add(1, Ordering::SeqCst);
+                if let Ok(mut first) = deliveries.first_error.lock() {
+                    first.get_or_insert_with(|| format!("{topic}: {e}"));
+                }
+                return;
+            }
+        }
+    }
+}
+
+impl Engine {
+    fn route(&mut self, partition: i32) {
+        let Engine {
+            k,
+            producer,
+            deliveries,
+            parts,
+            hook,
+            outs,
+            json,
+            ..
+        } = self;
+        for o in outs.drain(..) {
+            if let Some(h) = hook {
+                h(&o);
+            }
+            let topic = topic_for(k, &o);
+            match &o {
+                Output::Tombstone(t) => {
+                    // A null value: compaction deletes the customer's profile.
+                    send(
+                        producer,
+                        deliveries,
+                        topic,
+                        None,
+                        Some(t.customer_id.as_bytes()),
+                        None,
+                    );
+                    if let Some(part) = parts.get_mut(&partition) {
+                        let off = t.source.as_ref().map_or(part.next_offset - 1, |s| s.offset);
+                        part.erased.push((t.customer_id.clone(), off));
+                    }
+                }
+                _ => {
+                    json.clear();
+                    o.write_json(json);
+                    send(
+                        producer,
+                        deliveries,
+                        topic,
+                        None,
+                        o.key().map(str::as_bytes),
+                        Some(json),
+                    );
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, m: &BorrowedMessage<'_>) {
+        self.status.events.fetch_add(1, Ordering::Relaxed);
+        let p = m.partition();
+        let off = m.offset();
+        let now = (self.clock)();
+        let Some(part) = self.parts.get_mut(&p) else {
+            // Only possible between a revocation and librdkafka's unassign; the new owner
+            // reads it from the checkpoint.
+            self.dropped_unassigned += 1;
+            return;
+        };
+        part.next_offset = off + 1;
+        part.last_event = Instant::now();
+        if !part.skip.is_empty() {
+            if let Some(until) = m
+                .key()
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .and_then(|k| part.skip.get(k))
+            {
+                if off <= *until {
+                    return;
+                }
+            }
+        }
+        let ctx = Ctx {
+            now: Some(now),
+            emitted_at: Some(now),
+        };
+        let src = Source {
+            topic: &self.k.input_topic,
+            partition: p,
+            offset: off,
+        };
+        part.proc
+            .process(m.payload().unwrap_or(&[]), src, &ctx, &mut self.outs);
+        if !self.outs.is_empty() {
+            self.route(p);
+        }
+    }
+
+    /// Moves the watermark of idle partitions to the clock. A partition is idle when it
+    /// had no event for `idle_timeout` *and* nothing is left to read (its position is at
+    /// the broker's high watermark): a partition that is merely behind, or cut off from
+    /// a stalled broker with data waiting, keeps event time, so catching up gives the
+    /// same results as a replay.
+    fn advance_idle(&mut self, caught_up: impl Fn(i32, i64) -> bool) {
+        let Some(idle) = self.k.idle_timeout else {
+            return;
+        };
+        let now = (self.clock)();
+        let target = now.saturating_sub(self.settings.allowed_lateness_ms);
+        let ids: Vec<i32> = self
+            .parts
+            .iter()
+            .filter(|(id, p)| {
+                p.last_event.elapsed() >= idle
+                    && p.proc.watermark().is_none_or(|w| w < target)
+                    && caught_up(**id, p.next_offset)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let ctx = Ctx {
+                now: Some(now),
+                emitted_at: Some(now),
+            };
+            if let Some(part) = self.parts.get_mut(&id) {
+                part.proc.advance_to(target, &ctx, &mut self.outs);
+            }
+            if !self.outs.is_empty() {
+                self.route(id);
+            }
+        }
+    }
+
+    /// Waits until every record sent so far is acknowledged.
+    fn acknowledge(&mut self, deadline: Option<Instant>) -> Result<(), RunError> {
+        let started = Instant::now();
+        loop {
+            match self.producer.flush(Duration::from_millis(500)) {
+                Ok(()) => break,
+                Err(_) => {
+                    self.status.stalled.store(true, Ordering::SeqCst);
+                    if self
+                        .last_stall_log
+                        .is_none_or(|t| t.elapsed() > Duration::from_secs(5))
+                    {
+                        self.last_stall_log = Some(Instant::now());
+                        tracing::warn!(
+                            unacknowledged = self.producer.in_flight_count(),
+                            waited_s = started.elapsed().as_secs(),
+                            "waiting for the brokers to acknowledge; consumption paused, nothing is lost"
+                        );
+                    }
+                    if let Some(d) = deadline {
+                        if Instant::now() >= d {
+                            return Err(RunError::DrainTimeout(self.k.drain_timeout));
+                        }
+                    }
+                }
+            }
+        }
+        self.status.stalled.store(false, Ordering::SeqCst);
+        self.status.broker_down.store(false, Ordering::SeqCst);
+        let failed = self.deliveries.failed.load(Ordering::SeqCst);
+        if failed > self.failures_seen {
+            self.failures_seen = failed;
+            let first = self
+                .deliveries
+                .first_error
+                .lock()
+                .ok()
+                .and_then(|mut f| f.take())
+                .unwrap_or_default();
+            return Err(RunError::Delivery(first));
+        }
+        Ok(())
+    }
+
+    /// Makes the current interval durable (see the module documentation). Returns whether
+    /// anything was written.
+    fn commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        deadline: Option<Instant>,
+    ) -> Result<bool, RunError> {
+        let started = Instant::now();
+        let mut any = false;
+        let ids: Vec<i32> = self.parts.keys().copied().collect();
+        for id in &ids {
+            let Some(part) = self.parts.get_mut(id) else {
+                continue;
+            };
+            let changes = &mut part.changes;
+            part.proc.drain_changes(&mut self.outs, |cid, snap| {
+                changes.push((cid.to_string(), snap))
+            });
+            if !self.outs.is_empty() {
+                self.route(*id);
+            }
+        }
+        for part in self.parts.values() {
+            any |= part.next_offset != part.durable_offset
+                || !part.changes.is_empty()
+                || !part.erased.is_empty()
+                || !part.settled.is_empty()
+                || part.proc.watermark() != part.durable_watermark;
+        }
+        if !any {
+            return Ok(false);
+        }
+        // 1. Outputs of the interval are acknowledged before any state describes them.
+        self.acknowledge(deadline)?;
+        // 2. Changelog records and checkpoints, each in its partition's changelog partition.
+        let topic = self.k.topics.changelog.clone();
+        let mut offsets = TopicPartitionList::new();
+        for (id, part) in self.parts.iter_mut() {
+            let dirty = part.next_offset != part.durable_offset
+                || !part.changes.is_empty()
+                || !part.erased.is_empty()
+                || !part.settled.is_empty()
+                || part.proc.watermark() != part.durable_watermark;
+            if !dirty {
+                continue;
+            }
+            let p = Some(*id);
+            for cid in part.settled.drain(..) {
+                if part.proc.last_offset(&cid).is_none() {
+                    send(
+                        &self.producer,
+                        &self.deliveries,
+                        &topic,
+                        p,
+                        Some(cid.as_bytes()),
+                        None,
+                    );
+                }
+            }
+            for (cid, off) in &part.erased {
+                if part.proc.last_offset(cid).is_none() {
+                    send(
+                        &self.producer,
+                        &self.deliveries,
+                        &topic,
+                        p,
+                        Some(cid.as_bytes()),
+                        Some(&erased_marker(*off)),
+                    );
+                }
+            }
+            for (cid, snap) in part.changes.drain(..) {
+                send(
+                    &self.producer,
+                    &self.deliveries,
+                    &topic,
+                    p,
+                    Some(cid.as_bytes()),
+                    Some(&snap),
+                );
+            }
+            if part.next_offset >= 0 {
+                let c = Checkpoint {
+                    version: 1,
+                    topic: self.k.input_topic.clone(),
+                    partition: *id,
+                    next_offset: part.next_offset,
+                    stream_time: part.proc.stream_time(),
+                    watermark: part.proc.watermark(),
+                };
+                send(
+                    &self.producer,
+                    &self.deliveries,
+                    &topic,
+                    p,
+                    Some(CHECKPOINT_KEY),
+                    Some(&c.encode()),
+                );
+                let _ = offsets.add_partition_offset(
+                    &self.k.input_topic,
+                    *id,
+                    Offset::Offset(part.next_offset),
+                );
+            }
+        }
+        // 3. Acknowledged: the interval is durable.
+        self.acknowledge(deadline)?;
+        for part in self.parts.values_mut() {
+            part.durable_offset = part.next_offset;
+            part.durable_watermark = part.proc.watermark();
+            part.settled = std::mem::take(&mut part.erased)
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect();
+        }
+        // 4. Consumer offsets, for lag tracking only (the checkpoint is the truth).
+        if offsets.count() > 0 {
+            if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
+                tracing::debug!(error = %e, "offset commit failed; lag metrics lag behind");
+            }
+        }
+        self.status.commits.fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "interval durable"
+        );
+        Ok(true)
+    }
+
+    /// Restores partition `p` from the changelog; returns where to start consuming.
+    fn assign(&mut self, p: i32) -> Result<Offset, RestoreError> {
+        let mut proc = Processor::new(Arc::clone(&self.settings));
+        let status = Arc::clone(&self.status);
+        let r = changelog::restore(
+            &self.base,
+            &self.k.topics.changelog,
+            p,
+            &mut proc,
+            self.k.broker_timeout,
+            &|| status.shutting_down(),
+        )?;
+        let (start, next) = match &r.checkpoint {
+            Some(c) => (Offset::Offset(c.next_offset), c.next_offset),
+            None => (
+                match self.k.start {
+                    Start::Earliest => Offset::Beginning,
+                    Start::Latest => Offset::End,
+                },
+                -1,
+            ),
+        };
+        tracing::info!(
+            partition = p,
+            customers = proc.customers(),
+            records = r.records,
+            unreadable = r.unreadable,
+            start = ?start,
+            elapsed_ms = r.elapsed.as_millis() as u64,
+            "partition restored from the changelog"
+        );
+        self.parts.insert(
+            p,
+            Part {
+                proc,
+                next_offset: next,
+                durable_offset: next,
+                durable_watermark: r.checkpoint.as_ref().and_then(|c| c.watermark),
+                last_event: Instant::now(),
+                erased: Vec::new(),
+                settled: r.settled_markers,
+                skip: r.erased,
+                changes: Vec::new(),
+            },
+        );
+        self.status
+            .partitions
+            .store(self.parts.len(), Ordering::Relaxed);
+        Ok(start)
+    }
+
+    fn collect_stats(&mut self) {
+        let mut s = crate::core::Stats::default();
+        for part in self.parts.values() {
+            let ps = part.proc.stats();
+            for (a, b) in s.consumed.iter_mut().zip(ps.consumed) {
+                *a += b;
+            }
+            for (a, b) in s.outputs.iter_mut().zip(ps.outputs) {
+                *a += b;
+            }
+            s.duplicates += ps.duplicates;
+            s.already_applied += ps.already_applied;
+        }
+        self.stats = s;
+    }
+
+    /// The profile of a customer held by this instance.
+    pub fn lookup(&mut self, customer_id: &str) -> Option<Profile> {
+        self.parts
+            .values_mut()
+            .find_map(|p| p.proc.profile(customer_id))
+    }
+
+    /// Customers held by this instance.
+    pub fn customers(&self) -> usize {
+        self.parts.values().map(|p| p.proc.customers()).sum()
+    }
+
+    /// Partitions held.
+    pub fn partitions(&self) -> Vec<PartitionInfo> {
+        self.parts
+            .iter()
+            .map(|(id, p)| PartitionInfo {
+                partition: *id,
+                next_offset: p.next_offset,
+                durable_offset: p.durable_offset,
+                customers: p.proc.customers(),
+                stream_time: p.proc.stream_time(),
+                watermark: p.proc.watermark(),
+            })
+            .collect()
+    }
+
+    /// Runs `f` over each partition's processor (metrics).
+    pub fn for_each_processor(&self, mut f: impl FnMut(i32, &Processor)) {
+        for (id, p) in &self.parts {
+            f(*id, &p.proc);
+        }
+    }
+}
+
+/// The partition's high watermark as of the consumer's last fetch (no request). `None`
+/// until a fetch has reported one.
+fn cached_high_watermark<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let t = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the handle is alive for the call (borrowed consumer), the topic is a valid
+    // NUL-terminated string, and the out-pointers point to live locals.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            t.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}
+
+fn lock(e: &Mutex<Engine>) -> MutexGuard<'_, Engine> {
+    // A panic elsewhere must not take the rebalance callbacks down with it.
+    e.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The consumer's context: rebalance callbacks that restore and hand over state.
+pub struct GroupCtx {
+    engine: Arc<Mutex<Engine>>,
+    status: Arc<Status>,
+}
+
+impl ClientContext for GroupCtx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        note_client_error(&self.status, "consumer", &error, reason);
+    }
+}
+
+impl ConsumerContext for GroupCtx {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let parts: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.status.restoring.fetch_add(1, Ordering::SeqCst);
+                let mut backoff = Duration::from_millis(200);
+                for (topic, p) in &parts {
+                    loop {
+                        let result = lock(&self.engine).assign(*p);
+                        match result {
+                            Ok(start) => {
+                                if let Err(e) = tpl.set_partition_offset(topic, *p, start) {
+                                    tracing::error!(partition = p, error = %e, "cannot set the start offset");
+                                }
+                                break;
+                            }
+                            Err(RestoreError::Interrupted) => break,
+                            Err(e) => {
+                                tracing::warn!(partition = p, error = %e, retry_in_ms = backoff.as_millis() as u64, "restore failed; retrying");
+                                if self.status.shutting_down() {
+                                    break;
+                                }
+                                std::thread::sleep(backoff);
+                                backoff = (backoff * 2).min(Duration::from_secs(10));
+                            }
+                        }
+                    }
+                }
+                self.status.restoring.fetch_sub(1, Ordering::SeqCst);
+                let r = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "assign failed");
+                }
+                tracing::info!(partitions = ?parts.iter().map(|(_, p)| *p).collect::<Vec<_>>(), "partitions assigned");
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let lost = consumer.assignment_lost();
+                {
+                    let mut eng = lock(&self.engine);
+                    if lost {
+                        tracing::warn!("partitions lost (session expired); dropping their state without writing it, the new owner restores from the last checkpoint");
+                    } else {
+                        let deadline = Instant::now() + eng.k.drain_timeout;
+                        if let Err(e) = eng.commit(consumer, Some(deadline)) {
+                            tracing::error!(error = %e, "could not make revoked partitions durable; their new owner resumes from the last checkpoint");
+                        }
+                    }
+                    let revoked: Vec<i32> = if cooperative {
+                        parts.iter().map(|(_, p)| *p).collect()
+                    } else {
+                        eng.parts.keys().copied().collect()
+                    };
+                    for p in &revoked {
+                        eng.parts.remove(p);
+                    }
+                    let n = eng.parts.len();
+                    eng.status.partitions.store(n, Ordering::Relaxed);
+                }
+                let r = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "unassign failed");
+                }
+                tracing::info!(partitions = ?parts.iter().map(|(_, p)| *p).collect::<Vec<_>>(), lost, "partitions revoked");
+            }
+            other => {
+                tracing::warn!(error = ?other, "rebalance error; librdkafka retries");
+            }
+        }
+    }
+}
+
+/// Everything `run` needs.
+pub struct RunOptions {
+    /// The rule set.
+    pub settings: Arc<Settings>,
+    /// `[kafka]`.
+    pub kafka: KafkaSettings,
+    /// "Now".
+    pub clock: Clock,
+    /// Sees every output (the demo prints them).
+    pub hook: Option<OutputHook>,
+    /// Shared health.
+    pub status: Arc<Status>,
+}
+
+/// Counts of a finished run.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Input events handled.
+    pub events: u64,
+    /// Intervals made durable.
+    pub commits: u64,
+}
+
+/// The service, created but not yet running.
+pub struct Service {
+    engine: Arc<Mutex<Engine>>,
+    status: Arc<Status>,
+    base: ClientConfig,
+}
+
+/// A handle for look-ups and health from other threads (HTTP).
+#[derive(Clone)]
+pub struct ServiceHandle {
+    engine: Arc<Mutex<Engine>>,
+    /// Health.
+    pub status: Arc<Status>,
+}
+
+impl ServiceHandle {
+    /// The profile of a customer held by this instance.
+    pub fn lookup(&self, customer_id: &str) -> Option<Profile> {
+        lock(&self.engine).lookup(customer_id)
+    }
+
+    /// Runs `f` with the engine locked (metrics scrapes).
+    pub fn with_engine<R>(&self, f: impl FnOnce(&Engine) -> R) -> R {
+        f(&lock(&self.engine))
+    }
+}
+
+fn base_config(k: &KafkaSettings) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers);
+    for (key, v) in &k.client {
+        c.set(key, v);
+    }
+    c
+}
+
+impl Service {
+    /// Creates the producer; nothing is contacted yet.
+    pub fn new(opts: RunOptions) -> Result<Service, RunError> {
+        let base = base_config(&opts.kafka);
+        tracing::info!(
+            brokers = %opts.kafka.brokers,
+            group = %opts.kafka.group_id,
+            input = %opts.kafka.input_topic,
+            client = ?describe_client(&opts.kafka.client),
+            "starting"
+        );
+        let deliveries = Arc::new(Deliveries::default());
+        let mut pc = base.clone();
+        pc.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("compression.type", "lz4")
+            // Never give up on a record while the brokers are away: the loop waits (and
+            // reports not ready) instead of losing outputs.
+            .set("message.timeout.ms", "0");
+        for (key, v) in &opts.kafka.client {
+            if key.starts_with("linger") || key == "compression.type" || key == "message.timeout.ms"
+            {
+                pc.set(key, v);
+            }
+        }
+        let producer: ThreadedProducer<ProducerCtx> = pc
+            .create_with_context(ProducerCtx {
+                deliveries: Arc::clone(&deliveries),
+                status: Arc::clone(&opts.status),
+            })
+            .map_err(|source| RunError::Client {
+                what: "producer",
+                source,
+            })?;
+        let engine = Engine {
+            settings: opts.settings,
+            k: opts.kafka,
+            base: base.clone(),
+            producer,
+            deliveries,
+            failures_seen: 0,
+            parts: BTreeMap::new(),
+            clock: opts.clock,
+            hook: opts.hook,
+            status: Arc::clone(&opts.status),
+            outs: Vec::with_capacity(16),
+            json: Vec::with_capacity(4096),
+            stats: Default::default(),
+            dropped_unassigned: 0,
+            last_stall_log: None,
+        };
+        Ok(Service {
+            engine: Arc::new(Mutex::new(engine)),
+            status: opts.status,
+            base,
+        })
+    }
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> ServiceHandle {
+        ServiceHandle {
+            engine: Arc::clone(&self.engine),
+            status: Arc::clone(&self.status),
+        }
+    }
+
+    /// Runs until a shutdown is requested; returns after the last interval is durable.
+    pub fn run(self) -> Result<RunSummary, RunError> {
+        let k = lock(&self.engine).k.clone();
+        let Some(input_partitions) = self.ensure_topics(&k)? else {
+            return Ok(RunSummary::default());
+        };
+        tracing::info!(partitions = input_partitions, "topics ready");
+        let mut cc = self.base.clone();
+        cc.set("group.id", &k.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set(
+                "auto.offset.reset",
+                match k.start {
+                    Start::Earliest => "earliest",
+                    Start::Latest => "latest",
+                },
+            )
+            .set("fetch.wait.max.ms", "50");
+        for (key, v) in &k.client {
+            cc.set(key, v);
+        }
+        let consumer: BaseConsumer<GroupCtx> = cc
+            .create_with_context(GroupCtx {
+                engine: Arc::clone(&self.engine),
+                status: Arc::clone(&self.status),
+            })
+            .map_err(|source| RunError::Client {
+                what: "consumer",
+                source,
+            })?;
+        consumer
+            .subscribe(&[&k.input_topic])
+            .map_err(|source| RunError::Client {
+                what: "consumer",
+                source,
+            })?;
+        self.status.started.store(true, Ordering::SeqCst);
+        let mut last_commit = Instant::now();
+        let mut last_error_log: Option<Instant> = None;
+        let mut last_probe = Instant::now();
+        while !self.status.shutting_down() {
+            let polled = consumer.poll(Duration::from_millis(20));
+            let mut eng = lock(&self.engine);
+            match polled {
+                Some(Ok(m)) => {
+                    eng.handle(&m);
+                    self.status.broker_down.store(false, Ordering::Relaxed);
+                }
+                Some(Err(e))
+                    if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) =>
+                {
+                    last_error_log = Some(Instant::now());
+                    tracing::warn!(error = %e, "consumer error; retrying");
+                }
+                Some(Err(_)) => {}
+                None => {}
+            }
+            if last_commit.elapsed() >= k.commit_interval {
+                eng.advance_idle(|p, next| {
+                    cached_high_watermark(&consumer, &k.input_topic, p)
+                        .is_some_and(|h| next >= h || (next < 0 && h == 0))
+                });
+                eng.commit(&consumer, None)?;
+                eng.collect_stats();
+                last_commit = Instant::now();
+            }
+            drop(eng);
+            if self.status.broker_down.load(Ordering::Relaxed)
+                && last_probe.elapsed() > Duration::from_secs(2)
+            {
+                last_probe = Instant::now();
+                if consumer
+                    .fetch_metadata(Some(&k.input_topic), Duration::from_secs(1))
+                    .is_ok()
+                {
+                    self.status.broker_down.store(false, Ordering::SeqCst);
+                    tracing::info!("brokers reachable again");
+                }
+            }
+        }
+        tracing::info!(
+            drain_timeout_s = k.drain_timeout.as_secs_f64(),
+            "shutting down: making the current interval durable"
+        );
+        let deadline = Instant::now() + k.drain_timeout;
+        let result = {
+            let mut eng = lock(&self.engine);
+            let r = eng.commit(&consumer, Some(deadline));
+            eng.parts.clear();
+            r
+        };
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "final offset commit");
+        }
+        drop(consumer);
+        result?;
+        let summary = RunSummary {
+            events: self.status.events.load(Ordering::Relaxed),
+            commits: self.status.commits.load(Ordering::Relaxed),
+        };
+        tracing::info!(
+            events = summary.events,
+            commits = summary.commits,
+            "stopped cleanly"
+        );
+        Ok(summary)
+    }
+
+    /// Checks (and, if allowed, creates) the topics; returns the input's partition count,
+    /// or `None` if a shutdown was requested while the brokers were unreachable.
+    fn ensure_topics(&self, k: &KafkaSettings) -> Result<Option<i32>, RunError> {
+        let probe: BaseConsumer = self.base.create().map_err(|source| RunError::Client {
+            what: "metadata client",
+            source,
+        })?;
+        let mut backoff = Duration::from_millis(250);
+        let counts = |md: &rdkafka::metadata::Metadata| -> HashMap<String, i32> {
+            md.topics()
+                .iter()
+                .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+                .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+                .collect()
+        };
+        let mut created = false;
+        loop {
+            if self.status.shutting_down() {
+                return Ok(None);
+            }
+            let md = match probe.fetch_metadata(None, k.broker_timeout) {
+                Ok(md) => md,
+                Err(e) => {
+                    tracing::warn!(error = %e, brokers = %k.brokers, retry_in_ms = backoff.as_millis() as u64, "brokers not reachable; retrying (not ready)");
+                    self.status.broker_down.store(true, Ordering::SeqCst);
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            self.status.broker_down.store(false, Ordering::SeqCst);
+            let have = counts(&md);
+            let Some(&input) = have.get(&k.input_topic) else {
+                return Err(RunError::Topics(format!(
+                    "the input topic `{}` does not exist on {}; create it (partitioned by customer id) or set kafka.input_topic",
+                    k.input_topic, k.brokers
+                )));
+            };
+            let wanted: Vec<(&str, bool)> = vec![
+                (&k.topics.tier_changes, false),
+                (&k.topics.warnings, false),
+                (&k.topics.profiles, true),
+                (&k.topics.dead_letters, false),
+                (&k.topics.changelog, true),
+            ];
+            if let Some(&n) = have.get(&k.topics.changelog) {
+                if n < input {
+                    return Err(RunError::Topics(format!(
+                        "the changelog topic `{}` has {n} partitions but the input `{}` has {input}; they must match (input partition p keeps its state in changelog partition p): recreate the changelog with {input} partitions or set kafka.topics.changelog to a new topic",
+                        k.topics.changelog, k.input_topic
+                    )));
+                }
+            }
+            let missing: Vec<(&str, bool)> = wanted
+                .into_iter()
+                .filter(|(t, _)| !have.contains_key(*t))
+                .collect();
+            if missing.is_empty() {
+                return Ok(Some(input));
+            }
+            let names: Vec<&str> = missing.iter().map(|(t, _)| *t).collect();
+            if !k.create_topics || created {
+                return Err(RunError::Topics(format!(
+                    "missing topic(s) {}: create them (profiles and changelog with cleanup.policy=compact, the changelog with {input} partitions) or set kafka.create_topics = true",
+                    names.join(", ")
+                )));
+            }
+            self.create_topics(k, &missing, input)?;
+            created = true;
+            tracing::info!(topics = ?names, "created missing topics");
+            // Metadata may take a moment to show new topics.
+            for _ in 0..50 {
+                if let Ok(md) = probe.fetch_metadata(None, k.broker_timeout) {
+                    let have = counts(&md);
+                    if names.iter().all(|t| have.contains_key(*t)) {
+                        break;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    fn create_topics(
+        &self,
+        k: &KafkaSettings,
+        missing: &[(&str, bool)],
+        input: i32,
+    ) -> Result<(), RunError> {
+        let admin: AdminClient<DefaultClientContext> =
+            self.base.create().map_err(|source| RunError::Client {
+                what: "admin client",
+                source,
+            })?;
+        // −1 asks the broker for its default (KIP-464).
+        let rf = k.replication_factor;
+        let topics: Vec<NewTopic<'_>> = missing
+            .iter()
+            .map(|(name, compact)| {
+                let parts = if *name == k.topics.changelog || k.partitions == 0 {
+                    input
+                } else {
+                    k.partitions
+                };
+                let t = NewTopic::new(name, parts, TopicReplication::Fixed(rf));
+                if *compact {
+                    t.set("cleanup.policy", "compact")
+                } else {
+                    t.set("cleanup.policy", "delete")
+                }
+            })
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(k.broker_timeout));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| RunError::Topics(format!("cannot start the admin runtime: {e}")))?;
+        let results = rt
+            .block_on(admin.create_topics(topics.iter(), &opts))
+            .map_err(|e| RunError::Topics(format!("creating topics failed: {e}; create them yourself or check the client's permissions")))?;
+        for r in results {
+            match r {
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((t, code)) => {
+                    return Err(RunError::Topics(format!(
+                        "creating topic `{t}` failed: {code}; create it yourself or check the client's permissions"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}

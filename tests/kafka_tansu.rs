@@ -1,0 +1,365 @@
+//! End-to-end tests of `churnwatch run` against a real Kafka-API broker (Tansu with
+//! sqlite storage, started per test on a free port): the Kafka path equals replay, and
+//! stays equal through kill -9, rebalances, a stalled broker and SIGTERM.
+//!
+//! Tansu is installed by `scripts/install-tools.sh tansu` (scripts/test.sh runs it).
+
+#[path = "support/tansu.rs"]
+mod tansu;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use tansu::*;
+
+const PARTITIONS: i32 = 4;
+const LIMIT: Duration = Duration::from_secs(600);
+
+struct Run {
+    broker: Tansu,
+    names: Names,
+    dir: tempfile::TempDir,
+    events: std::path::PathBuf,
+    highs: BTreeMap<i32, i64>,
+    started_ms: i64,
+}
+
+/// A broker with the input topic filled by `churnwatch gen`, and the same events in a file.
+fn setup(test: &str, customers: u32, events: u64, seed: u64) -> Run {
+    let broker = Tansu::start();
+    let names = Names::new(test);
+    broker.create_topic(&names.input, PARTITIONS);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let (c, e, s) = (customers.to_string(), events.to_string(), seed.to_string());
+    gen_both(
+        &file,
+        &broker.brokers(),
+        &names.input,
+        &[
+            "--customers",
+            &c,
+            "--events",
+            &e,
+            "--seed",
+            &s,
+            "--days",
+            "400",
+            "--start",
+            "2025-01-01T00:00:00Z",
+            "--duplicates",
+            "0.01",
+            "--bad",
+            "0.002",
+        ],
+    );
+    let highs = high_watermarks(&broker.brokers(), &names.input);
+    let lines = std::fs::read_to_string(&file).unwrap().lines().count() as i64;
+    assert_eq!(
+        highs.values().sum::<i64>(),
+        lines,
+        "every generated line is in the topic"
+    );
+    Run {
+        broker,
+        names,
+        dir,
+        events: file,
+        highs,
+        started_ms: now_ms(),
+    }
+}
+
+impl Run {
+    fn config(&self, http: u16) -> std::path::PathBuf {
+        write_config(
+            self.dir.path(),
+            &self.broker.brokers(),
+            &self.names,
+            http,
+            "",
+        )
+    }
+
+    fn service(&self, tag: &str) -> Service {
+        let http = free_port();
+        let cfg = self.config(http);
+        Service::start(
+            &cfg,
+            http,
+            self.dir.path().join(format!("service-{tag}.log")),
+        )
+    }
+
+    /// Waits for the end, stops the services with SIGTERM, compares with replay, and
+    /// returns the number of repeated output ids.
+    fn finish_and_compare(&self, services: &mut [&mut Service]) -> usize {
+        let refs: Vec<&Service> = services.iter().map(|s| &**s).collect();
+        let wm = wait_caught_up(&refs, &self.highs, self.started_ms - 61_000, LIMIT);
+        for s in services.iter_mut() {
+            let (code, took) = s.terminate();
+            assert_eq!(code, Some(0), "clean exit; log:\n{}", s.log_text());
+            assert!(took < Duration::from_secs(20), "exit within the drain time");
+        }
+        compare(self, wm)
+    }
+}
+
+fn compare(run: &Run, until_ms: i64) -> usize {
+    let b = run.broker.brokers();
+    let expected = replay(run.dir.path(), &run.events, until_ms);
+    let profiles = latest_profiles(&read_topic(&b, &run.names.topic("profiles")));
+    assert_eq!(profiles.len(), expected.profiles.len(), "same customers");
+    for (id, want) in &expected.profiles {
+        let got = profiles
+            .get(id)
+            .unwrap_or_else(|| panic!("no profile for {id}"));
+        assert!(
+            got == want,
+            "profile of {id} differs:\nkafka:  {got}\nreplay: {want}"
+        );
+    }
+    let mut alerts = read_topic(&b, &run.names.topic("tier-changes"));
+    alerts.extend(read_topic(&b, &run.names.topic("warnings")));
+    let (ids, dups) = event_ids(&alerts);
+    let missing: Vec<_> = expected.alert_ids.difference(&ids).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "alerts lost: {missing:?} (of {})",
+        expected.alert_ids.len()
+    );
+    let extra: Vec<_> = ids.difference(&expected.alert_ids).take(5).collect();
+    assert!(extra.is_empty(), "alerts replay does not have: {extra:?}");
+    let dlq = read_topic(&b, &run.names.topic("dead-letters"));
+    let mut sources = std::collections::BTreeSet::new();
+    for r in &dlq {
+        let v: serde_json::Value = serde_json::from_slice(r.value.as_ref().unwrap()).unwrap();
+        assert_eq!(v["source"]["topic"], run.names.input.as_str());
+        sources.insert((
+            v["source"]["partition"].as_i64(),
+            v["source"]["offset"].as_i64(),
+        ));
+    }
+    assert_eq!(
+        sources.len(),
+        expected.dead_letters,
+        "every rejected record dead-lettered once (by source)"
+    );
+    eprintln!(
+        "compared: {} profiles, {} alert ids, {} dead letters; {} repeated alert records",
+        profiles.len(),
+        ids.len(),
+        sources.len(),
+        dups
+    );
+    dups
+}
+
+fn consumed(services: &[&Service]) -> i64 {
+    services
+        .iter()
+        .filter_map(|s| s.status())
+        .flat_map(|st| {
+            st["partitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["next_offset"].as_i64().unwrap().max(0))
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+fn wait_consumed(services: &[&Service], at_least: i64) {
+    let t0 = Instant::now();
+    while consumed(services) < at_least {
+        assert!(t0.elapsed() < LIMIT, "no progress to {at_least}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn kafka_path_equals_replay() {
+    let run = setup("equal", 1500, 20_000, 11);
+    let mut s = run.service("a");
+    let dups = run.finish_and_compare(&mut [&mut s]);
+    assert_eq!(dups, 0, "no crash, so no repeated outputs");
+    let log = s.log_text();
+    assert!(log.contains("created missing topics"), "{log}");
+}
+
+#[test]
+fn kill_9_at_random_points_loses_nothing() {
+    let run = setup("crash", 5000, 100_000, 12);
+    let total: i64 = run.highs.values().sum();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(now_ms() as u64);
+    let mut points: Vec<f64> = (0..3).map(|_| rng.gen_range(0.1..0.9)).collect();
+    points.sort_by(f64::total_cmp);
+    for (tag, p) in points.iter().enumerate() {
+        let s = run.service(&format!("crash{tag}"));
+        // Crash once the group has consumed up to this fraction (measured in the restored
+        // instance, so each crash lands later in the input than the last).
+        wait_consumed(&[&s], (total as f64 * p) as i64);
+        let mut s = s;
+        s.kill9();
+        eprintln!("kill -9 at {:.0} % of the input", p * 100.0);
+    }
+    let mut s = run.service("final");
+    let dups = run.finish_and_compare(&mut [&mut s]);
+    eprintln!(
+        "kill -9 x{}: {dups} repeated alert records (same event_id, dropped by consumers)",
+        points.len()
+    );
+    assert!(s
+        .log_text()
+        .contains("partition restored from the changelog"));
+}
+
+#[test]
+fn rebalance_hands_state_over() {
+    let run = setup("rebal", 3000, 40_000, 13);
+    let total: i64 = run.highs.values().sum();
+    let mut a = run.service("a");
+    let mut b = run.service("b");
+    // Both members hold partitions before one leaves.
+    let t0 = Instant::now();
+    loop {
+        let held = |s: &Service| {
+            s.status()
+                .map_or(0, |st| st["partitions"].as_array().unwrap().len())
+        };
+        if held(&a) > 0 && held(&b) > 0 {
+            break;
+        }
+        assert!(t0.elapsed() < LIMIT, "group did not spread partitions");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_consumed(&[&a, &b], total / 3);
+    let (code, _) = b.terminate();
+    assert_eq!(code, Some(0), "{}", b.log_text());
+    let t0 = Instant::now();
+    loop {
+        let n = a
+            .status()
+            .map_or(0, |st| st["partitions"].as_array().unwrap().len());
+        if n == PARTITIONS as usize {
+            break;
+        }
+        assert!(
+            t0.elapsed() < LIMIT,
+            "survivor did not take over all partitions"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run.finish_and_compare(&mut [&mut a]);
+    let log = a.log_text();
+    assert!(
+        log.matches("partition restored from the changelog").count() > PARTITIONS as usize / 2,
+        "{log}"
+    );
+}
+
+#[test]
+fn broker_stall_recovers_by_itself() {
+    let run = setup("stall", 2000, 30_000, 14);
+    let total: i64 = run.highs.values().sum();
+    let mut s = run.service("a");
+    wait_consumed(&[&s], total / 3);
+    run.broker.signal("STOP");
+    std::thread::sleep(Duration::from_secs(20));
+    let during = http_get(s.http, "/readyz");
+    run.broker.signal("CONT");
+    eprintln!("readyz during the stall: {during:?}");
+    assert!(
+        s.child.try_wait().unwrap().is_none(),
+        "the service stays alive"
+    );
+    run.finish_and_compare(&mut [&mut s]);
+}
+
+#[test]
+fn sigterm_drains_and_a_restart_continues() {
+    let run = setup("term", 2000, 30_000, 15);
+    let total: i64 = run.highs.values().sum();
+    let mut s = run.service("a");
+    wait_consumed(&[&s], total / 2);
+    let (code, took) = s.terminate();
+    assert_eq!(code, Some(0), "{}", s.log_text());
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert!(s.log_text().contains("stopped cleanly"));
+    let mut s2 = run.service("b");
+    let dups = run.finish_and_compare(&mut [&mut s2]);
+    assert_eq!(
+        dups, 0,
+        "a clean stop makes everything durable: nothing is produced twice"
+    );
+}
+
+#[test]
+fn poison_messages_go_to_the_dead_letter_topic_and_the_offset_advances() {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let broker = Tansu::start();
+    let names = Names::new("poison");
+    broker.create_topic(&names.input, 1);
+    let p: ThreadedProducer<DefaultProducerContext> = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", broker.brokers())
+        .create()
+        .unwrap();
+    let good = br#"{"event_id":"e1","customer_id":"c1","type":"order","ts":"2026-01-05T10:00:00Z","amount":10.5}"#;
+    let poison: Vec<Option<&[u8]>> = vec![
+        Some(b"not json at all"),
+        Some(b"\xff\xfe\x00binary"),
+        None,
+        Some(br#"{"event_id":"e2","customer_id":"c1","type":"teleport","ts":"2026-01-05T10:00:00Z"}"#),
+        Some(good),
+    ];
+    for v in &poison {
+        let mut r = BaseRecord::<[u8], [u8]>::to(&names.input).key(b"c1".as_slice());
+        if let Some(v) = v {
+            r = r.payload(*v);
+        }
+        p.send(r).map_err(|(e, _)| e).unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let cfg = write_config(dir.path(), &broker.brokers(), &names, http, "");
+    let mut s = Service::start(&cfg, http, dir.path().join("s.log"));
+    let highs = high_watermarks(&broker.brokers(), &names.input);
+    wait_caught_up(&[&s], &highs, now_ms() - 61_000, LIMIT);
+    let (code, _) = s.terminate();
+    assert_eq!(code, Some(0));
+    let dlq = read_topic(&broker.brokers(), &names.topic("dead-letters"));
+    let reasons: Vec<(String, i64)> = dlq
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(r.value.as_ref().unwrap()).unwrap();
+            (
+                v["reason"].as_str().unwrap().to_string(),
+                v["source"]["offset"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let mut sorted = reasons.clone();
+    sorted.sort_by_key(|r| r.1);
+    assert_eq!(
+        sorted.iter().map(|r| r.1).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3],
+        "{reasons:?}"
+    );
+    assert_eq!(sorted[3].0, "unknown_type");
+    let profiles = latest_profiles(&read_topic(&broker.brokers(), &names.topic("profiles")));
+    assert_eq!(
+        profiles.len(),
+        1,
+        "the good event after the poison was applied"
+    );
+    assert_eq!(
+        profiles["c1"]["facts"]["lifetime_orders"], 1,
+        "{}",
+        profiles["c1"]
+    );
+    let _ = Path::new("");
+}

@@ -1,0 +1,535 @@
+//! A real Kafka-API broker (Tansu, sqlite storage) for end-to-end tests, and helpers to
+//! run the `churnwatch` binary against it and read topics back.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_churnwatch");
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The Tansu binary: `$TANSU_BIN`, or where `scripts/install-tools.sh tansu` puts it.
+pub fn tansu_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("TANSU_BIN") {
+        return PathBuf::from(p);
+    }
+    let tools = std::env::var("CHURNWATCH_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            let cache = std::env::var("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache"));
+            cache.join("churnwatch/tools")
+        });
+    let p = tools.join("bin/tansu");
+    assert!(
+        p.is_file(),
+        "the Tansu broker is not installed at {}: run `scripts/install-tools.sh tansu` (scripts/test.sh does this)",
+        p.display()
+    );
+    p
+}
+
+/// A Tansu broker on a free port with a fresh sqlite database, stopped on drop.
+pub struct Tansu {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Tansu {
+    pub fn start() -> Tansu {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut t = Tansu {
+            child: None,
+            dir,
+            port,
+        };
+        t.spawn();
+        t
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::File::create(self.dir.path().join("tansu.log")).unwrap();
+        let child = Command::new(tansu_bin())
+            .current_dir(self.dir.path())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "sqlite://tansu.db",
+            ])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start tansu");
+        self.child = Some(child);
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "tansu did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: i32) {
+        let st = Command::new(tansu_bin())
+            .current_dir(self.dir.path())
+            .args([
+                "topic",
+                "create",
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+                "--partitions",
+                &partitions.to_string(),
+                name,
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "tansu topic create {name}");
+    }
+
+    /// SIGSTOP / SIGCONT the broker (a stall).
+    pub fn signal(&self, sig: &str) {
+        signal(self.pid(), sig);
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), "CONT");
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status();
+}
+
+/// Topic names and a group unique to one test.
+#[derive(Clone)]
+pub struct Names {
+    pub input: String,
+    pub group: String,
+    pub prefix: String,
+}
+
+impl Names {
+    pub fn new(test: &str) -> Names {
+        let n = std::process::id();
+        Names {
+            input: format!("{test}-events-{n}"),
+            group: format!("{test}-group-{n}"),
+            prefix: format!("{test}-{n}"),
+        }
+    }
+    pub fn topic(&self, what: &str) -> String {
+        format!("{}.{what}", self.prefix)
+    }
+}
+
+/// Writes a service config for `churnwatch run`.
+pub fn write_config(dir: &Path, brokers: &str, n: &Names, http_port: u16, extra: &str) -> PathBuf {
+    let p = dir.join(format!("churnwatch-{http_port}.toml"));
+    let mut f = std::fs::File::create(&p).unwrap();
+    write!(
+        f,
+        r#"
+[kafka]
+brokers = "{brokers}"
+group_id = "{group}"
+input_topic = "{input}"
+create_topics = true
+commit_interval = "100ms"
+idle_timeout = "1s"
+drain_timeout = "20s"
+broker_timeout = "10s"
+{extra}
+
+[kafka.topics]
+tier_changes = "{tc}"
+warnings = "{w}"
+profiles = "{p}"
+dead_letters = "{d}"
+changelog = "{c}"
+
+[kafka.client]
+"fetch.wait.max.ms" = 10
+"session.timeout.ms" = 10000
+"heartbeat.interval.ms" = 1000
+
+[http]
+listen = "127.0.0.1:{http_port}"
+
+[log]
+format = "human"
+level = "info"
+"#,
+        group = n.group,
+        input = n.input,
+        tc = n.topic("tier-changes"),
+        w = n.topic("warnings"),
+        p = n.topic("profiles"),
+        d = n.topic("dead-letters"),
+        c = n.topic("changelog"),
+    )
+    .unwrap();
+    p
+}
+
+/// A running `churnwatch run`.
+pub struct Service {
+    pub child: Child,
+    pub http: u16,
+    pub log: PathBuf,
+}
+
+impl Service {
+    pub fn start(config: &Path, http: u16, log: PathBuf) -> Service {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info,librdkafka=warn")
+            .env("NO_COLOR", "1")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Service { child, http, log }
+    }
+
+    /// `/v1/status` as JSON, if the service answers.
+    pub fn status(&self) -> Option<serde_json::Value> {
+        http_get(self.http, "/v1/status").and_then(|(code, body)| {
+            (code == 200)
+                .then(|| serde_json::from_str(&body).ok())
+                .flatten()
+        })
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM; returns the exit code and how long the exit took.
+    pub fn terminate(&mut self) -> (Option<i32>, Duration) {
+        let t0 = Instant::now();
+        signal(self.child.id(), "TERM");
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                let _ = self.child.kill();
+                break self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (status.code(), t0.elapsed())
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET: (status code, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+/// Generates events with `churnwatch gen` into a file and the same events into a topic.
+pub fn gen_both(file: &Path, brokers: &str, topic: &str, gen_args: &[&str]) {
+    let st = Command::new(BIN)
+        .arg("gen")
+        .args(gen_args)
+        .arg("--out")
+        .arg(file)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = Command::new(BIN)
+        .arg("gen")
+        .args(gen_args)
+        .args(["--brokers", brokers, "--topic", topic])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "gen to topic");
+}
+
+/// High watermarks of every partition of `topic`.
+pub fn high_watermarks(brokers: &str, topic: &str) -> BTreeMap<i32, i64> {
+    let c: BaseConsumer = client(brokers).create().unwrap();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    parts
+        .into_iter()
+        .map(|p| {
+            let (_, h) = c
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap();
+            (p, h)
+        })
+        .collect()
+}
+
+fn client(brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("fetch.wait.max.ms", "10")
+        .set("group.id", "test-reader")
+        .set("enable.auto.commit", "false");
+    c
+}
+
+/// One record read back.
+#[derive(Debug, Clone)]
+pub struct Rec {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Every record of `topic`, partition by partition in offset order.
+pub fn read_topic(brokers: &str, topic: &str) -> Vec<Rec> {
+    let highs = high_watermarks(brokers, topic);
+    let mut c = client(brokers);
+    c.set("enable.partition.eof", "false");
+    let consumer: BaseConsumer = c.create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in highs.keys() {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let mut pos: HashMap<i32, i64> = HashMap::new();
+    let done = |pos: &HashMap<i32, i64>| {
+        highs
+            .iter()
+            .all(|(p, h)| *h == 0 || pos.get(p).is_some_and(|x| x >= h))
+    };
+    let t0 = Instant::now();
+    while !done(&pos) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "reading {topic} timed out"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                pos.insert(m.partition(), m.offset() + 1);
+                out.push(Rec {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                });
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+        }
+    }
+    out.sort_by_key(|r| (r.partition, r.offset));
+    out
+}
+
+/// The compacted view of a profiles topic: customer → profile JSON (null deletes).
+pub fn latest_profiles(recs: &[Rec]) -> BTreeMap<String, serde_json::Value> {
+    let mut m = BTreeMap::new();
+    for r in recs {
+        let k = String::from_utf8(r.key.clone().expect("profiles are keyed")).unwrap();
+        match &r.value {
+            Some(v) => {
+                m.insert(k, serde_json::from_slice(v).unwrap());
+            }
+            None => {
+                m.remove(&k);
+            }
+        }
+    }
+    m
+}
+
+/// Event ids of the records (JSON with an `event_id`), and how many were repeats.
+pub fn event_ids(recs: &[Rec]) -> (BTreeSet<String>, usize) {
+    let mut ids = BTreeSet::new();
+    let mut dups = 0;
+    for r in recs {
+        let v: serde_json::Value = serde_json::from_slice(r.value.as_ref().unwrap()).unwrap();
+        if !ids.insert(v["event_id"].as_str().unwrap().to_string()) {
+            dups += 1;
+        }
+    }
+    (ids, dups)
+}
+
+/// What replay produced for the same events.
+pub struct Expected {
+    pub profiles: BTreeMap<String, serde_json::Value>,
+    pub alert_ids: BTreeSet<String>,
+    pub dead_letters: usize,
+}
+
+/// Runs `churnwatch replay` over `events` up to `until` (ms).
+pub fn replay(dir: &Path, events: &Path, until_ms: i64) -> Expected {
+    let out = dir.join("replay-out.jsonl");
+    let prof = dir.join("replay-profiles.jsonl");
+    let dlq = dir.join("replay-dlq.jsonl");
+    let until = churnwatch::core::time::format_rfc3339(until_ms);
+    let st = Command::new(BIN)
+        .args(["replay", "--quiet", "--until", &until, "--input"])
+        .arg(events)
+        .arg("--output")
+        .arg(&out)
+        .arg("--profiles")
+        .arg(&prof)
+        .arg("--dead-letters")
+        .arg(&dlq)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut profiles = BTreeMap::new();
+    for l in std::fs::read_to_string(&prof).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        profiles.insert(v["customer_id"].as_str().unwrap().to_string(), v);
+    }
+    let mut alert_ids = BTreeSet::new();
+    for l in std::fs::read_to_string(&out).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let schema = v["schema"].as_str().unwrap();
+        if !schema.contains("tombstone") {
+            alert_ids.insert(v["event_id"].as_str().unwrap().to_string());
+        }
+    }
+    let dead_letters = std::fs::read_to_string(&dlq).unwrap().lines().count();
+    Expected {
+        profiles,
+        alert_ids,
+        dead_letters,
+    }
+}
+
+/// Waits until the services together hold every partition of the input at its end
+/// and every partition's watermark has followed the clock to `after_ms` (the idle
+/// advance). Returns the watermark (the same for all partitions).
+pub fn wait_caught_up(
+    services: &[&Service],
+    highs: &BTreeMap<i32, i64>,
+    after_ms: i64,
+    limit: Duration,
+) -> i64 {
+    let t0 = Instant::now();
+    loop {
+        let mut seen: BTreeMap<i32, (i64, i64, Option<i64>)> = BTreeMap::new();
+        for s in services {
+            if let Some(st) = s.status() {
+                for p in st["partitions"].as_array().unwrap() {
+                    seen.insert(
+                        p["partition"].as_i64().unwrap() as i32,
+                        (
+                            p["next_offset"].as_i64().unwrap(),
+                            p["durable_offset"].as_i64().unwrap(),
+                            p["watermark"].as_i64(),
+                        ),
+                    );
+                }
+            }
+        }
+        let all = highs.iter().all(|(p, h)| {
+            seen.get(p).is_some_and(|(next, durable, wm)| {
+                (*h == 0 || (next >= h && durable >= h)) && wm.is_some_and(|w| w >= after_ms)
+            })
+        });
+        if all {
+            let wms: BTreeSet<i64> = seen
+                .values()
+                .map(|(_, _, w)| w.unwrap() / 86_400_000)
+                .collect();
+            if wms.len() == 1 {
+                return seen.values().map(|(_, _, w)| w.unwrap()).max().unwrap();
+            }
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "services did not catch up within {limit:?}: partitions {seen:?}, input ends {highs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The wall clock in ms.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
