@@ -847,6 +847,25 @@ impl ServiceHandle {
     }
 }
 
+/// Consumer settings librdkafka would warn about on a producer.
+fn is_consumer_only(key: &str) -> bool {
+    key.starts_with("fetch.")
+        || key.starts_with("group.")
+        || key.starts_with("auto.")
+        || key.starts_with("queued.")
+        || matches!(
+            key,
+            "session.timeout.ms"
+                | "heartbeat.interval.ms"
+                | "max.poll.interval.ms"
+                | "max.partition.fetch.bytes"
+                | "enable.partition.eof"
+                | "check.crcs"
+                | "coordinator.query.interval.ms"
+        )
+}
+
+/// Settings of the consumers (group, restore, metadata and admin clients).
 fn base_config(k: &KafkaSettings) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &k.brokers);
@@ -868,8 +887,9 @@ impl Service {
             "starting"
         );
         let deliveries = Arc::new(Deliveries::default());
-        let mut pc = base.clone();
-        pc.set("enable.idempotence", "true")
+        let mut pc = ClientConfig::new();
+        pc.set("bootstrap.servers", &opts.kafka.brokers)
+            .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
             .set("compression.type", "lz4")
@@ -877,8 +897,7 @@ impl Service {
             // reports not ready) instead of losing outputs.
             .set("message.timeout.ms", "0");
         for (key, v) in &opts.kafka.client {
-            if key.starts_with("linger") || key == "compression.type" || key == "message.timeout.ms"
-            {
+            if !is_consumer_only(key) {
                 pc.set(key, v);
             }
         }
@@ -1122,8 +1141,16 @@ impl Service {
         missing: &[(&str, bool)],
         input: i32,
     ) -> Result<(), RunError> {
+        // librdkafka's admin client is a producer-type handle: no consumer settings.
+        let mut ac = ClientConfig::new();
+        ac.set("bootstrap.servers", &k.brokers);
+        for (key, v) in &k.client {
+            if !is_consumer_only(key) {
+                ac.set(key, v);
+            }
+        }
         let admin: AdminClient<DefaultClientContext> =
-            self.base.create().map_err(|source| RunError::Client {
+            ac.create().map_err(|source| RunError::Client {
                 what: "admin client",
                 source,
             })?;

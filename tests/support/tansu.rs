@@ -194,8 +194,6 @@ changelog = "{c}"
 
 [kafka.client]
 "fetch.wait.max.ms" = 10
-"session.timeout.ms" = 10000
-"heartbeat.interval.ms" = 1000
 
 [http]
 listen = "127.0.0.1:{http_port}"
