@@ -123,10 +123,36 @@ pub enum RunError {
     DrainTimeout(Duration),
 }
 
-#[derive(Default)]
+/// Outstanding records per tag. A tag is `2 × interval` for an interval's outputs and
+/// `2 × interval + 1` for its changelog records; the ring is far larger than the number
+/// of intervals that may be in flight (see `MAX_PENDING`).
+const RING: usize = 4096;
+
+/// Intervals cut but not yet durable before the loop waits (backpressure).
+const MAX_PENDING: usize = 64;
+
 struct Deliveries {
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    outstanding: Vec<std::sync::atomic::AtomicI64>,
+}
+
+impl Default for Deliveries {
+    fn default() -> Self {
+        Deliveries {
+            failed: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            outstanding: (0..RING)
+                .map(|_| std::sync::atomic::AtomicI64::new(0))
+                .collect(),
+        }
+    }
+}
+
+impl Deliveries {
+    fn pending(&self, tag: u64) -> i64 {
+        self.outstanding[(tag as usize) % RING].load(Ordering::Acquire)
+    }
 }
 
 struct ProducerCtx {
@@ -141,8 +167,9 @@ impl ClientContext for ProducerCtx {
 }
 
 impl ProducerContext for ProducerCtx {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    type DeliveryOpaque = usize;
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
+        self.deliveries.outstanding[tag % RING].fetch_sub(1, Ordering::AcqRel);
         if let Err((e, _)) = result {
             self.deliveries.failed.fetch_add(1, Ordering::SeqCst);
             if let Ok(mut first) = self.deliveries.first_error.lock() {
@@ -172,7 +199,9 @@ struct Part {
     next_offset: i64,
     /// Next offset of the last durable checkpoint (−1 if none).
     durable_offset: i64,
-    durable_watermark: Option<Ts>,
+    /// Next offset and watermark as of the last cut interval.
+    cut_offset: i64,
+    cut_watermark: Option<Ts>,
     last_event: Instant,
     /// Customers erased in this interval, with the erasing offset.
     erased: Vec<(String, i64)>,
@@ -180,8 +209,6 @@ struct Part {
     settled: Vec<String>,
     /// Customers erased after the restored checkpoint (skip events at or below).
     skip: HashMap<String, i64>,
-    /// Changelog records of this interval.
-    changes: Vec<(String, Vec<u8>)>,
 }
 
 /// The state of one held partition (for `/v1/status`).
@@ -201,6 +228,57 @@ pub struct PartitionInfo {
     pub watermark: Option<Ts>,
 }
 
+/// Event → output latencies in whole milliseconds (the resolution of Kafka timestamps).
+#[derive(Debug, Clone)]
+pub struct Latency {
+    /// Count per millisecond, 0 ..= 9 999; the last bucket holds everything above.
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency {
+            counts: vec![0; 10_001],
+            total: 0,
+        }
+    }
+}
+
+impl Latency {
+    fn record(&mut self, ms: u64) {
+        let i = (ms as usize).min(self.counts.len() - 1);
+        self.counts[i] += 1;
+        self.total += 1;
+    }
+
+    /// Samples recorded.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// The `q` quantile (0..=1) in ms, or `None` without samples.
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (ms, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(ms as u64);
+            }
+        }
+        Some(self.counts.len() as u64 - 1)
+    }
+
+    /// Forgets all samples.
+    pub fn reset(&mut self) {
+        *self = Latency::default();
+    }
+}
+
 /// Everything the loop and the rebalance callbacks share.
 pub struct Engine {
     settings: Arc<Settings>,
@@ -218,6 +296,13 @@ pub struct Engine {
     stats: crate::core::Stats,
     dropped_unassigned: u64,
     last_stall_log: Option<Instant>,
+    latency: Latency,
+    /// The interval being filled (tags its outputs).
+    epoch: u64,
+    /// Every interval up to this one has all its outputs acknowledged.
+    outputs_acked_through: u64,
+    /// Cut intervals not yet durable, oldest first.
+    pending: std::collections::VecDeque<Interval>,
 }
 
 fn topic_for<'a>(k: &'a KafkaSettings, o: &Output) -> &'a str {
@@ -229,17 +314,20 @@ fn topic_for<'a>(k: &'a KafkaSettings, o: &Output) -> &'a str {
     }
 }
 
-/// Sends one record, waiting while the local queue is full (never drops).
+/// Sends one record tagged `tag`, waiting while the local queue is full (never drops).
 fn send(
     producer: &ThreadedProducer<ProducerCtx>,
     deliveries: &Deliveries,
+    tag: u64,
     topic: &str,
     partition: Option<i32>,
     key: Option<&[u8]>,
     payload: Option<&[u8]>,
 ) {
+    let slot = (tag as usize) % RING;
+    deliveries.outstanding[slot].fetch_add(1, Ordering::AcqRel);
     loop {
-        let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
+        let mut r: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(topic, slot);
         if let Some(k) = key {
             r = r.key(k);
         }
@@ -255,6 +343,7 @@ fn send(
                 std::thread::sleep(Duration::from_millis(2));
             }
             Err((e, _)) => {
+                deliveries.outstanding[slot].fetch_sub(1, Ordering::AcqRel);
                 deliveries.failed.fetch_add(1, Ordering::SeqCst);
                 if let Ok(mut first) = deliveries.first_error.lock() {
                     first.get_or_insert_with(|| format!("{topic}: {e}"));
@@ -265,8 +354,27 @@ fn send(
     }
 }
 
+/// One partition's share of a cut interval: its changelog records and checkpoint.
+struct PartCut {
+    partition: i32,
+    /// Changelog records in order: (key, value or null).
+    records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    next_offset: i64,
+    /// Customers erased in the interval (their markers settle once it is durable).
+    erased: Vec<String>,
+}
+
+/// An interval that was cut: its outputs are in flight; its changelog is sent once they
+/// are acknowledged, and it is durable once the changelog is acknowledged.
+struct Interval {
+    epoch: u64,
+    parts: Vec<PartCut>,
+    changelog_sent: bool,
+}
+
 impl Engine {
     fn route(&mut self, partition: i32) {
+        let tag = self.epoch * 2;
         let Engine {
             k,
             producer,
@@ -288,6 +396,7 @@ impl Engine {
                     send(
                         producer,
                         deliveries,
+                        tag,
                         topic,
                         None,
                         Some(t.customer_id.as_bytes()),
@@ -304,6 +413,7 @@ impl Engine {
                     send(
                         producer,
                         deliveries,
+                        tag,
                         topic,
                         None,
                         o.key().map(str::as_bytes),
@@ -351,6 +461,13 @@ impl Engine {
             .process(m.payload().unwrap_or(&[]), src, &ctx, &mut self.outs);
         if !self.outs.is_empty() {
             self.route(p);
+            // Event → output latency: the input's produce time (CreateTime) to now.
+            if let Some(created) = m.timestamp().to_millis() {
+                let wall = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                self.latency.record((wall - created).max(0) as u64);
+            }
         }
     }
 
@@ -389,35 +506,85 @@ impl Engine {
         }
     }
 
-    /// Waits until every record sent so far is acknowledged.
-    fn acknowledge(&mut self, deadline: Option<Instant>) -> Result<(), RunError> {
-        let started = Instant::now();
-        loop {
-            match self.producer.flush(Duration::from_millis(500)) {
-                Ok(()) => break,
-                Err(_) => {
-                    self.status.stalled.store(true, Ordering::SeqCst);
-                    if self
-                        .last_stall_log
-                        .is_none_or(|t| t.elapsed() > Duration::from_secs(5))
-                    {
-                        self.last_stall_log = Some(Instant::now());
-                        tracing::warn!(
-                            unacknowledged = self.producer.in_flight_count(),
-                            waited_s = started.elapsed().as_secs(),
-                            "waiting for the brokers to acknowledge; consumption paused, nothing is lost"
-                        );
-                    }
-                    if let Some(d) = deadline {
-                        if Instant::now() >= d {
-                            return Err(RunError::DrainTimeout(self.k.drain_timeout));
-                        }
-                    }
+    /// Closes the current interval: profiles of changed customers are sent (as outputs
+    /// of the interval), and the interval's changelog records and checkpoints are queued
+    /// until its outputs are acknowledged. Returns whether an interval was cut.
+    fn cut(&mut self) -> bool {
+        let ids: Vec<i32> = self.parts.keys().copied().collect();
+        let mut changes: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut cuts = Vec::new();
+        for id in ids {
+            let Some(part) = self.parts.get_mut(&id) else {
+                continue;
+            };
+            changes.clear();
+            part.proc.drain_changes(&mut self.outs, |cid, snap| {
+                changes.push((cid.to_string(), snap))
+            });
+            if !self.outs.is_empty() {
+                self.route(id);
+            }
+            let Some(part) = self.parts.get_mut(&id) else {
+                continue;
+            };
+            let moved =
+                part.next_offset != part.cut_offset || part.proc.watermark() != part.cut_watermark;
+            if !moved && changes.is_empty() && part.erased.is_empty() && part.settled.is_empty() {
+                continue;
+            }
+            let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+            // Settled markers: delete the key unless the customer came back since.
+            for cid in part.settled.drain(..) {
+                if part.proc.last_offset(&cid).is_none() {
+                    records.push((cid.into_bytes(), None));
                 }
             }
+            let erased: Vec<(String, i64)> = std::mem::take(&mut part.erased);
+            for (cid, off) in &erased {
+                if part.proc.last_offset(cid).is_none() {
+                    records.push((cid.as_bytes().to_vec(), Some(erased_marker(*off))));
+                }
+            }
+            for (cid, snap) in changes.drain(..) {
+                records.push((cid.into_bytes(), Some(snap)));
+            }
+            if part.next_offset >= 0 {
+                let c = Checkpoint {
+                    version: 1,
+                    topic: self.k.input_topic.clone(),
+                    partition: id,
+                    next_offset: part.next_offset,
+                    stream_time: part.proc.stream_time(),
+                    watermark: part.proc.watermark(),
+                };
+                records.push((CHECKPOINT_KEY.to_vec(), Some(c.encode())));
+            }
+            part.cut_offset = part.next_offset;
+            part.cut_watermark = part.proc.watermark();
+            cuts.push(PartCut {
+                partition: id,
+                records,
+                next_offset: part.next_offset,
+                erased: erased.into_iter().map(|(c, _)| c).collect(),
+            });
         }
-        self.status.stalled.store(false, Ordering::SeqCst);
-        self.status.broker_down.store(false, Ordering::SeqCst);
+        let had_outputs = self.deliveries.pending(self.epoch * 2) > 0;
+        if cuts.is_empty() && !had_outputs {
+            return false;
+        }
+        self.pending.push_back(Interval {
+            epoch: self.epoch,
+            parts: cuts,
+            changelog_sent: false,
+        });
+        self.epoch += 1;
+        true
+    }
+
+    /// Moves cut intervals along without blocking: sends the changelog of intervals whose
+    /// outputs (and all earlier outputs) are acknowledged, and completes intervals whose
+    /// changelog is acknowledged (checkpoint durable → consumer offsets committed).
+    fn progress<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), RunError> {
         let failed = self.deliveries.failed.load(Ordering::SeqCst);
         if failed > self.failures_seen {
             self.failures_seen = failed;
@@ -430,136 +597,145 @@ impl Engine {
                 .unwrap_or_default();
             return Err(RunError::Delivery(first));
         }
-        Ok(())
-    }
-
-    /// Makes the current interval durable (see the module documentation). Returns whether
-    /// anything was written.
-    fn commit<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        deadline: Option<Instant>,
-    ) -> Result<bool, RunError> {
-        let started = Instant::now();
-        let mut any = false;
-        let ids: Vec<i32> = self.parts.keys().copied().collect();
-        for id in &ids {
-            let Some(part) = self.parts.get_mut(id) else {
+        while self.outputs_acked_through + 1 < self.epoch
+            && self
+                .deliveries
+                .pending((self.outputs_acked_through + 1) * 2)
+                == 0
+        {
+            self.outputs_acked_through += 1;
+        }
+        let Engine {
+            pending,
+            producer,
+            deliveries,
+            k,
+            outputs_acked_through,
+            ..
+        } = self;
+        let topic = &k.topics.changelog;
+        for iv in pending.iter_mut() {
+            if iv.changelog_sent {
                 continue;
-            };
-            let changes = &mut part.changes;
-            part.proc.drain_changes(&mut self.outs, |cid, snap| {
-                changes.push((cid.to_string(), snap))
-            });
-            if !self.outs.is_empty() {
-                self.route(*id);
             }
+            if iv.epoch > *outputs_acked_through {
+                break;
+            }
+            let tag = iv.epoch * 2 + 1;
+            for pc in &iv.parts {
+                for (key, value) in &pc.records {
+                    send(
+                        producer,
+                        deliveries,
+                        tag,
+                        topic,
+                        Some(pc.partition),
+                        Some(key),
+                        value.as_deref(),
+                    );
+                }
+            }
+            iv.changelog_sent = true;
         }
-        for part in self.parts.values() {
-            any |= part.next_offset != part.durable_offset
-                || !part.changes.is_empty()
-                || !part.erased.is_empty()
-                || !part.settled.is_empty()
-                || part.proc.watermark() != part.durable_watermark;
-        }
-        if !any {
-            return Ok(false);
-        }
-        // 1. Outputs of the interval are acknowledged before any state describes them.
-        self.acknowledge(deadline)?;
-        // 2. Changelog records and checkpoints, each in its partition's changelog partition.
-        let topic = self.k.topics.changelog.clone();
         let mut offsets = TopicPartitionList::new();
-        for (id, part) in self.parts.iter_mut() {
-            let dirty = part.next_offset != part.durable_offset
-                || !part.changes.is_empty()
-                || !part.erased.is_empty()
-                || !part.settled.is_empty()
-                || part.proc.watermark() != part.durable_watermark;
-            if !dirty {
-                continue;
+        while let Some(front) = self.pending.front() {
+            if !front.changelog_sent || self.deliveries.pending(front.epoch * 2 + 1) != 0 {
+                break;
             }
-            let p = Some(*id);
-            for cid in part.settled.drain(..) {
-                if part.proc.last_offset(&cid).is_none() {
-                    send(
-                        &self.producer,
-                        &self.deliveries,
-                        &topic,
-                        p,
-                        Some(cid.as_bytes()),
-                        None,
-                    );
+            let Some(iv) = self.pending.pop_front() else {
+                break;
+            };
+            for pc in iv.parts {
+                if let Some(part) = self.parts.get_mut(&pc.partition) {
+                    part.durable_offset = pc.next_offset;
+                    part.settled.extend(pc.erased);
+                    if pc.next_offset >= 0 {
+                        let _ = offsets.add_partition_offset(
+                            &self.k.input_topic,
+                            pc.partition,
+                            Offset::Offset(pc.next_offset),
+                        );
+                    }
                 }
             }
-            for (cid, off) in &part.erased {
-                if part.proc.last_offset(cid).is_none() {
-                    send(
-                        &self.producer,
-                        &self.deliveries,
-                        &topic,
-                        p,
-                        Some(cid.as_bytes()),
-                        Some(&erased_marker(*off)),
-                    );
-                }
-            }
-            for (cid, snap) in part.changes.drain(..) {
-                send(
-                    &self.producer,
-                    &self.deliveries,
-                    &topic,
-                    p,
-                    Some(cid.as_bytes()),
-                    Some(&snap),
-                );
-            }
-            if part.next_offset >= 0 {
-                let c = Checkpoint {
-                    version: 1,
-                    topic: self.k.input_topic.clone(),
-                    partition: *id,
-                    next_offset: part.next_offset,
-                    stream_time: part.proc.stream_time(),
-                    watermark: part.proc.watermark(),
-                };
-                send(
-                    &self.producer,
-                    &self.deliveries,
-                    &topic,
-                    p,
-                    Some(CHECKPOINT_KEY),
-                    Some(&c.encode()),
-                );
-                let _ = offsets.add_partition_offset(
-                    &self.k.input_topic,
-                    *id,
-                    Offset::Offset(part.next_offset),
-                );
-            }
+            self.status.commits.fetch_add(1, Ordering::Relaxed);
         }
-        // 3. Acknowledged: the interval is durable.
-        self.acknowledge(deadline)?;
-        for part in self.parts.values_mut() {
-            part.durable_offset = part.next_offset;
-            part.durable_watermark = part.proc.watermark();
-            part.settled = std::mem::take(&mut part.erased)
-                .into_iter()
-                .map(|(c, _)| c)
-                .collect();
-        }
-        // 4. Consumer offsets, for lag tracking only (the checkpoint is the truth).
+        // Consumer offsets, for lag tracking only (the checkpoint is the truth).
         if offsets.count() > 0 {
             if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
                 tracing::debug!(error = %e, "offset commit failed; lag metrics lag behind");
             }
         }
-        self.status.commits.fetch_add(1, Ordering::Relaxed);
-        tracing::trace!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "interval durable"
-        );
-        Ok(true)
+        let stalled = self.pending.len() > 1
+            && self
+                .pending
+                .front()
+                .is_some_and(|f| self.epoch - f.epoch > 20);
+        self.status.stalled.store(stalled, Ordering::Relaxed);
+        if self.pending.is_empty() {
+            self.status.broker_down.store(false, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Waits until at most `keep` cut intervals are outstanding.
+    fn wait_pending<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        keep: usize,
+        deadline: Option<Instant>,
+    ) -> Result<(), RunError> {
+        let started = Instant::now();
+        loop {
+            self.progress(consumer)?;
+            if self.pending.len() <= keep {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(2) {
+                self.status.stalled.store(true, Ordering::SeqCst);
+                if self
+                    .last_stall_log
+                    .is_none_or(|t| t.elapsed() > Duration::from_secs(5))
+                {
+                    self.last_stall_log = Some(Instant::now());
+                    tracing::warn!(
+                        unacknowledged = self.producer.in_flight_count(),
+                        intervals = self.pending.len(),
+                        waited_s = started.elapsed().as_secs(),
+                        "waiting for the brokers to acknowledge; consumption paused, nothing is lost"
+                    );
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(RunError::DrainTimeout(self.k.drain_timeout));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Makes everything handled so far durable (revocation, shutdown).
+    fn commit_all<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        deadline: Option<Instant>,
+    ) -> Result<(), RunError> {
+        self.cut();
+        self.wait_pending(consumer, 0, deadline)?;
+        self.status.stalled.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Drops partitions without writing their state (lost to another member): their
+    /// queued changelog records must not be written by this instance any more.
+    fn drop_partitions(&mut self, lost: &[i32]) {
+        for p in lost {
+            self.parts.remove(p);
+        }
+        for iv in self.pending.iter_mut() {
+            if !iv.changelog_sent {
+                iv.parts.retain(|pc| !lost.contains(&pc.partition));
+            }
+        }
     }
 
     /// Restores partition `p` from the changelog; returns where to start consuming.
@@ -599,12 +775,12 @@ impl Engine {
                 proc,
                 next_offset: next,
                 durable_offset: next,
-                durable_watermark: r.checkpoint.as_ref().and_then(|c| c.watermark),
+                cut_offset: next,
+                cut_watermark: r.checkpoint.as_ref().and_then(|c| c.watermark),
                 last_event: Instant::now(),
                 erased: Vec::new(),
                 settled: r.settled_markers,
                 skip: r.erased,
-                changes: Vec::new(),
             },
         );
         self.status
@@ -634,6 +810,16 @@ impl Engine {
         self.parts
             .values_mut()
             .find_map(|p| p.proc.profile(customer_id))
+    }
+
+    /// Event → output latencies so far.
+    pub fn latency(&self) -> &Latency {
+        &self.latency
+    }
+
+    /// Forgets the latency samples (benchmarks measure one phase at a time).
+    pub fn reset_latency(&mut self) {
+        self.latency.reset();
     }
 
     /// Customers held by this instance.
@@ -765,7 +951,7 @@ impl ConsumerContext for GroupCtx {
                         tracing::warn!("partitions lost (session expired); dropping their state without writing it, the new owner restores from the last checkpoint");
                     } else {
                         let deadline = Instant::now() + eng.k.drain_timeout;
-                        if let Err(e) = eng.commit(consumer, Some(deadline)) {
+                        if let Err(e) = eng.commit_all(consumer, Some(deadline)) {
                             tracing::error!(error = %e, "could not make revoked partitions durable; their new owner resumes from the last checkpoint");
                         }
                     }
@@ -774,9 +960,7 @@ impl ConsumerContext for GroupCtx {
                     } else {
                         eng.parts.keys().copied().collect()
                     };
-                    for p in &revoked {
-                        eng.parts.remove(p);
-                    }
+                    eng.drop_partitions(&revoked);
                     let n = eng.parts.len();
                     eng.status.partitions.store(n, Ordering::Relaxed);
                 }
@@ -842,8 +1026,8 @@ impl ServiceHandle {
     }
 
     /// Runs `f` with the engine locked (metrics scrapes).
-    pub fn with_engine<R>(&self, f: impl FnOnce(&Engine) -> R) -> R {
-        f(&lock(&self.engine))
+    pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
+        f(&mut lock(&self.engine))
     }
 }
 
@@ -926,6 +1110,10 @@ impl Service {
             stats: Default::default(),
             dropped_unassigned: 0,
             last_stall_log: None,
+            latency: Latency::default(),
+            epoch: 1,
+            outputs_acked_through: 0,
+            pending: Default::default(),
         };
         Ok(Service {
             engine: Arc::new(Mutex::new(engine)),
@@ -1006,9 +1194,13 @@ impl Service {
                     cached_high_watermark(&consumer, &k.input_topic, p)
                         .is_some_and(|h| next >= h || (next < 0 && h == 0))
                 });
-                eng.commit(&consumer, None)?;
+                eng.cut();
                 eng.collect_stats();
                 last_commit = Instant::now();
+            }
+            eng.progress(&consumer)?;
+            if eng.pending.len() > MAX_PENDING {
+                eng.wait_pending(&consumer, MAX_PENDING / 2, None)?;
             }
             drop(eng);
             if self.status.broker_down.load(Ordering::Relaxed)
@@ -1031,7 +1223,7 @@ impl Service {
         let deadline = Instant::now() + k.drain_timeout;
         let result = {
             let mut eng = lock(&self.engine);
-            let r = eng.commit(&consumer, Some(deadline));
+            let r = eng.commit_all(&consumer, Some(deadline));
             eng.parts.clear();
             r
         };
