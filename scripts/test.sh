@@ -13,6 +13,11 @@ for tool in cargo rustfmt cargo-clippy; do
   fi
 done
 
+step "tools (scripts/install-tools.sh tansu: cached; ~15 min the first time on a new machine)"
+bin_dir=$(scripts/install-tools.sh tansu | tail -n 1)
+export TANSU_BIN="$bin_dir/tansu"
+"$TANSU_BIN" --version >/dev/null 2>&1 || { echo "error: $TANSU_BIN does not run" >&2; exit 2; }
+
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
 
@@ -22,7 +27,7 @@ cargo clippy --all-targets --locked -- -D warnings
 step "doc tests"
 cargo test --locked --doc
 
-step "tests (unit, property, fuzz, schema, CLI; benches are built by clippy above)"
+step "tests (unit, property, fuzz, schema, CLI, Kafka: mock cluster and Tansu; benches are built by clippy above)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked --lib --bins --tests --examples 2>&1 | tee "$log"

@@ -147,6 +147,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .map_or("built-in defaults".into(), |p| p.display().to_string())
             );
             print!("{}", settings.explain());
+            let k = cfg.kafka.compile()?;
+            println!(
+                "\nKafka (churnwatch run):\n  brokers {}, group {}, input topic {}\n  outputs: tier changes -> {}, warnings -> {}, profiles -> {} (compacted), dead letters -> {}\n  state: changelog {} (compacted), commit every {:?}, idle partitions follow the clock after {}, drain {:?}\n  create missing topics: {}",
+                k.brokers,
+                k.group_id,
+                k.input_topic,
+                k.topics.tier_changes,
+                k.topics.warnings,
+                k.topics.profiles,
+                k.topics.dead_letters,
+                k.topics.changelog,
+                k.commit_interval,
+                k.idle_timeout.map_or("never".to_string(), |d| format!("{d:?}")),
+                k.drain_timeout,
+                k.create_topics,
+            );
+            for line in churnwatch::kafka::config::describe_client(&k.client) {
+                println!("  client: {line}");
+            }
             Ok(())
         }
         Command::Gen {

@@ -285,3 +285,34 @@ fn replay_print_shows_readable_alerts() {
         "dead-letter lines"
     );
 }
+
+#[test]
+fn check_config_shows_kafka_settings_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("k.toml");
+    std::fs::write(
+        &f,
+        "[kafka]\nbrokers = \"b1:9093\"\n[kafka.client]\nsecurity.protocol = \"SASL_SSL\"\nsasl.password = \"env:CW_TEST_SECRET\"\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_churnwatch"))
+        .arg("check-config")
+        .arg(&f)
+        .env("CW_TEST_SECRET", "s3cr3t-value")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("brokers b1:9093"), "{out}");
+    assert!(out.contains("security.protocol = \"SASL_SSL\""), "{out}");
+    assert!(out.contains("sasl.password = \"***\""), "{out}");
+    assert!(!out.contains("s3cr3t-value"), "{out}");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_churnwatch"))
+        .arg("check-config")
+        .arg(&f)
+        .env_remove("CW_TEST_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("CW_TEST_SECRET is not set"));
+}

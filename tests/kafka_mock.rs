@@ -1,6 +1,6 @@
-//! `churnwatch gen --brokers … --topic …` against librdkafka's in-process mock cluster:
-//! every generated line arrives once, keyed by its customer, one partition per key, in
-//! the customer's own order.
+//! The Kafka adapters against librdkafka's in-process mock cluster: `churnwatch gen --brokers`
+//! (every line arrives once, keyed by its customer, in order), `churnwatch demo`, and the
+//! start-up checks and broker-unavailable behaviour of `churnwatch run`.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -206,4 +206,150 @@ fn ssl_and_sasl_scram_are_built_in() {
     assert_eq!(code, Some(2));
     assert!(!err.contains("not available at build time"), "{err}");
     assert!(err.contains("were not delivered"), "{err}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, buf.split_once("\r\n\r\n")?.1.to_string()))
+}
+
+#[test]
+fn demo_prints_alerts_serves_http_and_stops_cleanly() {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_churnwatch"))
+        .args([
+            "demo",
+            "--seconds",
+            "14",
+            "--days-per-second",
+            "40",
+            "--customers",
+            "800",
+            "--rate",
+            "3000",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let mut ready = None;
+    let mut status = None;
+    while t0.elapsed() < Duration::from_secs(12) && (ready.is_none() || status.is_none()) {
+        if let Some((200, _)) = http_get(port, "/readyz") {
+            ready = Some(());
+        }
+        if let Some((200, body)) = http_get(port, "/v1/status") {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if v["partitions"].as_array().is_some_and(|p| p.len() == 4)
+                && v["events"].as_u64().unwrap_or(0) > 0
+            {
+                status = Some(v);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(http_get(port, "/healthz").map(|r| r.0), Some(200));
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(ready.is_some(), "/readyz never answered 200: {stderr}");
+    assert!(
+        status.is_some(),
+        "/v1/status never showed 4 partitions: {stderr}"
+    );
+    assert!(stdout.contains("WARNING"), "warnings printed: {stdout}");
+    assert!(
+        stdout.contains("silence"),
+        "silence fires on the compressed clock: {stdout}"
+    );
+    assert!(stderr.contains("stopped cleanly"), "{stderr}");
+}
+
+#[test]
+fn run_fails_fast_naming_a_missing_topic_and_the_setting() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster
+        .create_topic("customer-events", 2, 1)
+        .expect("topic");
+    let o = Command::new(env!("CARGO_BIN_EXE_churnwatch"))
+        .arg("run")
+        .env("CHURNWATCH__KAFKA__BROKERS", cluster.bootstrap_servers())
+        .env("CHURNWATCH__HTTP__LISTEN", "")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("churnwatch.changelog"), "{err}");
+    assert!(err.contains("kafka.create_topics = true"), "{err}");
+
+    let o = Command::new(env!("CARGO_BIN_EXE_churnwatch"))
+        .arg("run")
+        .env("CHURNWATCH__KAFKA__BROKERS", cluster.bootstrap_servers())
+        .env("CHURNWATCH__KAFKA__INPUT_TOPIC", "nope")
+        .env("CHURNWATCH__HTTP__LISTEN", "")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("input topic `nope` does not exist"), "{err}");
+}
+
+#[test]
+fn run_without_a_broker_stays_up_not_ready_and_stops_on_sigterm() {
+    let dead = free_port();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_churnwatch"))
+        .arg("run")
+        .env("CHURNWATCH__KAFKA__BROKERS", format!("127.0.0.1:{dead}"))
+        .env("CHURNWATCH__KAFKA__BROKER_TIMEOUT", "1s")
+        .env("CHURNWATCH__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let mut seen = None;
+    while t0.elapsed() < Duration::from_secs(10) && seen.is_none() {
+        seen = http_get(port, "/readyz");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, body) = seen.expect("HTTP answers while brokers are away");
+    assert_eq!(code, 503);
+    assert!(body.contains("not ready"), "{body}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "no crash loop: still running"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -873,6 +873,14 @@ fn cached_high_watermark<C: ConsumerContext>(
     (err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
 }
 
+/// Sleeps for `d`, waking early when a shutdown is requested.
+fn sleep_unless_stopping(status: &Status, d: Duration) {
+    let until = Instant::now() + d;
+    while !status.shutting_down() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+    }
+}
+
 fn lock(e: &Mutex<Engine>) -> MutexGuard<'_, Engine> {
     // A panic elsewhere must not take the rebalance callbacks down with it.
     e.lock().unwrap_or_else(|p| p.into_inner())
@@ -926,7 +934,7 @@ impl ConsumerContext for GroupCtx {
                                 if self.status.shutting_down() {
                                     break;
                                 }
-                                std::thread::sleep(backoff);
+                                sleep_unless_stopping(&self.status, backoff);
                                 backoff = (backoff * 2).min(Duration::from_secs(10));
                             }
                         }
@@ -1269,7 +1277,7 @@ impl Service {
                 Err(e) => {
                     tracing::warn!(error = %e, brokers = %k.brokers, retry_in_ms = backoff.as_millis() as u64, "brokers not reachable; retrying (not ready)");
                     self.status.broker_down.store(true, Ordering::SeqCst);
-                    std::thread::sleep(backoff);
+                    sleep_unless_stopping(&self.status, backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                     continue;
                 }
@@ -1384,5 +1392,26 @@ impl Service {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Latency;
+
+    #[test]
+    fn latency_quantiles_are_nearest_rank() {
+        let mut l = Latency::default();
+        assert_eq!(l.quantile(0.5), None);
+        for ms in 1..=100 {
+            l.record(ms);
+        }
+        l.record(1_000_000);
+        assert_eq!(l.count(), 101);
+        assert_eq!(l.quantile(0.5), Some(51));
+        assert_eq!(l.quantile(0.99), Some(100));
+        assert_eq!(l.quantile(1.0), Some(10_000), "overflow bucket");
+        l.reset();
+        assert_eq!(l.count(), 0);
     }
 }
