@@ -142,7 +142,7 @@ pub fn run(settings: Arc<Settings>, o: &DemoOptions) -> Result<(), DemoError> {
         hook: Some(hook),
         status: Arc::clone(&status),
     })?;
-    let bg = crate::http::start(&o.listen, Some(service.handle()), Arc::clone(&status))?;
+    let bg = crate::http::start(&o.listen, None, Some(service.handle()), Arc::clone(&status))?;
     let url = bg
         .addr
         .map_or("(HTTP off)".to_string(), |a| format!("http://{a}"));

@@ -1,5 +1,7 @@
 //! HTTP endpoints and signal handling, on a small tokio runtime beside the service loop:
-//! `/healthz`, `/readyz`, `/v1/status` and `/v1/customers/{id}`.
+//! `/metrics`, `/healthz`, `/readyz`, `/v1/status` and `/v1/customers/{id}`. When an API
+//! token is configured, `/v1/…` requires `Authorization: Bearer <token>` (per-customer
+//! look-ups are for authorized users only); probes and metrics stay open.
 //!
 //! The service loop is synchronous (librdkafka's poll model, rebalance callbacks on the
 //! polling thread); the endpoints reach its state through [`ServiceHandle`], whose lock is
@@ -76,6 +78,46 @@ async fn status(State(h): State<ServiceHandle>) -> Response {
     )
 }
 
+async fn metrics(State(h): State<ServiceHandle>) -> Response {
+    let text = tokio::task::spawn_blocking(move || h.metrics_text())
+        .await
+        .unwrap_or_default();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text,
+    )
+        .into_response()
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal a prefix.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(
+    State(token): State<Option<Arc<str>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(t) = token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| same(g.as_bytes(), t.as_bytes())) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "{\"error\":\"this API needs Authorization: Bearer <token> (the token is in the service's http.token_env variable)\"}",
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
 async fn customer(State(h): State<ServiceHandle>, Path(id): Path<String>) -> Response {
     if id.is_empty() || id.len() > 256 {
         return json(
@@ -86,8 +128,13 @@ async fn customer(State(h): State<ServiceHandle>, Path(id): Path<String>) -> Res
     let h2 = h.clone();
     let found = tokio::task::spawn_blocking(move || h2.lookup(&id)).await;
     match found {
-        Ok(Some(p)) => match serde_json::to_value(&p) {
-            Ok(v) => json(StatusCode::OK, v),
+        Ok(Some((p, partition, offset))) => match serde_json::to_value(&p) {
+            Ok(mut v) => {
+                let topic = h.with_engine(|e| e.input_topic().to_string());
+                v["input"] =
+                    serde_json::json!({"topic": topic, "partition": partition, "offset": offset});
+                json(StatusCode::OK, v)
+            }
             Err(_) => json(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 serde_json::json!({"error": "encoding failed"}),
@@ -104,13 +151,18 @@ async fn customer(State(h): State<ServiceHandle>, Path(id): Path<String>) -> Res
     }
 }
 
-/// The routes.
-pub fn router(h: ServiceHandle) -> Router {
+/// The routes; `token` protects `/v1/…`.
+pub fn router(h: ServiceHandle, token: Option<String>) -> Router {
+    let token: Option<Arc<str>> = token.map(Into::into);
+    let api = Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/customers/{id}", get(customer))
+        .route_layer(axum::middleware::from_fn_with_state(token, require_token));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/v1/status", get(status))
-        .route("/v1/customers/{id}", get(customer))
+        .route("/metrics", get(metrics))
+        .merge(api)
         .with_state(h)
 }
 
@@ -134,6 +186,7 @@ impl Drop for Background {
 /// shutdown request on `status`.
 pub fn start(
     listen: &str,
+    token: Option<String>,
     handle: Option<ServiceHandle>,
     status: Arc<Status>,
 ) -> Result<Background, HttpError> {
@@ -182,7 +235,7 @@ pub fn start(
             .set_nonblocking(true)
             .map_err(HttpError::Runtime)?;
         addr = std_listener.local_addr().ok();
-        let app = router(h);
+        let app = router(h, token);
         rt.spawn(async move {
             match tokio::net::TcpListener::from_std(std_listener) {
                 Ok(l) => {
@@ -194,7 +247,7 @@ pub fn start(
             }
         });
         if let Some(a) = addr {
-            tracing::info!(addr = %a, "HTTP endpoints: /healthz /readyz /v1/status /v1/customers/{{id}}");
+            tracing::info!(addr = %a, "HTTP endpoints: /metrics /healthz /readyz /v1/status /v1/customers/{{id}}");
         }
     }
     Ok(Background {

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod gen;
 pub mod http;
 pub mod kafka;
+pub mod metrics;
 pub mod pretty;
 pub mod produce;
 pub mod replay;

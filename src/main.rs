@@ -109,7 +109,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 hook: None,
                 status: status.clone(),
             })?;
-            let _bg = churnwatch::http::start(&cfg.http.listen, Some(service.handle()), status)?;
+            let _bg = churnwatch::http::start(
+                &cfg.http.listen,
+                cfg.http.token(),
+                Some(service.handle()),
+                status,
+            )?;
             service.run()?;
             Ok(())
         }

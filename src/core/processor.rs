@@ -101,6 +101,31 @@ pub struct Stats {
     pub timers_fired: u64,
 }
 
+impl Stats {
+    /// Adds `o`'s counts to these (totals over partitions, including ones given up).
+    pub fn add(&mut self, o: &Stats) {
+        fn add_all(a: &mut [u64], b: &[u64]) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        add_all(&mut self.consumed, &o.consumed);
+        add_all(&mut self.rejected, &o.rejected);
+        add_all(&mut self.outputs, &o.outputs);
+        add_all(&mut self.warnings_raised, &o.warnings_raised);
+        if self.transitions.len() < o.transitions.len() {
+            self.transitions.resize(o.transitions.len(), 0);
+        }
+        add_all(&mut self.transitions, &o.transitions);
+        self.duplicates += o.duplicates;
+        self.already_applied += o.already_applied;
+        self.late += o.late;
+        self.beyond_retention += o.beyond_retention;
+        self.warnings_cleared += o.warnings_cleared;
+        self.timers_fired += o.timers_fired;
+    }
+}
+
 /// Estimated bytes per part of the state.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Memory {

@@ -62,6 +62,21 @@ pub struct KafkaConfig {
 pub struct HttpConfig {
     /// Listen address; empty = no HTTP server.
     pub listen: String,
+    /// Name of the environment variable holding the API token. When that variable is
+    /// set and not empty, `/v1/…` requires `Authorization: Bearer <token>`.
+    pub token_env: String,
+}
+
+impl HttpConfig {
+    /// The API token from the environment, if one is configured.
+    pub fn token(&self) -> Option<String> {
+        if self.token_env.is_empty() {
+            return None;
+        }
+        std::env::var(&self.token_env)
+            .ok()
+            .filter(|t| !t.is_empty())
+    }
 }
 
 /// Where a partition without a checkpoint starts.

@@ -209,6 +209,8 @@ struct Part {
     settled: Vec<String>,
     /// Customers erased after the restored checkpoint (skip events at or below).
     skip: HashMap<String, i64>,
+    /// Records left to read, as of the last fetch.
+    lag: Option<i64>,
 }
 
 /// The state of one held partition (for `/v1/status`).
@@ -293,7 +295,9 @@ pub struct Engine {
     status: Arc<Status>,
     outs: Vec<Output>,
     json: Vec<u8>,
-    stats: crate::core::Stats,
+    /// Counts of partitions this instance gave up (metrics stay monotonic).
+    retired: crate::core::Stats,
+    metrics: Arc<crate::metrics::Metrics>,
     dropped_unassigned: u64,
     last_stall_log: Option<Instant>,
     latency: Latency,
@@ -368,6 +372,7 @@ struct PartCut {
 /// are acknowledged, and it is durable once the changelog is acknowledged.
 struct Interval {
     epoch: u64,
+    cut_at: Instant,
     parts: Vec<PartCut>,
     changelog_sent: bool,
 }
@@ -383,6 +388,7 @@ impl Engine {
             hook,
             outs,
             json,
+            metrics,
             ..
         } = self;
         for o in outs.drain(..) {
@@ -410,6 +416,10 @@ impl Engine {
                 _ => {
                     json.clear();
                     o.write_json(json);
+                    metrics
+                        .output_bytes
+                        .with_label_values(&[o.kind().name()])
+                        .inc_by(json.len() as u64);
                     send(
                         producer,
                         deliveries,
@@ -466,7 +476,9 @@ impl Engine {
                 let wall = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as i64);
-                self.latency.record((wall - created).max(0) as u64);
+                let ms = (wall - created).max(0) as u64;
+                self.latency.record(ms);
+                self.metrics.latency.observe(ms as f64 / 1000.0);
             }
         }
     }
@@ -574,6 +586,7 @@ impl Engine {
         }
         self.pending.push_back(Interval {
             epoch: self.epoch,
+            cut_at: Instant::now(),
             parts: cuts,
             changelog_sent: false,
         });
@@ -587,6 +600,9 @@ impl Engine {
     fn progress<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), RunError> {
         let failed = self.deliveries.failed.load(Ordering::SeqCst);
         if failed > self.failures_seen {
+            self.metrics
+                .delivery_failures
+                .inc_by(failed - self.failures_seen);
             self.failures_seen = failed;
             let first = self
                 .deliveries
@@ -659,6 +675,9 @@ impl Engine {
                 }
             }
             self.status.commits.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .commit_duration
+                .observe(iv.cut_at.elapsed().as_secs_f64());
         }
         // Consumer offsets, for lag tracking only (the checkpoint is the truth).
         if offsets.count() > 0 {
@@ -729,7 +748,9 @@ impl Engine {
     /// queued changelog records must not be written by this instance any more.
     fn drop_partitions(&mut self, lost: &[i32]) {
         for p in lost {
-            self.parts.remove(p);
+            if let Some(part) = self.parts.remove(p) {
+                self.retired.add(part.proc.stats());
+            }
         }
         for iv in self.pending.iter_mut() {
             if !iv.changelog_sent {
@@ -760,6 +781,10 @@ impl Engine {
                 -1,
             ),
         };
+        self.metrics
+            .restore_duration
+            .observe(r.elapsed.as_secs_f64());
+        self.metrics.restore_records.inc_by(r.records);
         tracing::info!(
             partition = p,
             customers = proc.customers(),
@@ -781,6 +806,7 @@ impl Engine {
                 erased: Vec::new(),
                 settled: r.settled_markers,
                 skip: r.erased,
+                lag: None,
             },
         );
         self.status
@@ -789,27 +815,60 @@ impl Engine {
         Ok(start)
     }
 
-    fn collect_stats(&mut self) {
-        let mut s = crate::core::Stats::default();
-        for part in self.parts.values() {
-            let ps = part.proc.stats();
-            for (a, b) in s.consumed.iter_mut().zip(ps.consumed) {
+    /// What the metrics read at scrape time.
+    pub fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
+        let mut snap = crate::metrics::Snapshot {
+            stats: self.retired.clone(),
+            tiers: vec![0; self.settings.tiers.len()],
+            ready: self.status.not_ready_reason().is_none(),
+            commits: self.status.commits.load(Ordering::Relaxed),
+            ..Default::default()
+        };
+        let now = (self.clock)();
+        for (id, part) in &self.parts {
+            let p = &part.proc;
+            snap.stats.add(p.stats());
+            for (a, b) in snap.tiers.iter_mut().zip(p.tier_counts()) {
                 *a += b;
             }
-            for (a, b) in s.outputs.iter_mut().zip(ps.outputs) {
+            for (a, b) in snap.levels.iter_mut().zip(p.level_counts()) {
                 *a += b;
             }
-            s.duplicates += ps.duplicates;
-            s.already_applied += ps.already_applied;
+            snap.customers += p.customers() as i64;
+            snap.state_bytes += p.state_bytes() as i64;
+            snap.partitions.push((
+                *id,
+                part.lag,
+                p.watermark().map(|w| (now - w) as f64 / 1000.0),
+            ));
         }
-        self.stats = s;
+        snap
     }
 
-    /// The profile of a customer held by this instance.
-    pub fn lookup(&mut self, customer_id: &str) -> Option<Profile> {
-        self.parts
-            .values_mut()
-            .find_map(|p| p.proc.profile(customer_id))
+    /// The metrics of this engine.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// Records each partition's lag (high watermark of the last fetch − position).
+    fn update_lag(&mut self, high: impl Fn(i32) -> Option<i64>) {
+        for (id, part) in self.parts.iter_mut() {
+            part.lag = high(*id).map(|h| (h - part.next_offset.max(0)).max(0));
+        }
+    }
+
+    /// The profile of a customer held by this instance, with the input partition and
+    /// the offset of the last event it reflects.
+    pub fn lookup(&mut self, customer_id: &str) -> Option<(Profile, i32, i64)> {
+        self.parts.iter_mut().find_map(|(id, p)| {
+            let off = p.proc.last_offset(customer_id)?;
+            p.proc.profile(customer_id).map(|prof| (prof, *id, off))
+        })
+    }
+
+    /// The input topic.
+    pub fn input_topic(&self) -> &str {
+        &self.k.input_topic
     }
 
     /// Event → output latencies so far.
@@ -1028,12 +1087,27 @@ pub struct ServiceHandle {
 }
 
 impl ServiceHandle {
-    /// The profile of a customer held by this instance.
-    pub fn lookup(&self, customer_id: &str) -> Option<Profile> {
+    /// The profile of a customer held by this instance, with the input partition and
+    /// the offset of the last event it reflects.
+    pub fn lookup(&self, customer_id: &str) -> Option<(Profile, i32, i64)> {
         lock(&self.engine).lookup(customer_id)
     }
 
-    /// Runs `f` with the engine locked (metrics scrapes).
+    /// The Prometheus text exposition of this instance.
+    pub fn metrics_text(&self) -> String {
+        let (metrics, settings, snap) = {
+            let e = lock(&self.engine);
+            (
+                Arc::clone(&e.metrics),
+                Arc::clone(&e.settings),
+                e.metrics_snapshot(),
+            )
+        };
+        metrics.update(&settings, &snap);
+        metrics.encode()
+    }
+
+    /// Runs `f` with the engine locked.
     pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
         f(&mut lock(&self.engine))
     }
@@ -1102,6 +1176,7 @@ impl Service {
                 what: "producer",
                 source,
             })?;
+        let settings_for_metrics = Arc::clone(&opts.settings);
         let engine = Engine {
             settings: opts.settings,
             k: opts.kafka,
@@ -1115,7 +1190,8 @@ impl Service {
             status: Arc::clone(&opts.status),
             outs: Vec::with_capacity(16),
             json: Vec::with_capacity(4096),
-            stats: Default::default(),
+            retired: Default::default(),
+            metrics: Arc::new(crate::metrics::Metrics::new(&settings_for_metrics)),
             dropped_unassigned: 0,
             last_stall_log: None,
             latency: Latency::default(),
@@ -1192,9 +1268,10 @@ impl Service {
                     if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) =>
                 {
                     last_error_log = Some(Instant::now());
+                    eng.metrics.consumer_errors.inc();
                     tracing::warn!(error = %e, "consumer error; retrying");
                 }
-                Some(Err(_)) => {}
+                Some(Err(_)) => eng.metrics.consumer_errors.inc(),
                 None => {}
             }
             if last_commit.elapsed() >= k.commit_interval {
@@ -1202,8 +1279,8 @@ impl Service {
                     cached_high_watermark(&consumer, &k.input_topic, p)
                         .is_some_and(|h| next >= h || (next < 0 && h == 0))
                 });
+                eng.update_lag(|p| cached_high_watermark(&consumer, &k.input_topic, p));
                 eng.cut();
-                eng.collect_stats();
                 last_commit = Instant::now();
             }
             eng.progress(&consumer)?;
@@ -1232,7 +1309,8 @@ impl Service {
         let result = {
             let mut eng = lock(&self.engine);
             let r = eng.commit_all(&consumer, Some(deadline));
-            eng.parts.clear();
+            let all: Vec<i32> = eng.parts.keys().copied().collect();
+            eng.drop_partitions(&all);
             r
         };
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
