@@ -30,6 +30,7 @@ pub struct Metrics {
     customers_by_tier: IntGaugeVec,
     warnings_open: IntGaugeVec,
     customers: IntGauge,
+    p_alive: prometheus::GaugeVec,
     state_bytes: IntGauge,
     partitions: IntGauge,
     lag: IntGaugeVec,
@@ -81,6 +82,12 @@ fn raise(counter: &IntCounter, total: u64) {
     }
 }
 
+/// Label values of the P(alive) deciles.
+pub const P_ALIVE_RANGES: [&str; 10] = [
+    "0.0-0.1", "0.1-0.2", "0.2-0.3", "0.3-0.4", "0.4-0.5", "0.5-0.6", "0.6-0.7", "0.7-0.8",
+    "0.8-0.9", "0.9-1.0",
+];
+
 /// What the metrics read from the engine at scrape time.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -92,6 +99,8 @@ pub struct Snapshot {
     pub levels: [i64; 3],
     /// Customers held.
     pub customers: i64,
+    /// Customers per P(alive) decile (`None` when churn probability is disabled).
+    pub p_alive: Option<[f64; 10]>,
     /// Estimated state bytes.
     pub state_bytes: i64,
     /// Per partition: (partition, lag, watermark delay in seconds).
@@ -124,6 +133,14 @@ impl Metrics {
             customers_by_tier: gv("customers", "Customers held by this instance, by tier.", &["tier"]),
             warnings_open: gv("warnings_open", "Customers whose current warning level is medium or high, by level.", &["level"]),
             customers: g("state_customers", "Customers held by this instance."),
+            p_alive: prometheus::GaugeVec::new(
+                Opts::new(
+                    "churnwatch_p_alive_customers",
+                    "Customers who ordered, by BG/NBD P(alive) decile as of the watermark (estimated from a sample of up to 20,000 per partition).",
+                ),
+                &["range"],
+            )
+            .expect("valid metric"),
             state_bytes: g("state_bytes", "Estimated bytes of customer state held."),
             partitions: g("partitions_assigned", "Input partitions held by this instance."),
             lag: gv("consumer_lag", "Records between the partition's position and its high watermark.", &["partition"]),
@@ -158,6 +175,7 @@ impl Metrics {
             Box::new(m.customers_by_tier.clone()),
             Box::new(m.warnings_open.clone()),
             Box::new(m.customers.clone()),
+            Box::new(m.p_alive.clone()),
             Box::new(m.state_bytes.clone()),
             Box::new(m.partitions.clone()),
             Box::new(m.lag.clone()),
@@ -199,6 +217,11 @@ impl Metrics {
         }
         for t in &settings.tiers {
             m.customers_by_tier.with_label_values(&[&t.name]);
+        }
+        if settings.bgnbd.is_some() {
+            for r in P_ALIVE_RANGES {
+                m.p_alive.with_label_values(&[r]);
+            }
         }
         m
     }
@@ -256,6 +279,13 @@ impl Metrics {
                 .set(s.tiers.get(i).copied().unwrap_or(0));
         }
         self.customers.set(s.customers);
+        if let Some(b) = &s.p_alive {
+            for (i, v) in b.iter().enumerate() {
+                self.p_alive
+                    .with_label_values(&[P_ALIVE_RANGES[i]])
+                    .set(v.round());
+            }
+        }
         self.state_bytes.set(s.state_bytes);
         self.partitions.set(s.partitions.len() as i64);
         self.lag.reset();

@@ -528,3 +528,19 @@ fn remembered_ids_per_customer_day_are_bounded_by_config() {
     assert_eq!(h.send(&first), Outcome::Applied);
     assert_eq!(h.profile("B1").facts.windows[0].visits, 4);
 }
+
+/// P(alive) by decile for the metrics: customers who ordered, as of a given instant.
+/// x = 1, t_x = 10 d, T = 11 d with the CDNOW parameters (weeks): 1 / (1 + 0.793/2.426 ×
+/// ((4.414 + 11/7) / (4.414 + 10/7))^1.243) = 0.748; at day 400, T = 400/7 weeks: 0.141.
+#[test]
+fn p_alive_histogram_counts_customers_who_ordered() {
+    let mut h = Harness::new();
+    h.send(&line("e1", "A", "order", at(0, 0), r#""amount":10"#));
+    h.send(&line("e2", "A", "order", at(10, 0), r#""amount":10"#));
+    h.send(&line("e3", "B", "visit", at(10, 0), ""));
+    let b = h.p.p_alive_histogram(at(11, 0), 100).unwrap();
+    assert_eq!(b.iter().sum::<f64>(), 1.0, "{b:?}: only A ordered");
+    assert_eq!(b[7], 1.0, "{b:?}");
+    let b = h.p.p_alive_histogram(at(400, 0), 100).unwrap();
+    assert_eq!(b[1], 1.0, "{b:?}: P(alive) decays with silence");
+}

@@ -925,6 +925,42 @@ impl Processor {
         self.watermark = watermark;
     }
 
+    /// Estimated distribution of P(alive) as of `now` over customers who ordered:
+    /// `buckets[i]` is the number with P(alive) in [i/10, (i+1)/10) (1.0 counts in the
+    /// last). Computed from the record alone (no history scan) on an even stride sample
+    /// of at most `max_samples` customers, scaled to all, so a scrape stays cheap at
+    /// millions of customers. `None` when churn probability is disabled.
+    pub fn p_alive_histogram(&self, now: Ts, max_samples: usize) -> Option<[f64; 10]> {
+        let p = self.s.bgnbd?;
+        let today = day_of(now);
+        let n = self.store.len();
+        let stride = n.div_ceil(max_samples.max(1)).max(1);
+        let mut buckets = [0f64; 10];
+        let mut sampled = 0usize;
+        for (i, (_, rec)) in self.store.iter().enumerate() {
+            if i % stride != 0 {
+                continue;
+            }
+            sampled += 1;
+            let (f, l) = (unpack(rec.first_order_day), unpack(rec.last_order_day));
+            if f == NO_DAY || l == NO_DAY {
+                continue;
+            }
+            let x = rec.purchase_days.saturating_sub(1) as f64;
+            let t_x = (l - f) as f64 / self.s.unit_days;
+            let big_t = ((today - f).max(l - f)) as f64 / self.s.unit_days;
+            let pa = super::bgnbd::p_alive(&p, x, t_x, big_t);
+            buckets[((pa * 10.0) as usize).min(9)] += 1.0;
+        }
+        if sampled > 0 {
+            let scale = n as f64 / sampled as f64;
+            for b in &mut buckets {
+                *b *= scale;
+            }
+        }
+        Some(buckets)
+    }
+
     /// Ids of all customers held.
     pub fn customer_ids(&self) -> Vec<String> {
         self.store.iter().map(|(_, r)| r.id.to_string()).collect()

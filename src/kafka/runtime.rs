@@ -835,6 +835,12 @@ impl Engine {
                 *a += b;
             }
             snap.customers += p.customers() as i64;
+            if let Some(h) = p.p_alive_histogram(p.watermark().unwrap_or(now), 20_000) {
+                let acc = snap.p_alive.get_or_insert([0.0; 10]);
+                for (a, b) in acc.iter_mut().zip(h) {
+                    *a += b;
+                }
+            }
             snap.state_bytes += p.state_bytes() as i64;
             snap.partitions.push((
                 *id,
