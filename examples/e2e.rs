@@ -308,6 +308,63 @@ fn main() {
     );
     status.request_shutdown();
     let _ = runner.join();
+
+    // 2b. The same steady rate through the broker alone: a bare consumer's produce→receive
+    // latency, the floor under the service's number.
+    mem.topic("bench-bare");
+    let bare: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", mem.brokers())
+        .set("group.id", "bare-live")
+        .set("fetch.wait.max.ms", "10")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    bare.subscribe(&["bench-bare"]).unwrap();
+    let brokers = mem.brokers();
+    let producer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        produce(
+            Generator::new(GenOptions {
+                customers: 100_000,
+                events: live_events,
+                seed: 4,
+                start,
+                days: 300,
+                duplicates: 0.0,
+                bad: 0.0,
+            }),
+            &ProduceOptions {
+                brokers,
+                topic: "bench-bare".into(),
+                rate: Some(rate),
+                client: vec![("linger.ms".into(), "0".into())],
+                progress: false,
+            },
+        )
+        .unwrap()
+    });
+    let mut bare_lat = churnwatch::kafka::runtime::Latency::default();
+    let (mut seen, t0) = (0u64, Instant::now());
+    while seen < live_events && t0.elapsed() < Duration::from_secs(latency_secs + 60) {
+        if let Some(Ok(m)) = bare.poll(Duration::from_millis(100)) {
+            use rdkafka::message::Message;
+            seen += 1;
+            if let Some(ts) = m.timestamp().to_millis() {
+                if seen > (rate * 2.0) as u64 {
+                    bare_lat.record((wall_clock()() - ts).max(0) as u64);
+                }
+            }
+        }
+    }
+    let _ = producer.join();
+    println!(
+        "broker alone at {rate:.0} events/s (produce -> bare consumer receives): p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms",
+        bare_lat.quantile(0.5).unwrap_or(0),
+        bare_lat.quantile(0.99).unwrap_or(0),
+        bare_lat.quantile(0.999).unwrap_or(0),
+        bare_lat.quantile(1.0).unwrap_or(0),
+    );
+    drop(bare);
     drop(mem);
 
     // 3. Restore from the changelog.

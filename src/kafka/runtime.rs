@@ -248,7 +248,8 @@ impl Default for Latency {
 }
 
 impl Latency {
-    fn record(&mut self, ms: u64) {
+    /// Adds one sample.
+    pub fn record(&mut self, ms: u64) {
         let i = (ms as usize).min(self.counts.len() - 1);
         self.counts[i] += 1;
         self.total += 1;
