@@ -33,6 +33,10 @@ pub enum Command {
         /// Write rejected input here as dead letters.
         #[arg(long)]
         dead_letters: Option<PathBuf>,
+        /// Write the population report (DOMAIN §5: per tier and overall) here as JSON, as
+        /// of the final watermark (or `--until`).
+        #[arg(long)]
+        report: Option<PathBuf>,
         /// Advance time to this RFC 3339 instant at the end, so due deadlines fire
         /// (also the "now" of the future-timestamp check).
         #[arg(long)]

@@ -118,6 +118,17 @@ async fn require_token(
     next.run(req).await
 }
 
+async fn report(State(h): State<ServiceHandle>) -> Response {
+    let r = tokio::task::spawn_blocking(move || h.with_engine(|e| e.report())).await;
+    match r.ok().and_then(|r| serde_json::to_value(r).ok()) {
+        Some(v) => json(StatusCode::OK, v),
+        None => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"error": "report failed"}),
+        ),
+    }
+}
+
 async fn customer(State(h): State<ServiceHandle>, Path(id): Path<String>) -> Response {
     if id.is_empty() || id.len() > 256 {
         return json(
@@ -157,6 +168,7 @@ pub fn router(h: ServiceHandle, token: Option<String>) -> Router {
     let api = Router::new()
         .route("/v1/status", get(status))
         .route("/v1/customers/{id}", get(customer))
+        .route("/v1/report", get(report))
         .route_layer(axum::middleware::from_fn_with_state(token, require_token));
     Router::new()
         .route("/healthz", get(healthz))

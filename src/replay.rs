@@ -22,6 +22,8 @@ pub struct ReplayOptions {
     pub profiles: Option<PathBuf>,
     /// Dead letters.
     pub dead_letters: Option<PathBuf>,
+    /// Write the population report (JSON) here, as of the final watermark.
+    pub report: Option<PathBuf>,
     /// Advance time to this instant at the end (and use it as "now" for the skew check).
     pub until: Option<Ts>,
     /// Print alerts in one-line form on stderr.
@@ -221,6 +223,14 @@ pub fn replay(settings: Arc<Settings>, opts: &ReplayOptions) -> Result<ReplaySum
             json.push(b'\n');
             w.write_all(&json)?;
         }
+        w.flush()?;
+    }
+    if let Some(path) = &opts.report {
+        let as_of = p.watermark().or(p.stream_time()).unwrap_or(0);
+        let report = p.report(as_of).finish(p.settings());
+        let mut w = open_out(path)?;
+        serde_json::to_writer_pretty(&mut w, &report).map_err(io::Error::from)?;
+        w.write_all(b"\n")?;
         w.flush()?;
     }
     if opts.progress {

@@ -205,6 +205,23 @@ fn service_metrics_pass_promtool_cover_dashboard_and_alerts_and_the_api_needs_it
         "{v}"
     );
 
+    // The live report equals replay's report of the same events.
+    let report_file = dir.path().join("report.json");
+    let mut c = Command::new(BIN);
+    c.args(["replay", "--quiet", "--output", "/dev/null", "--input"])
+        .arg(&events)
+        .arg("--report")
+        .arg(&report_file);
+    run_ok(c);
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_file).unwrap()).unwrap();
+    assert_eq!(get(port, "/v1/report", None).0, 401);
+    let (code, body) = get(port, "/v1/report", Some(token));
+    assert_eq!(code, 200, "{body}");
+    let got: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(got, want, "/v1/report differs from replay --report");
+    assert_eq!(got["overall"]["customers"].as_u64(), Some(150), "{got}");
+
     // A real scrape passes promtool, and has every metric the dashboard and alerts use.
     let (code, scrape) = get(port, "/metrics", None);
     assert_eq!(code, 200);

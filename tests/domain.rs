@@ -544,3 +544,82 @@ fn p_alive_histogram_counts_customers_who_ordered() {
     let b = h.p.p_alive_histogram(at(400, 0), 100).unwrap();
     assert_eq!(b[1], 1.0, "{b:?}: P(alive) decays with silence");
 }
+
+/// The population report on a hand-made population, as of day 170 (period = 90 days:
+/// the last period is days 81–170, the previous one days −9–80).
+#[test]
+fn population_report_figures_are_exact_on_a_small_population() {
+    let mut h = Harness::new();
+    h.ev("A", "order", at(0, 0), r#""amount":100"#);
+    h.ev("A", "order", at(100, 0), r#""amount":300"#);
+    h.ev("A", "survey", at(100, 60), r#""nps":10"#);
+    h.ev("A", "survey", at(150, 0), r#""satisfaction":4"#);
+    h.ev("B", "order", at(50, 0), r#""amount":50"#);
+    h.ev("B", "complaint", at(160, 0), "");
+    h.ev("B", "survey", at(160, 60), r#""nps":3"#);
+    h.ev("C", "visit", at(10, 0), "");
+    h.p.advance_to(at(170, 0), &h.ctx.clone(), &mut h.outs);
+    let s = h.p.settings().clone();
+    let r = h.p.report(at(170, 0)).finish(&s);
+    let o = &r.overall;
+    assert_eq!(r.as_of, "2026-06-20T00:00:00Z");
+    assert_eq!(r.period_days, 90);
+    assert_eq!(o.customers, 3);
+    assert_eq!(o.active_customers, 2, "A and B ordered within 365 days");
+    assert_eq!(o.repurchase_rate, Some(1.0 / 3.0), "only A has two orders");
+    assert_eq!(
+        o.retention,
+        Some(0.5),
+        "A and B bought in the previous period, A again"
+    );
+    assert_eq!(o.average_order_value, Some(150.0), "(100 + 300 + 50) / 3");
+    assert_eq!(o.complaint_rate, Some(1.0 / 3.0));
+    assert_eq!(o.mean_satisfaction, Some(4.0));
+    assert_eq!(o.nps, Some(0.0), "one promoter (10), one detractor (3)");
+    // Per tier: the same sums, grouped by each customer's tier.
+    let mut want: std::collections::BTreeMap<String, (u64, u64, f64)> = Default::default();
+    let facts = [("A", 2, 400.0), ("B", 1, 50.0), ("C", 0, 0.0)];
+    let (mut medium, mut high) = (0, 0);
+    for (id, orders, spend) in facts {
+        let p = h.p.profile(id).unwrap();
+        let e = want.entry(p.tier.clone()).or_default();
+        *e = (e.0 + 1, e.1 + orders, e.2 + spend);
+        match p.warning.level {
+            "medium" => medium += 1,
+            "high" => high += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(r.tiers.len(), s.tiers.len());
+    for t in &r.tiers {
+        let (n, orders, spend) = want.get(&t.tier).copied().unwrap_or_default();
+        assert_eq!(t.customers, n, "{t:?}");
+        assert_eq!(t.total_spend, spend, "{t:?}");
+        assert_eq!(t.share, n as f64 / 3.0, "{t:?}");
+        assert_eq!(
+            t.average_order_value,
+            (orders > 0).then(|| spend / orders as f64),
+            "{t:?}"
+        );
+        assert_eq!(
+            t.average_frequency,
+            (n > 0).then(|| orders as f64 / n as f64),
+            "{t:?}"
+        );
+    }
+    assert_eq!(
+        (o.warnings_open.medium, o.warnings_open.high),
+        (medium, high)
+    );
+    let new_customers: u64 = r
+        .tier_transitions
+        .iter()
+        .filter(|t| t.from.is_none())
+        .map(|t| t.count)
+        .sum();
+    assert_eq!(
+        new_customers, 3,
+        "every customer got a first tier: {:?}",
+        r.tier_transitions
+    );
+}

@@ -92,6 +92,13 @@ fn real_outputs_match_their_schemas() {
         let v = serde_json::to_value(&p).unwrap();
         check(&validators["churnwatch.profile.v1"], "a final profile", &v);
     }
+    let settings = h.p.settings().clone();
+    let report =
+        h.p.report(parse_rfc3339("2026-06-01T00:00:00Z").unwrap())
+            .finish(&settings);
+    let v = serde_json::to_value(&report).unwrap();
+    check(&validator("report.v1.json"), "the population report", &v);
+    assert!(v["overall"]["customers"].as_u64().unwrap() > 300, "{v}");
     for k in validators.keys() {
         assert!(
             seen.get(*k).copied().unwrap_or(0) > 0,

@@ -10,6 +10,7 @@ pub mod event;
 pub mod facts;
 pub mod output;
 pub mod processor;
+pub mod report;
 pub mod rules;
 pub mod scores;
 pub mod settings;

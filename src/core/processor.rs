@@ -961,6 +961,36 @@ impl Processor {
         Some(buckets)
     }
 
+    /// The sums of the population report (see [`super::report`]) as of `as_of`.
+    pub fn report(&self, as_of: Ts) -> super::report::ReportSums {
+        let today = day_of(as_of);
+        let mut r = super::report::ReportSums::new(&self.s, today);
+        let fallback = self.s.fallback_tier();
+        let mut first_day = today;
+        for (_, rec) in self.store.iter() {
+            let tier = if rec.tier == NO_TIER {
+                fallback
+            } else {
+                rec.tier as usize
+            };
+            let last_order = unpack(rec.last_order_day);
+            first_day = first_day.min(unpack(rec.first_seen_day));
+            r.add_customer(
+                &self.s,
+                tier,
+                rec.lifetime_orders,
+                rec.lifetime_value,
+                (rec.last_nps != super::store::NO_NPS).then_some(rec.last_nps),
+                rec.level,
+                (last_order != NO_DAY).then_some(last_order),
+                &rec.days,
+            );
+        }
+        r.transitions.clone_from(&self.stats.transitions);
+        r.span_days = (today - first_day + 1).max(1) as u64;
+        r
+    }
+
     /// Ids of all customers held.
     pub fn customer_ids(&self) -> Vec<String> {
         self.store.iter().map(|(_, r)| r.id.to_string()).collect()

@@ -873,6 +873,23 @@ impl Engine {
         })
     }
 
+    /// The population report over the partitions this instance holds, as of the newest
+    /// partition watermark (the clock before any event). A pass over every customer's
+    /// record and history: on demand, never per event.
+    pub fn report(&self) -> crate::core::report::Report {
+        let as_of = self
+            .parts
+            .values()
+            .filter_map(|p| p.proc.watermark())
+            .max()
+            .unwrap_or_else(|| (self.clock)());
+        let mut sums = crate::core::report::ReportSums::new(&self.settings, 0);
+        for p in self.parts.values() {
+            sums.merge(&p.proc.report(as_of));
+        }
+        sums.finish(&self.settings)
+    }
+
     /// The input topic.
     pub fn input_topic(&self) -> &str {
         &self.k.input_topic
