@@ -81,6 +81,26 @@ pub enum Command {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+    /// Fit the BG/NBD and Gamma-Gamma parameters to an event history (maximum
+    /// likelihood) and print them with a config snippet.
+    Fit {
+        /// Event history, one JSON object per line (`-` = stdin); orders are used.
+        #[arg(long)]
+        input: PathBuf,
+        /// Last day of the calibration period (YYYY-MM-DD or RFC 3339); later events are
+        /// ignored and customer ages are measured to this day.
+        #[arg(long)]
+        as_of: String,
+        /// Time unit of the parameters.
+        #[arg(long, value_parser = ["days", "weeks"], default_value = "weeks")]
+        unit: String,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Configuration file (its limits apply to reading the input).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Validate a rule set and print it in words.
     CheckConfig {
         /// Configuration file (layered over the defaults); leave out to check the defaults.

@@ -145,6 +145,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             Ok(())
         }
+        Command::Fit {
+            input,
+            as_of,
+            unit,
+            json,
+            config,
+        } => {
+            let cfg = Config::load(config.as_deref())?;
+            let settings = cfg.settings()?;
+            let instant = if as_of.len() == 10 {
+                parse_rfc3339(&format!("{as_of}T00:00:00Z"))
+            } else {
+                parse_rfc3339(&as_of)
+            };
+            let Some(instant) = instant else {
+                bail!("--as-of {as_of:?} is not a date; write it like 1997-09-30");
+            };
+            let unit_days = if unit == "days" { 1.0 } else { 7.0 };
+            let day = churnwatch::core::time::day_of(instant);
+            let r = churnwatch::fit::fit_file(&input, day, unit_days, &settings.limits)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", churnwatch::fit::describe(&r, &as_of));
+            }
+            Ok(())
+        }
         Command::CheckConfig { file } => {
             let cfg = Config::load(file.as_deref())?;
             let settings = cfg.settings()?;

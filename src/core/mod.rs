@@ -8,6 +8,7 @@ pub mod bgnbd;
 pub mod days;
 pub mod event;
 pub mod facts;
+pub mod fit;
 pub mod output;
 pub mod processor;
 pub mod report;
