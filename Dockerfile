@@ -2,7 +2,8 @@
 # Multi-stage build: a Rust toolchain builds the binary (librdkafka is compiled in), a
 # slim Debian image runs it as a non-root user.
 
-FROM rust:1.85-bookworm AS build
+# The toolchain the test suite runs on.
+FROM rust:1.95-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libssl-dev pkg-config cmake \
  && rm -rf /var/lib/apt/lists/*
