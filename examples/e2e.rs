@@ -153,6 +153,19 @@ fn service(brokers: &str, input: &str, group: &str) -> (Service, Arc<Status>) {
     (s, status)
 }
 
+/// The steady-rate workload: 100 k customers over the 300 days before `start + 300 d`.
+fn live_gen(events: u64, start: i64) -> Generator {
+    Generator::new(GenOptions {
+        customers: 100_000,
+        events,
+        seed: 4,
+        start,
+        days: 300,
+        duplicates: 0.0,
+        bad: 0.0,
+    })
+}
+
 fn main() {
     let events = arg(1, 2_000_000);
     let customers = arg(2, 1_000_000) as u32;
@@ -276,15 +289,7 @@ fn main() {
     // Realistic now-ish timestamps, so nothing is "future" or long-silent.
     let start = wall_clock()() - 300 * 86_400_000;
     produce(
-        Generator::new(GenOptions {
-            customers: 100_000,
-            events: live_events,
-            seed: 4,
-            start,
-            days: 300,
-            duplicates: 0.0,
-            bad: 0.0,
-        }),
+        live_gen(live_events, start),
         &ProduceOptions {
             brokers,
             topic: "bench-live".into(),
@@ -324,15 +329,7 @@ fn main() {
     let producer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(3));
         produce(
-            Generator::new(GenOptions {
-                customers: 100_000,
-                events: live_events,
-                seed: 4,
-                start,
-                days: 300,
-                duplicates: 0.0,
-                bad: 0.0,
-            }),
+            live_gen(live_events, start),
             &ProduceOptions {
                 brokers,
                 topic: "bench-bare".into(),

@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 use rdkafka::mocking::MockCluster;
 use serde_yaml::Value;
 
+#[path = "support/net.rs"]
+mod net;
+use net::{free_port, http_get};
+
 const BIN: &str = env!("CARGO_BIN_EXE_churnwatch");
 
 fn root() -> PathBuf {
@@ -78,33 +82,8 @@ fn metric_names(expr: &str) -> Vec<String> {
     out
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
-    let code = buf.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (
-        code,
-        buf.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default(),
-    )
+    http_get(port, path, token).unwrap_or_else(|| panic!("GET {path}: no answer"))
 }
 
 #[test]

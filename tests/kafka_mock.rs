@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
+
+#[path = "support/net.rs"]
+mod net;
+use net::{free_port, http_get};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 fn gen(args: &[&str]) -> std::process::Output {
@@ -208,29 +212,6 @@ fn ssl_and_sasl_scram_are_built_in() {
     assert!(err.contains("were not delivered"), "{err}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, buf.split_once("\r\n\r\n")?.1.to_string()))
-}
-
 #[test]
 fn demo_prints_alerts_serves_http_and_stops_cleanly() {
     let port = free_port();
@@ -256,10 +237,10 @@ fn demo_prints_alerts_serves_http_and_stops_cleanly() {
     let mut ready = None;
     let mut status = None;
     while t0.elapsed() < Duration::from_secs(12) && (ready.is_none() || status.is_none()) {
-        if let Some((200, _)) = http_get(port, "/readyz") {
+        if let Some((200, _)) = http_get(port, "/readyz", None) {
             ready = Some(());
         }
-        if let Some((200, body)) = http_get(port, "/v1/status") {
+        if let Some((200, body)) = http_get(port, "/v1/status", None) {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
             if v["partitions"].as_array().is_some_and(|p| p.len() == 4)
                 && v["events"].as_u64().unwrap_or(0) > 0
@@ -269,7 +250,7 @@ fn demo_prints_alerts_serves_http_and_stops_cleanly() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(http_get(port, "/healthz").map(|r| r.0), Some(200));
+    assert_eq!(http_get(port, "/healthz", None).map(|r| r.0), Some(200));
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -331,7 +312,7 @@ fn run_without_a_broker_stays_up_not_ready_and_stops_on_sigterm() {
     let t0 = Instant::now();
     let mut seen = None;
     while t0.elapsed() < Duration::from_secs(10) && seen.is_none() {
-        seen = http_get(port, "/readyz");
+        seen = http_get(port, "/readyz", None);
         std::thread::sleep(Duration::from_millis(100));
     }
     let (code, body) = seen.expect("HTTP answers while brokers are away");

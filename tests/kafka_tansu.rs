@@ -4,6 +4,8 @@
 //!
 //! Tansu is installed by `scripts/install-tools.sh tansu` (scripts/test.sh runs it).
 
+#[path = "support/net.rs"]
+mod net;
 #[path = "support/tansu.rs"]
 mod tansu;
 
@@ -269,7 +271,7 @@ fn broker_stall_recovers_by_itself() {
     wait_consumed(&[&s], total / 3);
     run.broker.signal("STOP");
     std::thread::sleep(Duration::from_secs(20));
-    let during = http_get(s.http, "/readyz");
+    let during = http_get(s.http, "/readyz", None);
     run.broker.signal("CONT");
     eprintln!("readyz during the stall: {during:?}");
     assert!(

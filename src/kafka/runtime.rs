@@ -397,41 +397,31 @@ impl Engine {
                 h(&o);
             }
             let topic = topic_for(k, &o);
-            match &o {
-                Output::Tombstone(t) => {
-                    // A null value: compaction deletes the customer's profile.
-                    send(
-                        producer,
-                        deliveries,
-                        tag,
-                        topic,
-                        None,
-                        Some(t.customer_id.as_bytes()),
-                        None,
-                    );
-                    if let Some(part) = parts.get_mut(&partition) {
-                        let off = t.source.as_ref().map_or(part.next_offset - 1, |s| s.offset);
-                        part.erased.push((t.customer_id.clone(), off));
-                    }
+            let payload = if let Output::Tombstone(t) = &o {
+                // A null value: compaction deletes the customer's profile.
+                if let Some(part) = parts.get_mut(&partition) {
+                    let off = t.source.as_ref().map_or(part.next_offset - 1, |s| s.offset);
+                    part.erased.push((t.customer_id.clone(), off));
                 }
-                _ => {
-                    json.clear();
-                    o.write_json(json);
-                    metrics
-                        .output_bytes
-                        .with_label_values(&[o.kind().name()])
-                        .inc_by(json.len() as u64);
-                    send(
-                        producer,
-                        deliveries,
-                        tag,
-                        topic,
-                        None,
-                        o.key().map(str::as_bytes),
-                        Some(json),
-                    );
-                }
-            }
+                None
+            } else {
+                json.clear();
+                o.write_json(json);
+                metrics
+                    .output_bytes
+                    .with_label_values(&[o.kind().name()])
+                    .inc_by(json.len() as u64);
+                Some(&json[..])
+            };
+            send(
+                producer,
+                deliveries,
+                tag,
+                topic,
+                None,
+                o.key().map(str::as_bytes),
+                payload,
+            );
         }
     }
 

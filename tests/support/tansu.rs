@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,16 +14,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_churnwatch");
+pub use crate::net::{free_port, http_get};
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub const BIN: &str = env!("CARGO_BIN_EXE_churnwatch");
 
 /// The Tansu binary: `$TANSU_BIN`, or where `scripts/install-tools.sh tansu` puts it.
 pub fn tansu_bin() -> PathBuf {
@@ -242,7 +234,7 @@ impl Service {
 
     /// `/v1/status` as JSON, if the service answers.
     pub fn status(&self) -> Option<serde_json::Value> {
-        http_get(self.http, "/v1/status").and_then(|(code, body)| {
+        http_get(self.http, "/v1/status", None).and_then(|(code, body)| {
             (code == 200)
                 .then(|| serde_json::from_str(&body).ok())
                 .flatten()
@@ -281,23 +273,6 @@ impl Drop for Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A plain HTTP/1.1 GET: (status code, body).
-pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((code, body))
 }
 
 /// Generates events with `churnwatch gen` into a file and the same events into a topic.
