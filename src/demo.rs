@@ -112,13 +112,14 @@ pub fn run(settings: Arc<Settings>, o: &DemoOptions) -> Result<(), DemoError> {
     let alerts = Arc::new(AtomicU64::new(0));
     let a2 = Arc::clone(&alerts);
     let hinted = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let fallback = settings.tiers[settings.fallback_tier()].name.clone();
+    // Tier changes print when they matter to sales: into or out of the top tier, or
+    // caused by time alone (decay after silence). Routine onboarding moves only count.
+    let top = settings.tiers[0].name.clone();
     let url_slot: Arc<std::sync::OnceLock<String>> = Arc::new(std::sync::OnceLock::new());
     let url_for_hook = Arc::clone(&url_slot);
     let hook = Arc::new(move |out: &Output| {
-        // A new customer landing in the fallback tier is not news; everything else is.
         if let Output::TierChanged(t) = out {
-            if t.from.is_none() && t.to == fallback {
+            if !(t.trigger == "time" || t.to == top || t.from.as_deref() == Some(top.as_str())) {
                 return;
             }
         }

@@ -24,7 +24,7 @@ use crate::kafka::{ServiceHandle, Status};
 #[non_exhaustive]
 pub enum HttpError {
     /// The listen address is taken or invalid.
-    #[error("cannot listen on {addr}: {source}; set http.listen to a free address (or \"\" to turn HTTP off)")]
+    #[error("cannot listen on {addr}: {source}; set http.listen (or `demo --listen`) to a free address, or \"\" to turn HTTP off")]
     Bind {
         /// The address.
         addr: String,

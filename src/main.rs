@@ -129,7 +129,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             seed,
         } => {
-            let cfg = Config::load(config.as_deref())?;
+            let mut cfg = Config::load(config.as_deref())?;
+            // The demo's stdout is the alerts; only problems go to the log (RUST_LOG
+            // overrides).
+            cfg.log.level = "warn".into();
             init_logs(&cfg);
             let settings = Arc::new(cfg.settings()?);
             churnwatch::demo::run(

@@ -180,6 +180,11 @@ impl ProducerContext for ProducerCtx {
 }
 
 fn note_client_error(status: &Status, client: &str, error: &KafkaError, reason: &str) {
+    if status.shutting_down() {
+        // Connections close as the process stops; not news.
+        tracing::debug!(client, error = %error, reason, "client error during shutdown");
+        return;
+    }
     if matches!(
         error.rdkafka_error_code(),
         Some(RDKafkaErrorCode::AllBrokersDown)
