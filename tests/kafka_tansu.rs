@@ -75,19 +75,24 @@ fn setup(test: &str, customers: u32, events: u64, seed: u64) -> Run {
 }
 
 impl Run {
-    fn config(&self, http: u16) -> std::path::PathBuf {
-        write_config(
-            self.dir.path(),
-            &self.broker.brokers(),
-            &self.names,
-            http,
-            "",
-        )
+    fn config(&self, http: u16, names: &Names) -> std::path::PathBuf {
+        write_config(self.dir.path(), &self.broker.brokers(), names, http, "")
     }
 
     fn service(&self, tag: &str) -> Service {
+        self.service_with(tag, &self.names)
+    }
+
+    /// A service in a consumer group of its own (same topics and changelog).
+    fn service_in_new_group(&self, tag: &str) -> Service {
+        let mut names = self.names.clone();
+        names.group = format!("{}-{tag}", names.group);
+        self.service_with(tag, &names)
+    }
+
+    fn service_with(&self, tag: &str, names: &Names) -> Service {
         let http = free_port();
-        let cfg = self.config(http);
+        let cfg = self.config(http, names);
         Service::start(
             &cfg,
             http,
@@ -199,8 +204,13 @@ fn kill_9_at_random_points_loses_nothing() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(now_ms() as u64);
     let mut points: Vec<f64> = (0..3).map(|_| rng.gen_range(0.1..0.9)).collect();
     points.sort_by(f64::total_cmp);
+    // Each restart joins a fresh consumer group. State and position come from the
+    // changelog and its checkpoints, not from the group, so this tests exactly what a
+    // restart in the same group does after the dead member's session expires. It also
+    // avoids a Tansu 0.6 quirk: a member killed with -9 can stay in the group as a ghost
+    // that keeps its partitions, and the restarted instance gets none (seen in CI).
     for (tag, p) in points.iter().enumerate() {
-        let s = run.service(&format!("crash{tag}"));
+        let s = run.service_in_new_group(&format!("crash{tag}"));
         // Crash once the group has consumed up to this fraction (measured in the restored
         // instance, so each crash lands later in the input than the last).
         wait_consumed(&[&s], (total as f64 * p) as i64);
@@ -208,7 +218,7 @@ fn kill_9_at_random_points_loses_nothing() {
         s.kill9();
         eprintln!("kill -9 at {:.0} % of the input", p * 100.0);
     }
-    let mut s = run.service("final");
+    let mut s = run.service_in_new_group("final");
     let dups = run.finish_and_compare(&mut [&mut s]);
     eprintln!(
         "kill -9 x{}: {dups} repeated alert records (same event_id, dropped by consumers)",

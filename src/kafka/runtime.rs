@@ -129,7 +129,7 @@ pub enum RunError {
 const RING: usize = 4096;
 
 /// Intervals cut but not yet durable before the loop waits (backpressure).
-const MAX_PENDING: usize = 64;
+const MAX_PENDING: usize = 10;
 
 struct Deliveries {
     failed: AtomicU64,
