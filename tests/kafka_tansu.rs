@@ -10,7 +10,6 @@ mod net;
 mod tansu;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -373,5 +372,4 @@ fn poison_messages_go_to_the_dead_letter_topic_and_the_offset_advances() {
         "{}",
         profiles["c1"]
     );
-    let _ = Path::new("");
 }

@@ -151,11 +151,8 @@ pub struct Report {
     /// Population-wide figures.
     pub overall: Overall,
     /// Tier transitions with a non-zero count.
-    pub tier_transitions: Vec<TierTransitions>,
+    pub tier_transitions: Vec<TransitionLine>,
 }
-
-/// Alias kept short in the struct above.
-pub type TierTransitions = TransitionLine;
 
 fn ratio(a: f64, b: f64) -> Option<f64> {
     (b > 0.0).then(|| a / b)

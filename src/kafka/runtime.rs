@@ -304,7 +304,6 @@ pub struct Engine {
     /// Counts of partitions this instance gave up (metrics stay monotonic).
     retired: crate::core::Stats,
     metrics: Arc<crate::metrics::Metrics>,
-    dropped_unassigned: u64,
     last_stall_log: Option<Instant>,
     latency: Latency,
     /// The interval being filled (tags its outputs).
@@ -438,7 +437,6 @@ impl Engine {
         let Some(part) = self.parts.get_mut(&p) else {
             // Only possible between a revocation and librdkafka's unassign; the new owner
             // reads it from the checkpoint.
-            self.dropped_unassigned += 1;
             return;
         };
         part.next_offset = off + 1;
@@ -1211,7 +1209,6 @@ impl Service {
             json: Vec::with_capacity(4096),
             retired: Default::default(),
             metrics: Arc::new(crate::metrics::Metrics::new(&settings_for_metrics)),
-            dropped_unassigned: 0,
             last_stall_log: None,
             latency: Latency::default(),
             epoch: 1,
