@@ -9,8 +9,8 @@ use figment::Figment;
 use serde::Deserialize;
 
 use crate::core::settings::{
-    ChurnProbabilityConfig, CoreConfig, FactsConfig, LimitsConfig, Settings, TiersConfig,
-    TimeConfig, WarningsConfig, DEFAULT_TOML,
+    AnalyticsConfig, ChurnProbabilityConfig, ClvConfig, CoreConfig, FactsConfig, LimitsConfig,
+    Settings, TiersConfig, TimeConfig, WarningsConfig, DEFAULT_TOML,
 };
 
 /// `[log]`.
@@ -41,6 +41,10 @@ pub struct Config {
     pub tiers: TiersConfig,
     /// `[warnings]`
     pub warnings: WarningsConfig,
+    /// `[analytics]`
+    pub analytics: AnalyticsConfig,
+    /// `[clv]`
+    pub clv: ClvConfig,
     /// `[log]`
     pub log: LogConfig,
     /// `[kafka]` (the service)
@@ -96,6 +100,8 @@ impl Config {
             churn_probability: self.churn_probability.clone(),
             tiers: self.tiers.clone(),
             warnings: self.warnings.clone(),
+            analytics: self.analytics.clone(),
+            clv: self.clv.clone(),
         }
     }
 

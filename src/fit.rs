@@ -182,7 +182,7 @@ pub fn describe(r: &FitReport, as_of: &str) -> String {
     let b = &r.bgnbd.params;
     let g = &r.gamma_gamma.params;
     s += &format!(
-        "\nPaste into your configuration:\n\n[churn_probability]\nenabled = true\nr = {:.6}\nalpha = {:.6}\na = {:.6}\nb = {:.6}\nunit_days = {:.1}\n# Gamma-Gamma spend model (for CLV): p = {:.6}, q = {:.6}, v = {:.6}\n",
+        "\nPaste into your configuration:\n\n[churn_probability]\nenabled = true\nr = {:.6}\nalpha = {:.6}\na = {:.6}\nb = {:.6}\nunit_days = {:.1}\n\n[clv]\nenabled = true\np = {:.6}\nq = {:.6}\nv = {:.6}\n",
         b[0], b[1], b[2], b[3], r.unit_days, g[0], g[1], g[2]
     );
     s

@@ -139,11 +139,11 @@ async fn customer(State(h): State<ServiceHandle>, Path(id): Path<String>) -> Res
     let h2 = h.clone();
     let found = tokio::task::spawn_blocking(move || h2.lookup(&id)).await;
     match found {
-        Ok(Some((p, partition, offset))) => match serde_json::to_value(&p) {
+        Ok(Some(l)) => match serde_json::to_value(&l.profile) {
             Ok(mut v) => {
                 let topic = h.with_engine(|e| e.input_topic().to_string());
-                v["input"] =
-                    serde_json::json!({"topic": topic, "partition": partition, "offset": offset});
+                v["input"] = serde_json::json!({"topic": topic, "partition": l.partition, "offset": l.offset});
+                v["standing"] = serde_json::to_value(&l.standing).unwrap_or_default();
                 json(StatusCode::OK, v)
             }
             Err(_) => json(

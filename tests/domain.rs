@@ -623,3 +623,155 @@ fn population_report_figures_are_exact_on_a_small_population() {
         r.tier_transitions
     );
 }
+
+/// Ten customers who each ordered once on day 100 (K01 … K10 spending 1,000 … 10,000);
+/// K10 also visited on days 50, 60 and 70, K03 complained, and two campaigns ran, of which
+/// only one is tracked by name (`analytics.max_campaigns = 1`). Event ids e1, e2, ….
+fn analytics_lines() -> Vec<Vec<u8>> {
+    let mut v = Vec::new();
+    let mut ev = |cust: &str, kind: &str, ts, extra: &str| {
+        let id = format!("e{}", v.len() + 1);
+        v.push(line(&id, cust, kind, ts, extra));
+    };
+    for d in [50, 60, 70] {
+        ev("K10", "visit", at(d, 0), "");
+    }
+    for i in 1..=10 {
+        let amount = format!(r#""amount":{}"#, i * 1000);
+        ev(&format!("K{i:02}"), "order", at(100, i), &amount);
+    }
+    ev("K03", "complaint", at(105, 0), "");
+    let spring = r#""campaign_id":"spring","action":"touched","cost":100"#;
+    ev("K01", "campaign", at(101, 0), spring);
+    ev("K02", "campaign", at(101, 0), spring);
+    let converted = r#""campaign_id":"spring","action":"converted""#;
+    ev("K02", "campaign", at(102, 0), converted);
+    ev("K02", "survey", at(103, 0), r#""satisfaction":4"#);
+    ev("K05", "survey", at(103, 0), r#""satisfaction":2"#);
+    let summer = r#""campaign_id":"summer","action":"touched","cost":50"#;
+    ev("K03", "campaign", at(104, 0), summer);
+    v
+}
+
+fn analytics_harness() -> Harness {
+    Harness::with_config(|c| c.analytics.max_campaigns = 1)
+}
+
+fn analytics_population() -> Harness {
+    let mut h = analytics_harness();
+    for l in analytics_lines() {
+        h.send(&l);
+    }
+    h.advance(at(110, 0));
+    h
+}
+
+/// Value score, value tiers, ABC, core customers and campaign effect, worked by hand.
+/// Percentiles are mid-ranks: spend K01 … K10 → 5, 15, …, 95. Activity (visits +
+/// conversions in 90 days): K10 3 → 95, K02 1 (its conversion) → 85, the other eight 0 →
+/// 40. Tenure: K10 first seen on day 50 → 95, the rest tied → 45.
+#[test]
+fn analytics_figures_are_exact_on_a_small_population() {
+    let h = analytics_population();
+    let k10 = h.p.standing("K10", None).unwrap();
+    assert_eq!(
+        (
+            k10.spend_percentile,
+            k10.activity_percentile,
+            k10.tenure_percentile
+        ),
+        (95.0, 95.0, 95.0)
+    );
+    assert_eq!(k10.value_score, 95.0);
+    assert_eq!(
+        (k10.value_tier, k10.abc_class, k10.core_customer),
+        ("A", "A", true)
+    );
+    let k09 = h.p.standing("K09", None).unwrap();
+    // 0.5 × 85 + 0.3 × 40 + 0.2 × 45 = 63.5
+    assert!((k09.value_score - 63.5).abs() < 1e-9, "{k09:?}");
+    assert_eq!((k09.value_tier, k09.core_customer), ("C", false));
+    let k02 = h.p.standing("K02", None).unwrap();
+    // 0.5 × 15 + 0.3 × 85 + 0.2 × 45 = 42
+    assert!((k02.value_score - 42.0).abs() < 1e-9, "{k02:?}");
+    let k03 = h.p.standing("K03", None).unwrap();
+    assert_eq!(
+        k03.value_tier, "D",
+        "one complaint: churn risk 50 overrides value"
+    );
+    // ABC over 55,000: spend above K06 is 34,000 (62 %) → A; above K05 40,000 (73 %) → B;
+    // above K03 49,000 (89 %) → B; above K02 52,000 (95 %) → C.
+    let classes: Vec<&str> = (1..=10)
+        .map(|i| h.p.standing(&format!("K{i:02}"), None).unwrap().abc_class)
+        .collect();
+    assert_eq!(classes, ["C", "C", "B", "B", "B", "A", "A", "A", "A", "A"]);
+
+    let s = h.p.settings().clone();
+    let r = h.p.report(at(110, 0)).finish(&s);
+    let a = r.analytics.expect("analytics on by default");
+    let tiers: Vec<u64> = a.value_tiers.values().copied().collect();
+    assert_eq!(tiers, [1, 0, 8, 1], "A B C D");
+    let abc = |c: &str| {
+        let l = &a.abc_classes[c];
+        (l.customers, l.spend_365)
+    };
+    assert_eq!(abc("A"), (5, 40_000.0));
+    assert_eq!(abc("B"), (3, 12_000.0));
+    assert_eq!(abc("C"), (2, 3_000.0));
+    assert_eq!(a.abc_classes["A"].share_of_spend, Some(40.0 / 55.0));
+    assert_eq!(a.core_customers.customers, 1);
+    assert_eq!(a.core_customers.share_of_customers, 0.1);
+    assert_eq!(a.core_customers.share_of_spend, Some(10.0 / 55.0));
+
+    // Campaigns: spring touched K01 and K02 (100 each), K02 converted and then answered 4;
+    // K05's answer belongs to no campaign; summer is beyond the limit → `other`.
+    assert_eq!(a.campaigns.len(), 2);
+    let spring = &a.campaigns[0];
+    assert_eq!(spring.campaign, "spring");
+    assert_eq!((spring.touched, spring.converted), (2, 1));
+    assert_eq!(spring.conversion_rate, Some(0.5));
+    assert_eq!(spring.cost, 200.0);
+    assert_eq!(spring.cost_per_conversion, Some(200.0));
+    assert_eq!(spring.mean_satisfaction, Some(4.0));
+    let other = &a.campaigns[1];
+    assert_eq!(other.campaign, "other");
+    assert_eq!((other.touched, other.converted, other.cost), (1, 0, 50.0));
+    assert_eq!(other.conversion_rate, Some(0.0));
+    assert_eq!(
+        (other.cost_per_conversion, other.mean_satisfaction),
+        (None, None)
+    );
+}
+
+/// A crash after customers' state was written but before the checkpoint: the restored
+/// processor skips the re-delivered events for state but still counts them for the
+/// campaign figures, which end up exactly as without the crash.
+#[test]
+fn campaign_figures_survive_a_restore_with_newer_customer_state() {
+    let lines = analytics_lines();
+    let whole = analytics_population();
+    // The checkpoint was taken with next offset 16 (after the first spring touch) …
+    let next_offset = 16;
+    let mut first = analytics_harness();
+    let mut figures = Vec::new();
+    for l in &lines {
+        if first.offset + 1 == next_offset {
+            figures = first.p.campaign_lines();
+        }
+        first.send(l);
+    }
+    assert_eq!(figures[0].touched, 1);
+    // … but every customer's changelog record was written after the last event.
+    let mut restored = analytics_harness();
+    for i in 1..=10 {
+        let snap = first.p.snapshot(&format!("K{i:02}")).unwrap();
+        restored.p.restore(&snap).unwrap();
+    }
+    restored.p.restore_campaigns(&figures, next_offset);
+    restored.offset = next_offset - 1;
+    for l in &lines[(next_offset - 1) as usize..] {
+        assert_eq!(restored.send(l), churnwatch::core::Outcome::AlreadyApplied);
+    }
+    assert_eq!(restored.p.campaign_lines(), whole.p.campaign_lines());
+    assert_eq!(restored.p.campaign_lines(), first.p.campaign_lines());
+}

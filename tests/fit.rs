@@ -89,6 +89,21 @@ fn fit_reproduces_the_published_cdnow_estimates() {
             "gamma-gamma param {i}: {got} vs {want}"
         );
     }
+    // CLV's spend half with the fitted parameters: a customer without repeat purchases is
+    // expected to spend the population mean p·v/(q − 1) per order. lifetimes' quickstart
+    // ("Estimating customer lifetime value using the Gamma-Gamma model") lists 35.170981
+    // for those customers of the same data.
+    let gg = churnwatch::core::settings::GammaGammaParams {
+        p: g[0].as_f64().unwrap(),
+        q: g[1].as_f64().unwrap(),
+        v: g[2].as_f64().unwrap(),
+    };
+    close(
+        churnwatch::core::bgnbd::expected_order_value(&gg, 0.0, 0.0),
+        35.170981,
+        1e-3,
+        "population mean order value",
+    );
     assert!(v["bgnbd"]["std_errors"]
         .as_array()
         .is_some_and(|a| a.len() == 4));

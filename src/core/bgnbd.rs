@@ -5,7 +5,15 @@
 //! periods (distinct purchase days − 1), `t_x` = last − first purchase, `T` = now − first
 //! purchase, all in the model's time unit.
 
-use super::settings::BgNbdParams;
+use super::settings::{BgNbdParams, GammaGammaParams};
+
+/// Gamma-Gamma expected value of a customer's orders given `x` repeat purchases with mean
+/// value `m` (Fader, Hardie & Lee 2005; lifetimes' `conditional_expected_average_profit`):
+/// a weighted mean of the population mean p·v/(q − 1) and the customer's own `m`, with
+/// weight p·x/(p·x + q − 1) on `m`.
+pub fn expected_order_value(g: &GammaGammaParams, x: f64, m: f64) -> f64 {
+    g.p * (g.v + x * m) / (g.p * x + g.q - 1.0)
+}
 
 /// P(alive | x, t_x, T). 1 for a customer with no repeat purchase, as in lifetimes.
 pub fn p_alive(p: &BgNbdParams, x: f64, t_x: f64, t: f64) -> f64 {

@@ -212,6 +212,28 @@ impl Facts {
         v.is_finite().then_some(v)
     }
 
+    /// Gamma-Gamma expected order value (currency units), as lifetimes'
+    /// `conditional_expected_average_profit`: p(v + x·m)/(p·x + q − 1) with x the repeat
+    /// purchase days and m the customer's mean order value. Our m is the lifetime net value
+    /// per order (the first purchase included, refunds subtracted), because the record keeps
+    /// no per-order amounts; with one order, x = 0 gives the population mean p·v/(q − 1).
+    pub fn expected_order_value(&self, s: &Settings) -> Option<f64> {
+        let g = s.spend_model?;
+        if self.lifetime_orders == 0 {
+            return None;
+        }
+        let x = self.purchase_days.saturating_sub(1) as f64;
+        let m = (self.lifetime_value as f64 / 100.0 / self.lifetime_orders as f64).max(0.0);
+        let v = bgnbd::expected_order_value(&g, x, m);
+        v.is_finite().then_some(v)
+    }
+
+    /// Customer lifetime value over the horizon: expected purchases × expected order value.
+    pub fn clv(&self, s: &Settings) -> Option<f64> {
+        let v = self.expected_purchases(s)? * self.expected_order_value(s)?;
+        v.is_finite().then_some(v)
+    }
+
     /// A metric's value (`None` when undefined for this customer).
     pub fn get(&self, m: Metric, s: &Settings) -> Option<f64> {
         Some(match m {

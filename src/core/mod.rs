@@ -4,6 +4,7 @@
 //! Kafka or Prometheus: time arrives as values and outputs leave as values, so every
 //! business rule is unit-, property- and benchmark-testable without a broker.
 
+pub mod analytics;
 pub mod bgnbd;
 pub mod days;
 pub mod event;
@@ -15,6 +16,7 @@ pub mod report;
 pub mod rules;
 pub mod scores;
 pub mod settings;
+pub mod sketch;
 pub mod snapshot;
 pub mod store;
 pub mod time;

@@ -102,6 +102,10 @@ pub struct FactsOut {
     pub p_alive: Option<f64>,
     /// BG/NBD expected purchases over `horizon_days`.
     pub expected_purchases: Option<f64>,
+    /// Gamma-Gamma expected order value (currency units).
+    pub expected_order_value: Option<f64>,
+    /// Lifetime value over `horizon_days`: expected purchases × expected order value.
+    pub clv: Option<f64>,
     /// Horizon of `expected_purchases`.
     pub horizon_days: u16,
     /// Most frequent channel in the longest window.

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use base64::Engine;
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::analytics::{CampaignBook, CampaignSums, Keys, Population, Standing};
 use super::days;
 use super::event::{decode, CampaignAction, Event, EventKind, Payload, RejectReason};
 use super::facts::Facts;
@@ -22,7 +23,9 @@ use super::output::{
     SourceRef, TierChanged, Tombstone, WarningCleared, WarningState, WindowOut,
 };
 use super::settings::{Level, Settings};
-use super::store::{label, pack, unpack, Interner, Store, DIRTY, NO_DAY, NO_TIER};
+use super::store::{
+    label, pack, unpack, Interner, Record, Store, DIRTY, NO_DAY, NO_TIER, SKETCHED,
+};
 use super::time::{day_of, day_start, format_rfc3339, Day, Ts};
 use super::timers::Timers;
 
@@ -170,6 +173,46 @@ pub struct Processor {
     stats: Stats,
     tier_counts: Vec<i64>,
     level_counts: [i64; 3],
+    /// Population sketches (analytics enabled).
+    pop: Option<Population>,
+    /// Campaign figures (analytics enabled).
+    book: Option<CampaignBook>,
+    /// Input offset from which events skipped as already applied to a customer still
+    /// count in the campaign figures: the figures were restored as of this offset, the
+    /// customers' state may be newer (see [`Processor::restore_campaigns`]).
+    campaigns_from: i64,
+}
+
+/// Brings a customer's entry in the population sketches up to date.
+fn sync_sketch(pop: &mut Population, rec: &mut Record, spend_cents: i64, activity: u32) {
+    let k = pop.keys(spend_cents, activity, rec.first_seen_day);
+    if rec.flags & SKETCHED != 0 {
+        let old = sketch_keys(rec);
+        if old == k {
+            return;
+        }
+        pop.remove(old);
+    }
+    pop.add(k);
+    rec.spend_bucket = k.spend;
+    rec.activity = k.activity;
+    rec.flags |= SKETCHED;
+}
+
+/// The keys a sketched record holds.
+fn sketch_keys(rec: &Record) -> Keys {
+    Keys {
+        spend: rec.spend_bucket,
+        activity: rec.activity,
+        first_seen: rec.first_seen_day,
+    }
+}
+
+/// (365-day spend in cents, activity count) from facts: what the sketches rank.
+fn sketch_values(f: &Facts, s: &Settings) -> (i64, u32) {
+    let spend = f.window(s, s.windows.len().saturating_sub(1)).amount;
+    let a = &f.sums[s.activity_len];
+    (spend, a.visits.saturating_add(a.conversions))
 }
 
 /// 32-bit fingerprint of an event id for duplicate detection within a customer-day.
@@ -183,6 +226,7 @@ impl Processor {
     /// A processor with the given rules.
     pub fn new(settings: Arc<Settings>) -> Processor {
         let tiers = settings.tiers.len();
+        let analytics = settings.analytics;
         Processor {
             labels: Interner::new(settings.limits.max_distinct_labels),
             s: settings,
@@ -199,6 +243,9 @@ impl Processor {
             },
             tier_counts: vec![0; tiers],
             level_counts: [0; 3],
+            pop: analytics.map(|a| Population::new(a.relative_accuracy)),
+            book: analytics.map(|a| CampaignBook::new(a.max_campaigns as usize)),
+            campaigns_from: i64::MAX,
         }
     }
 
@@ -416,6 +463,9 @@ impl Processor {
             let rec = self.store.rec(slot);
             if src.offset <= rec.last_offset {
                 self.stats.already_applied += 1;
+                if src.offset >= self.campaigns_from {
+                    self.count_campaign(slot, ev);
+                }
                 return Outcome::AlreadyApplied;
             }
             if days::contains(&rec.days, ev_day, fp) {
@@ -545,6 +595,32 @@ impl Processor {
         }
     }
 
+    /// The campaign figures' part of an event: touches, conversions and cost count for
+    /// their campaign (which becomes the customer's latest), satisfaction answers for the
+    /// customer's latest campaign.
+    fn count_campaign(&mut self, slot: u32, ev: &Event<'_>) {
+        let Some(book) = self.book.as_mut() else {
+            return;
+        };
+        let rec = self.store.rec_mut(slot);
+        match &ev.payload {
+            Payload::Campaign {
+                campaign_id,
+                action,
+                cost_cents,
+            } => {
+                let c = book.slot(campaign_id);
+                book.record(c, *action == CampaignAction::Converted, *cost_cents);
+                rec.campaign = c;
+            }
+            Payload::Survey {
+                satisfaction_tenths: Some(sat),
+                ..
+            } if rec.campaign != 0 => book.satisfaction(rec.campaign, *sat),
+            _ => {}
+        }
+    }
+
     fn mutate(&mut self, slot: u32, ev: &Event<'_>, fp: u32) {
         let ev_day = day_of(ev.ts);
         // Labels first: the interner and the record are separate borrows.
@@ -577,10 +653,19 @@ impl Processor {
             }
             _ => {}
         }
+        self.count_campaign(slot, ev);
         let rec = self.store.rec_mut(slot);
         rec.clock = rec.clock.max(ev.ts);
         let today = day_of(rec.clock);
-        rec.first_seen_day = pack(unpack(rec.first_seen_day).min(ev_day));
+        let first_seen = pack(unpack(rec.first_seen_day).min(ev_day));
+        if first_seen != rec.first_seen_day && rec.flags & SKETCHED != 0 {
+            // An earlier event arrived late: leave the sketches; `evaluate` re-adds.
+            if let Some(pop) = self.pop.as_mut() {
+                pop.remove(sketch_keys(rec));
+            }
+            rec.flags &= !SKETCHED;
+        }
+        rec.first_seen_day = first_seen;
         let keep_from = today - self.s.retention_days as i32 + 1;
         // Was `ev_day` already a purchase day? Known exactly inside the retained history.
         let mut had_orders: Option<bool> = None;
@@ -812,9 +897,13 @@ impl Processor {
                 self.stats.warnings_cleared += 1;
             }
         }
+        let (spend, activity) = sketch_values(&facts, &s);
         let rec = self.store.rec_mut(slot);
         rec.tier = tier as u8;
         rec.level = level as u8;
+        if let Some(pop) = self.pop.as_mut() {
+            sync_sketch(pop, rec, spend, activity);
+        }
         let new_deadline = unpack(pack(deadline.unwrap_or(NO_DAY)));
         if new_deadline != unpack(rec.timer_day) {
             rec.timer_day = pack(new_deadline);
@@ -873,7 +962,8 @@ impl Processor {
         let rec = self.store.rec(slot);
         let tier = (rec.tier != NO_TIER).then(|| self.s.tiers[rec.tier as usize].name.as_str());
         let mut out = Vec::with_capacity(64 + rec.days.len());
-        super::snapshot::encode(rec, tier, &self.labels, &mut out);
+        let campaign = self.book.as_ref().and_then(|b| b.name(rec.campaign));
+        super::snapshot::encode(rec, tier, campaign, &self.labels, &mut out);
         Some(out)
     }
 
@@ -893,6 +983,10 @@ impl Processor {
         for (i, l) in d.labels.iter().enumerate() {
             rec.labels[i] = self.labels.intern(l) as u16;
         }
+        rec.campaign = match self.book.as_mut() {
+            Some(b) if !d.campaign.is_empty() => b.slot(&d.campaign),
+            _ => 0,
+        };
         // By name: under changed rules an unknown tier is re-evaluated, not trusted.
         rec.tier = self
             .s
@@ -913,6 +1007,13 @@ impl Processor {
         rec.days = Box::new([]);
         *self.store.rec_mut(slot) = rec;
         self.store.set_days(slot, &blob);
+        if let Some(pop) = self.pop.as_mut() {
+            // The values of its latest evaluation, which happened at its clock.
+            let rec = self.store.rec(slot);
+            let f = Facts::compute(&rec.days, rec, &self.s, rec.clock);
+            let (spend, activity) = sketch_values(&f, &self.s);
+            sync_sketch(pop, self.store.rec_mut(slot), spend, activity);
+        }
         if timer != NO_DAY {
             self.timers.push(timer, slot);
         }
@@ -963,6 +1064,12 @@ impl Processor {
 
     /// The sums of the population report (see [`super::report`]) as of `as_of`.
     pub fn report(&self, as_of: Ts) -> super::report::ReportSums {
+        self.report_among(as_of, None)
+    }
+
+    /// Like [`Processor::report`], ranking customers among `among` (several partitions'
+    /// sketches merged) instead of this partition's own.
+    pub fn report_among(&self, as_of: Ts, among: Option<&Population>) -> super::report::ReportSums {
         let today = day_of(as_of);
         let mut r = super::report::ReportSums::new(&self.s, today);
         let fallback = self.s.fallback_tier();
@@ -986,9 +1093,59 @@ impl Processor {
                 &rec.days,
             );
         }
+        if let Some(own) = &self.pop {
+            let pop = among.unwrap_or(own);
+            for (_, rec) in self.store.iter() {
+                let f = Facts::compute(&rec.days, rec, &self.s, as_of);
+                let (spend, activity) = sketch_values(&f, &self.s);
+                let keys = pop.keys(spend, activity, rec.first_seen_day);
+                r.add_standing(&pop.standing(keys, f.churn_risk_index(&self.s)), spend);
+            }
+            r.campaigns = self.campaign_lines();
+        }
         r.transitions.clone_from(&self.stats.transitions);
         r.span_days = (today - first_day + 1).max(1) as u64;
         r
+    }
+
+    /// Where a customer stands in this partition's population (value score, value tier,
+    /// ABC class, core customer), as of its latest evaluation. `None` for an unknown
+    /// customer or with analytics disabled.
+    /// `among` ranks in other sketches (several partitions merged), else in this one's.
+    pub fn standing(&self, customer_id: &str, among: Option<&Population>) -> Option<Standing> {
+        let own = self.pop.as_ref()?;
+        let pop = among.unwrap_or(own);
+        let slot = self.store.get(customer_id)?;
+        let rec = self.store.rec(slot);
+        let f = Facts::compute(&rec.days, rec, &self.s, rec.clock);
+        let keys = if rec.flags & SKETCHED != 0 {
+            sketch_keys(rec)
+        } else {
+            let (spend, activity) = sketch_values(&f, &self.s);
+            pop.keys(spend, activity, rec.first_seen_day)
+        };
+        Some(pop.standing(keys, f.churn_risk_index(&self.s)))
+    }
+
+    /// The population sketches (analytics enabled).
+    pub fn population(&self) -> Option<&Population> {
+        self.pop.as_ref()
+    }
+
+    /// The campaign figures, tracked campaigns in first-seen order, then `other`.
+    pub fn campaign_lines(&self) -> Vec<CampaignSums> {
+        self.book.as_ref().map(|b| b.lines()).unwrap_or_default()
+    }
+
+    /// Restores the campaign figures persisted with a checkpoint whose next offset is
+    /// `next_offset`. Customers' state may be newer than the checkpoint (their changelog
+    /// records of a crashed interval were written): events from `next_offset` on that are
+    /// skipped as already applied still count here, so the figures lose nothing.
+    pub fn restore_campaigns(&mut self, lines: &[CampaignSums], next_offset: i64) {
+        if let Some(b) = self.book.as_mut() {
+            b.restore(lines);
+        }
+        self.campaigns_from = next_offset;
     }
 
     /// Ids of all customers held.
@@ -1043,6 +1200,11 @@ impl Processor {
             self.tier_counts[rec.tier as usize] -= 1;
         }
         self.level_counts[rec.level as usize] -= 1;
+        if rec.flags & SKETCHED != 0 {
+            if let Some(pop) = self.pop.as_mut() {
+                pop.remove(sketch_keys(rec));
+            }
+        }
         self.store.remove(slot);
     }
 
@@ -1140,6 +1302,8 @@ fn facts_out(
         visits_baseline: f.visits_baseline(s),
         p_alive: f.p_alive,
         expected_purchases: f.expected_purchases(s),
+        expected_order_value: f.expected_order_value(s),
+        clv: f.clv(s),
         horizon_days: s.horizon_days,
         preferred_channel: name(channel),
         preferred_category: name(category),

@@ -14,13 +14,18 @@
 //! - active customers ordered within the longest window (365 days by default);
 //! - repurchase rate: the share of customers with at least two orders (lifetime);
 //! - NPS: % promoters (9–10) − % detractors (0–6) over each customer's latest answer;
-//! - tier transitions: counts since the processor started, and per day of event time.
+//! - tier transitions: counts since the processor started, and per day of event time;
+//! - value tiers, ABC classes and core customers: each customer's 365-day spend, activity
+//!   and tenure as of the report, ranked in the partition's population sketches
+//!   ([`super::analytics`]); the class spends are exact sums of those spends;
+//! - campaigns: the partition's running campaign figures, merged by campaign id.
 //!
 //! The sums come from a pass over the records and their day histories at request time,
 //! never per event, so processing pays nothing for the report.
 
 use serde::Serialize;
 
+use super::analytics::{campaign_line, merge_campaigns, CampaignLine, CampaignSums, Standing};
 use super::days;
 use super::settings::Settings;
 use super::time::{format_rfc3339, Day, DAY_MS};
@@ -71,6 +76,44 @@ pub struct ReportSums {
     pub transitions: Vec<u64>,
     /// Days of event time the transitions cover (first to last event day, at least 1).
     pub span_days: u64,
+    /// Whether the analytics figures below were computed.
+    pub analytics: bool,
+    /// Customers by value tier A, B, C, D.
+    pub value_tiers: [u64; 4],
+    /// ABC classes A, B, C: customers and their 365-day spend (cents).
+    pub abc: [(u64, i64); 3],
+    /// Core customers and their 365-day spend (cents).
+    pub core: (u64, i64),
+    /// 365-day spend of all customers (cents).
+    pub spend_365_cents: i64,
+    /// Campaign figures (merged by name).
+    pub campaigns: Vec<CampaignSums>,
+}
+
+/// A group of customers and its share of customers and of 365-day spend.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ShareLine {
+    /// Customers.
+    pub customers: u64,
+    /// Share of all customers (0–1).
+    pub share_of_customers: f64,
+    /// Their 365-day net spend.
+    pub spend_365: f64,
+    /// Share of all customers' 365-day spend (0–1; `null` without spend).
+    pub share_of_spend: Option<f64>,
+}
+
+/// Population analytics of the report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AnalyticsReport {
+    /// Customers by value tier (`A` ≥ 85, `B` 70–85, `C` < 70, `D` churn risk ≥ 50).
+    pub value_tiers: std::collections::BTreeMap<&'static str, u64>,
+    /// ABC classes by 365-day spend (A: top 70 % of spend, B: next 20 %, C: last 10 %).
+    pub abc_classes: std::collections::BTreeMap<&'static str, ShareLine>,
+    /// The top 10 % of customers by 365-day spend.
+    pub core_customers: ShareLine,
+    /// Campaign effect, by campaign id; `other` (beyond the tracked limit) last.
+    pub campaigns: Vec<CampaignLine>,
 }
 
 /// One tier's line of the report.
@@ -152,6 +195,8 @@ pub struct Report {
     pub overall: Overall,
     /// Tier transitions with a non-zero count.
     pub tier_transitions: Vec<TransitionLine>,
+    /// Value tiers, ABC classes, core customers and campaigns (`null` with analytics off).
+    pub analytics: Option<AnalyticsReport>,
 }
 
 fn ratio(a: f64, b: f64) -> Option<f64> {
@@ -239,8 +284,46 @@ impl ReportSums {
         }
     }
 
+    /// Adds one customer's standing and 365-day spend (cents).
+    pub(crate) fn add_standing(&mut self, st: &Standing, spend_cents: i64) {
+        self.analytics = true;
+        let t = match st.value_tier {
+            "A" => 0,
+            "B" => 1,
+            "C" => 2,
+            _ => 3,
+        };
+        self.value_tiers[t] += 1;
+        let c = match st.abc_class {
+            "A" => 0,
+            "B" => 1,
+            _ => 2,
+        };
+        self.abc[c].0 += 1;
+        self.abc[c].1 += spend_cents;
+        if st.core_customer {
+            self.core.0 += 1;
+            self.core.1 += spend_cents;
+        }
+        self.spend_365_cents += spend_cents;
+    }
+
     /// Adds another partition's sums.
     pub fn merge(&mut self, o: &ReportSums) {
+        self.analytics |= o.analytics;
+        for i in 0..4 {
+            self.value_tiers[i] += o.value_tiers[i];
+        }
+        for i in 0..3 {
+            self.abc[i].0 += o.abc[i].0;
+            self.abc[i].1 += o.abc[i].1;
+        }
+        self.core.0 += o.core.0;
+        self.core.1 += o.core.1;
+        self.spend_365_cents += o.spend_365_cents;
+        let mut all = std::mem::take(&mut self.campaigns);
+        all.extend(o.campaigns.iter().cloned());
+        self.campaigns = merge_campaigns(&all);
         self.as_of_day = self.as_of_day.max(o.as_of_day);
         for (a, b) in self.tiers.iter_mut().zip(&o.tiers) {
             a.customers += b.customers;
@@ -325,6 +408,30 @@ impl ReportSums {
                 },
             },
             tier_transitions,
+            analytics: self.analytics.then(|| {
+                let share = |(n, cents): (u64, i64)| ShareLine {
+                    customers: n,
+                    share_of_customers: ratio(n as f64, total).unwrap_or(0.0),
+                    spend_365: cents as f64 / 100.0,
+                    share_of_spend: (self.spend_365_cents > 0)
+                        .then(|| cents as f64 / self.spend_365_cents as f64),
+                };
+                AnalyticsReport {
+                    value_tiers: ["A", "B", "C", "D"]
+                        .into_iter()
+                        .zip(self.value_tiers)
+                        .collect(),
+                    abc_classes: ["A", "B", "C"]
+                        .into_iter()
+                        .zip(self.abc.map(share))
+                        .collect(),
+                    core_customers: share(self.core),
+                    campaigns: merge_campaigns(&self.campaigns)
+                        .iter()
+                        .map(campaign_line)
+                        .collect(),
+                }
+            }),
         }
     }
 }

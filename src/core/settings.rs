@@ -115,6 +115,54 @@ pub struct ChurnProbabilityConfig {
     pub horizon_days: u16,
 }
 
+/// `[analytics]`: population ranks and campaign effect.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyticsConfig {
+    /// Keep the population sketches and the campaign figures.
+    pub enabled: bool,
+    /// Relative accuracy α of the spend sketch (0 < α ≤ 0.1): an estimated percentile is
+    /// the exact percentile of a spend within ±2α.
+    pub relative_accuracy: f64,
+    /// Campaigns tracked by name per partition; later ones count as `other`.
+    pub max_campaigns: u16,
+}
+
+/// `[clv]`: the Gamma-Gamma spend model (Fader, Hardie & Lee 2005) for customer lifetime
+/// value = expected purchases over the horizon × expected order value.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClvConfig {
+    /// Compute CLV (needs `churn_probability.enabled`).
+    pub enabled: bool,
+    /// Shape of the per-customer spend gamma.
+    pub p: f64,
+    /// Shape of the mixing gamma (must exceed 1).
+    pub q: f64,
+    /// Scale of the mixing gamma, in currency units.
+    pub v: f64,
+}
+
+/// Gamma-Gamma parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GammaGammaParams {
+    /// p
+    pub p: f64,
+    /// q (> 1)
+    pub q: f64,
+    /// v
+    pub v: f64,
+}
+
+/// Analytics settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnalyticsSettings {
+    /// Spend sketch relative accuracy.
+    pub relative_accuracy: f64,
+    /// Campaigns tracked by name.
+    pub max_campaigns: u16,
+}
+
 /// One `[[tiers.rules]]` entry.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -200,6 +248,10 @@ pub struct CoreConfig {
     pub tiers: TiersConfig,
     /// `[warnings]`
     pub warnings: WarningsConfig,
+    /// `[analytics]`
+    pub analytics: AnalyticsConfig,
+    /// `[clv]`
+    pub clv: ClvConfig,
 }
 
 /// Warning levels. `Low` means "no warning".
@@ -296,6 +348,10 @@ pub struct Settings {
     pub unit_days: f64,
     /// Horizon of expected purchases in days.
     pub horizon_days: u16,
+    /// Gamma-Gamma spend model, when CLV is enabled.
+    pub spend_model: Option<GammaGammaParams>,
+    /// Population analytics, when enabled.
+    pub analytics: Option<AnalyticsSettings>,
     /// Tiers in evaluation order; the last is the fallback.
     pub tiers: Vec<Tier>,
     /// Warning rules.
@@ -464,6 +520,28 @@ impl Settings {
             return Err(ConfigError("churn_probability.a must not be exactly 1 (the BG/NBD expectation divides by a - 1)".into()));
         }
 
+        let clv = &c.clv;
+        for (name, v) in [("p", clv.p), ("q", clv.q), ("v", clv.v)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(ConfigError(format!(
+                    "clv.{name} = {v} must be a positive number"
+                )));
+            }
+        }
+        if clv.q <= 1.0 {
+            return Err(ConfigError(format!(
+                "clv.q = {} must be greater than 1 (the expected order value divides by q - 1); refit with `churnwatch fit` or set clv.enabled = false",
+                clv.q
+            )));
+        }
+        let an = &c.analytics;
+        if !(an.relative_accuracy > 0.0 && an.relative_accuracy <= 0.1) {
+            return Err(ConfigError(format!(
+                "analytics.relative_accuracy = {} must be in (0, 0.1]; 0.01 (±2 % of a spend) is the default",
+                an.relative_accuracy
+            )));
+        }
+
         let t = &c.tiers;
         if t.rules.len() > 250 {
             return Err(ConfigError("at most 250 tier rules are supported".into()));
@@ -600,6 +678,15 @@ impl Settings {
             }),
             unit_days: cp.unit_days,
             horizon_days: cp.horizon_days,
+            spend_model: (c.clv.enabled && cp.enabled).then_some(GammaGammaParams {
+                p: c.clv.p,
+                q: c.clv.q,
+                v: c.clv.v,
+            }),
+            analytics: c.analytics.enabled.then_some(AnalyticsSettings {
+                relative_accuracy: c.analytics.relative_accuracy,
+                max_campaigns: c.analytics.max_campaigns,
+            }),
             lengths,
             windows,
             tiers,

@@ -11,7 +11,7 @@ use super::days::{self, DayData};
 use super::store::{Interner, Record, NO_TIER};
 
 /// Snapshot format version written by this build.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// Why a snapshot could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,7 +21,7 @@ pub enum SnapshotError {
     #[error("customer snapshot is truncated or malformed at byte {0}")]
     Malformed(usize),
     /// Written by an incompatible build.
-    #[error("customer snapshot version {0} is not supported (this build reads version {VERSION}); restore with the build that wrote it or rebuild state from the input topic")]
+    #[error("customer snapshot version {0} is not supported (this build reads versions 1 to {VERSION}); restore with the build that wrote it or rebuild state from the input topic")]
     Version(u8),
 }
 
@@ -34,6 +34,8 @@ pub struct Decoded {
     pub tier: String,
     /// Profile labels.
     pub labels: [String; 4],
+    /// The customer's latest campaign ("" = none).
+    pub campaign: String,
     /// Label strings the day history's tags refer to (by index).
     pub tag_names: Vec<String>,
     /// Day history with tag keys = tag_names index << 1 | kind.
@@ -104,7 +106,13 @@ impl Reader<'_> {
 }
 
 /// Appends the snapshot of `rec` (with its tier's name) to `out`.
-pub fn encode(rec: &Record, tier: Option<&str>, labels: &Interner, out: &mut Vec<u8>) {
+pub fn encode(
+    rec: &Record,
+    tier: Option<&str>,
+    campaign: Option<&str>,
+    labels: &Interner,
+    out: &mut Vec<u8>,
+) {
     out.push(VERSION);
     put_s(out, &rec.id);
     put_i(out, rec.last_offset);
@@ -129,6 +137,7 @@ pub fn encode(rec: &Record, tier: Option<&str>, labels: &Interner, out: &mut Vec
     for l in rec.labels {
         put_s(out, labels.name(l as u32).unwrap_or(""));
     }
+    put_s(out, campaign.unwrap_or(""));
     // Tags: processor-local ids → a local string table.
     let mut days: Vec<DayData> = days::decode_all(&rec.days);
     let mut names: Vec<u32> = Vec::new();
@@ -158,7 +167,8 @@ pub fn encode(rec: &Record, tier: Option<&str>, labels: &Interner, out: &mut Vec
 /// Reads a snapshot.
 pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
     let version = *b.first().ok_or(SnapshotError::Malformed(0))?;
-    if version != VERSION {
+    // Version 1 had no campaign; it reads as "none".
+    if version != VERSION && version != 1 {
         return Err(SnapshotError::Version(version));
     }
     let mut r = Reader { b, i: 1 };
@@ -181,6 +191,7 @@ pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
     rec.tier = NO_TIER;
     let tier = r.s()?;
     let labels = [r.s()?, r.s()?, r.s()?, r.s()?];
+    let campaign = if version >= 2 { r.s()? } else { String::new() };
     let n: usize = r.n()?;
     let mut tag_names = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
@@ -206,6 +217,7 @@ pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
         record: rec,
         tier,
         labels,
+        campaign,
         tag_names,
         days,
     })

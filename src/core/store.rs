@@ -49,6 +49,9 @@ pub const NO_NPS: u8 = u8::MAX;
 pub const DIRTY: u8 = 1;
 /// Record flag: slot holds a customer.
 pub const LIVE: u8 = 2;
+/// Record flag: the customer is counted in the population sketches under
+/// (`spend_bucket`, `activity`, `first_seen_day`).
+pub const SKETCHED: u8 = 4;
 
 /// Index of each profile label in [`Record::labels`].
 pub mod label {
@@ -94,6 +97,13 @@ pub struct Record {
     pub labels: [u16; 4],
     /// Open complaints.
     pub open_complaints: u16,
+    /// Spend bucket this customer holds in the population sketch (if [`SKETCHED`]).
+    pub spend_bucket: u16,
+    /// Latest campaign that reached this customer (a processor-local campaign slot; 0 =
+    /// none): satisfaction answers are attributed to it.
+    pub campaign: u16,
+    /// Activity value this customer holds in the population sketch (if [`SKETCHED`]).
+    pub activity: u8,
     /// Orders applied in `burst_minute`.
     pub burst_count: u8,
     /// Last NPS answer or [`NO_NPS`].
@@ -124,6 +134,9 @@ impl Record {
             burst_minute: i32::MIN,
             labels: [0; 4],
             open_complaints: 0,
+            spend_bucket: 0,
+            campaign: 0,
+            activity: 0,
             burst_count: 0,
             last_nps: NO_NPS,
             tier: NO_TIER,
@@ -352,7 +365,7 @@ mod tests {
     #[test]
     fn record_is_compact() {
         assert!(
-            std::mem::size_of::<Record>() <= 120,
+            std::mem::size_of::<Record>() <= 104,
             "{}",
             std::mem::size_of::<Record>()
         );

@@ -41,6 +41,10 @@ pub struct Checkpoint {
     pub stream_time: Option<Ts>,
     /// Watermark (ms).
     pub watermark: Option<Ts>,
+    /// The partition's campaign figures as of `next_offset` (they are population sums, not
+    /// per-customer state, so they travel with the checkpoint).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub campaigns: Vec<crate::core::analytics::CampaignSums>,
 }
 
 impl Checkpoint {
@@ -216,6 +220,7 @@ pub fn restore(
     }
     if let Some(c) = &r.checkpoint {
         proc.restore_time(c.stream_time, c.watermark);
+        proc.restore_campaigns(&c.campaigns, c.next_offset);
         let settled: Vec<String> = r
             .erased
             .iter()
@@ -250,6 +255,11 @@ mod tests {
             next_offset: 17,
             stream_time: Some(5),
             watermark: None,
+            campaigns: vec![crate::core::analytics::CampaignSums {
+                campaign: "spring".into(),
+                touched: 3,
+                ..Default::default()
+            }],
         };
         assert_eq!(
             serde_json::from_slice::<Checkpoint>(&c.encode()).unwrap(),

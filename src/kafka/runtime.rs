@@ -562,6 +562,7 @@ impl Engine {
                     next_offset: part.next_offset,
                     stream_time: part.proc.stream_time(),
                     watermark: part.proc.watermark(),
+                    campaigns: part.proc.campaign_lines(),
                 };
                 records.push((CHECKPOINT_KEY.to_vec(), Some(c.encode())));
             }
@@ -859,11 +860,30 @@ impl Engine {
 
     /// The profile of a customer held by this instance, with the input partition and
     /// the offset of the last event it reflects.
-    pub fn lookup(&mut self, customer_id: &str) -> Option<(Profile, i32, i64)> {
+    /// Its standing (value score, ABC class …) is ranked among every customer this
+    /// instance holds.
+    pub fn lookup(&mut self, customer_id: &str) -> Option<Lookup> {
+        let pop = self.population();
         self.parts.iter_mut().find_map(|(id, p)| {
-            let off = p.proc.last_offset(customer_id)?;
-            p.proc.profile(customer_id).map(|prof| (prof, *id, off))
+            let offset = p.proc.last_offset(customer_id)?;
+            let standing = p.proc.standing(customer_id, pop.as_ref());
+            p.proc.profile(customer_id).map(|profile| Lookup {
+                profile,
+                standing,
+                partition: *id,
+                offset,
+            })
         })
+    }
+
+    /// The population sketches of every partition held, merged (analytics enabled).
+    pub fn population(&self) -> Option<crate::core::analytics::Population> {
+        let mut it = self.parts.values().filter_map(|p| p.proc.population());
+        let mut all = it.next()?.clone();
+        for p in it {
+            all.merge(p);
+        }
+        Some(all)
     }
 
     /// The population report over the partitions this instance holds, as of the newest
@@ -877,8 +897,9 @@ impl Engine {
             .max()
             .unwrap_or_else(|| (self.clock)());
         let mut sums = crate::core::report::ReportSums::new(&self.settings, 0);
+        let pop = self.population();
         for p in self.parts.values() {
-            sums.merge(&p.proc.report(as_of));
+            sums.merge(&p.proc.report_among(as_of, pop.as_ref()));
         }
         sums.finish(&self.settings)
     }
@@ -1095,6 +1116,20 @@ pub struct Service {
     base: ClientConfig,
 }
 
+/// A customer look-up: the profile, where the customer stands in the population, and the
+/// input position the state reflects.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    /// The profile (as on the profiles topic).
+    pub profile: Profile,
+    /// Value score, value tier, ABC class, core customer (`None` with analytics off).
+    pub standing: Option<crate::core::analytics::Standing>,
+    /// Input partition.
+    pub partition: i32,
+    /// Offset of the last event reflected.
+    pub offset: i64,
+}
+
 /// A handle for look-ups and health from other threads (HTTP).
 #[derive(Clone)]
 pub struct ServiceHandle {
@@ -1106,7 +1141,7 @@ pub struct ServiceHandle {
 impl ServiceHandle {
     /// The profile of a customer held by this instance, with the input partition and
     /// the offset of the last event it reflects.
-    pub fn lookup(&self, customer_id: &str) -> Option<(Profile, i32, i64)> {
+    pub fn lookup(&self, customer_id: &str) -> Option<Lookup> {
         lock(&self.engine).lookup(customer_id)
     }
 
