@@ -51,6 +51,37 @@ pub struct Metrics {
     pub output_bytes: IntCounterVec,
     /// Poll-loop errors from the consumer.
     pub consumer_errors: IntCounter,
+    report_overall: prometheus::GaugeVec,
+    report_value_tier: IntGaugeVec,
+    report_abc_customers: IntGaugeVec,
+    report_abc_spend_share: prometheus::GaugeVec,
+    report_core: IntGauge,
+    report_core_spend_share: prometheus::Gauge,
+    report_campaign: prometheus::GaugeVec,
+}
+
+/// Figures of the report's overall section exported as `churnwatch_report_overall`.
+const OVERALL_FIGURES: [&str; 6] = [
+    "repurchase_rate",
+    "retention",
+    "complaint_rate",
+    "mean_satisfaction",
+    "nps",
+    "active_customers",
+];
+
+/// Figures per campaign exported as `churnwatch_report_campaign`.
+const CAMPAIGN_FIGURES: [&str; 5] = [
+    "touched",
+    "converted",
+    "conversion_rate",
+    "cost",
+    "mean_satisfaction",
+];
+
+fn fgv(name: &str, help: &str, labels: &[&str]) -> prometheus::GaugeVec {
+    prometheus::GaugeVec::new(Opts::new(format!("churnwatch_{name}"), help), labels)
+        .expect("valid metric")
 }
 
 fn c(name: &str, help: &str) -> IntCounter {
@@ -109,6 +140,8 @@ pub struct Snapshot {
     pub ready: bool,
     /// Intervals made durable.
     pub commits: u64,
+    /// The latest population report (see `REPORT_METRICS_EVERY`).
+    pub report: Option<std::sync::Arc<crate::core::report::Report>>,
 }
 
 impl Metrics {
@@ -157,6 +190,13 @@ impl Metrics {
             restore_records: c("restore_records_total", "Changelog records read while restoring."),
             delivery_failures: c("delivery_failures_total", "Records the brokers refused for good."),
             output_bytes: cv("output_bytes_total", "Bytes of output payloads produced, by kind.", &["kind"]),
+            report_overall: fgv("report_overall", "Population report, overall figures (rates 0-1, NPS -100..100); refreshed at most every minute.", &["figure"]),
+            report_value_tier: gv("report_value_tier_customers", "Customers by value tier (A >= 85, B 70-85, C < 70, D churn risk >= 50).", &["value_tier"]),
+            report_abc_customers: gv("report_abc_customers", "Customers by ABC class of 365-day spend.", &["class"]),
+            report_abc_spend_share: fgv("report_abc_spend_share", "Share of 365-day spend by ABC class (0-1).", &["class"]),
+            report_core: g("report_core_customers", "Core customers: the top 10 % by 365-day spend."),
+            report_core_spend_share: prometheus::Gauge::new("churnwatch_report_core_spend_share", "Share of 365-day spend made by core customers (0-1).").expect("valid metric"),
+            report_campaign: fgv("report_campaign", "Campaign effect by campaign (tracked campaigns and `other`).", &["campaign", "figure"]),
             consumer_errors: c("consumer_errors_total", "Errors reported by the consumer's poll (retried)."),
         };
         let r = &m.registry;
@@ -189,6 +229,13 @@ impl Metrics {
             Box::new(m.delivery_failures.clone()),
             Box::new(m.output_bytes.clone()),
             Box::new(m.consumer_errors.clone()),
+            Box::new(m.report_overall.clone()),
+            Box::new(m.report_value_tier.clone()),
+            Box::new(m.report_abc_customers.clone()),
+            Box::new(m.report_abc_spend_share.clone()),
+            Box::new(m.report_core.clone()),
+            Box::new(m.report_core_spend_share.clone()),
+            Box::new(m.report_campaign.clone()),
         ];
         for col in all {
             r.register(col).expect("unique metric names");
@@ -218,12 +265,76 @@ impl Metrics {
         for t in &settings.tiers {
             m.customers_by_tier.with_label_values(&[&t.name]);
         }
+        if settings.analytics.is_some() {
+            for t in ["A", "B", "C", "D"] {
+                m.report_value_tier.with_label_values(&[t]);
+            }
+            for c in ["A", "B", "C"] {
+                m.report_abc_customers.with_label_values(&[c]);
+                m.report_abc_spend_share.with_label_values(&[c]);
+            }
+        }
         if settings.bgnbd.is_some() {
             for r in P_ALIVE_RANGES {
                 m.p_alive.with_label_values(&[r]);
             }
         }
         m
+    }
+
+    fn update_report(&self, r: &crate::core::report::Report) {
+        let o = &r.overall;
+        let overall = [
+            o.repurchase_rate,
+            o.retention,
+            o.complaint_rate,
+            o.mean_satisfaction,
+            o.nps,
+            Some(o.active_customers as f64),
+        ];
+        self.report_overall.reset();
+        for (name, v) in OVERALL_FIGURES.iter().zip(overall) {
+            if let Some(v) = v {
+                self.report_overall.with_label_values(&[name]).set(v);
+            }
+        }
+        let Some(a) = &r.analytics else {
+            return;
+        };
+        for (t, n) in &a.value_tiers {
+            self.report_value_tier
+                .with_label_values(&[t])
+                .set(*n as i64);
+        }
+        for (c, l) in &a.abc_classes {
+            self.report_abc_customers
+                .with_label_values(&[c])
+                .set(l.customers as i64);
+            self.report_abc_spend_share
+                .with_label_values(&[c])
+                .set(l.share_of_spend.unwrap_or(0.0));
+        }
+        self.report_core.set(a.core_customers.customers as i64);
+        self.report_core_spend_share
+            .set(a.core_customers.share_of_spend.unwrap_or(0.0));
+        // Campaign ids are operator-chosen names, bounded by analytics.max_campaigns.
+        self.report_campaign.reset();
+        for c in &a.campaigns {
+            let figures = [
+                Some(c.touched as f64),
+                Some(c.converted as f64),
+                c.conversion_rate,
+                Some(c.cost),
+                c.mean_satisfaction,
+            ];
+            for (f, v) in CAMPAIGN_FIGURES.iter().zip(figures) {
+                if let Some(v) = v {
+                    self.report_campaign
+                        .with_label_values(&[c.campaign.as_str(), f])
+                        .set(v);
+                }
+            }
+        }
     }
 
     /// Brings the scrape-time metrics up to date.
@@ -285,6 +396,9 @@ impl Metrics {
                     .with_label_values(&[P_ALIVE_RANGES[i]])
                     .set(v.round());
             }
+        }
+        if let Some(r) = &s.report {
+            self.update_report(r);
         }
         self.state_bytes.set(s.state_bytes);
         self.partitions.set(s.partitions.len() as i64);

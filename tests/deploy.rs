@@ -242,6 +242,11 @@ fn service_metrics_pass_promtool_cover_dashboard_and_alerts_and_the_api_needs_it
         }
     }
     assert!(scrape.contains("churnwatch_events_consumed_total{type=\"order\"}"));
+    // The population report as metrics: value tiers, ABC classes, campaigns.
+    assert!(scrape.contains("churnwatch_report_value_tier_customers{value_tier=\"A\"}"));
+    assert!(scrape.contains("churnwatch_report_abc_spend_share{class=\"A\"}"));
+    assert!(scrape.contains("churnwatch_report_overall{figure=\"repurchase_rate\"}"));
+    assert!(scrape.contains("churnwatch_report_campaign{campaign="));
     assert!(!scrape.contains("C0000"), "no customer id in any metric");
     let dash: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("deploy/grafana/dashboards/churnwatch.json")).unwrap(),

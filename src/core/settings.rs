@@ -774,6 +774,31 @@ impl Settings {
                 let _ = writeln!(s, "\nChurn probability: disabled.");
             }
         }
+        match self.spend_model {
+            Some(g) => {
+                let _ = writeln!(
+                    s,
+                    "CLV: expected purchases over {} days x Gamma-Gamma expected order value (p={} q={} v={}).",
+                    self.horizon_days, g.p, g.q, g.v
+                );
+            }
+            None => {
+                let _ = writeln!(s, "CLV: disabled.");
+            }
+        }
+        match self.analytics {
+            Some(a) => {
+                let _ = writeln!(
+                    s,
+                    "Analytics: value score = 0.5 x spend + 0.3 x activity + 0.2 x tenure percentile; value tiers A >= 85, B >= 70, C below, D when churn risk >= 50; ABC 70/20/10 % of 365-day spend; core = top 10 % by spend. Spend ranks within +-{:.1} % of the spend; {} campaigns tracked by name per partition.",
+                    200.0 * a.relative_accuracy,
+                    a.max_campaigns
+                );
+            }
+            None => {
+                let _ = writeln!(s, "Analytics: disabled.");
+            }
+        }
         s
     }
 }

@@ -312,7 +312,15 @@ pub struct Engine {
     outputs_acked_through: u64,
     /// Cut intervals not yet durable, oldest first.
     pending: std::collections::VecDeque<Interval>,
+    /// The latest population report and when it was computed: metrics reuse it for
+    /// [`REPORT_METRICS_EVERY`], because a report reads every customer's history.
+    report_cache: Option<(Instant, Arc<crate::core::report::Report>)>,
 }
+
+/// How old the report behind the `churnwatch_report_*` metrics may get. A report costs
+/// ~0.5 s per million customers with the engine locked, so it is not recomputed on every
+/// scrape; the figures move on a scale of days anyway.
+pub const REPORT_METRICS_EVERY: Duration = Duration::from_secs(60);
 
 fn topic_for<'a>(k: &'a KafkaSettings, o: &Output) -> &'a str {
     match o {
@@ -811,8 +819,13 @@ impl Engine {
     }
 
     /// What the metrics read at scrape time.
-    pub fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
+    pub fn metrics_snapshot(&mut self) -> crate::metrics::Snapshot {
+        let report = match &self.report_cache {
+            Some((at, r)) if at.elapsed() < REPORT_METRICS_EVERY => Arc::clone(r),
+            _ => Arc::new(self.report()),
+        };
         let mut snap = crate::metrics::Snapshot {
+            report: Some(report),
             stats: self.retired.clone(),
             tiers: vec![0; self.settings.tiers.len()],
             ready: self.status.not_ready_reason().is_none(),
@@ -889,7 +902,7 @@ impl Engine {
     /// The population report over the partitions this instance holds, as of the newest
     /// partition watermark (the clock before any event). A pass over every customer's
     /// record and history: on demand, never per event.
-    pub fn report(&self) -> crate::core::report::Report {
+    pub fn report(&mut self) -> crate::core::report::Report {
         let as_of = self
             .parts
             .values()
@@ -901,7 +914,9 @@ impl Engine {
         for p in self.parts.values() {
             sums.merge(&p.proc.report_among(as_of, pop.as_ref()));
         }
-        sums.finish(&self.settings)
+        let r = sums.finish(&self.settings);
+        self.report_cache = Some((Instant::now(), Arc::new(r.clone())));
+        r
     }
 
     /// The input topic.
@@ -1148,7 +1163,7 @@ impl ServiceHandle {
     /// The Prometheus text exposition of this instance.
     pub fn metrics_text(&self) -> String {
         let (metrics, settings, snap) = {
-            let e = lock(&self.engine);
+            let mut e = lock(&self.engine);
             (
                 Arc::clone(&e.metrics),
                 Arc::clone(&e.settings),
@@ -1249,6 +1264,7 @@ impl Service {
             epoch: 1,
             outputs_acked_through: 0,
             pending: Default::default(),
+            report_cache: None,
         };
         Ok(Service {
             engine: Arc::new(Mutex::new(engine)),
