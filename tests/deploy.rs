@@ -352,28 +352,16 @@ fn compose_stack_is_wired_to_config_and_deploy_files() {
     assert!(dockerfile.contains(&format!("127.0.0.1:{listen_port}/healthz")));
 
     // The topic the init job creates is the one the service and the generator use.
-    let init: Vec<&str> = s["kafka-init"]["command"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    let topic = init[init.iter().position(|a| *a == "--topic").unwrap() + 1];
+    // The value after `flag` in a compose service's command list.
+    let arg = |service: &str, flag: &str| -> String {
+        let cmd = s[service]["command"].as_sequence().unwrap();
+        let i = cmd.iter().position(|a| a.as_str() == Some(flag)).unwrap();
+        cmd[i + 1].as_str().unwrap().to_string()
+    };
+    let topic = arg("kafka-init", "--topic");
     assert_eq!(topic, docker.kafka.input_topic);
-    let gen: Vec<&str> = s["generator"]["command"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    assert_eq!(
-        gen[gen.iter().position(|a| *a == "--topic").unwrap() + 1],
-        topic
-    );
-    assert_eq!(
-        gen[gen.iter().position(|a| *a == "--brokers").unwrap() + 1],
-        brokers
-    );
+    assert_eq!(arg("generator", "--topic"), topic);
+    assert_eq!(arg("generator", "--brokers"), brokers);
 
     // Prometheus scrapes the service where it listens; Grafana finds Prometheus and the dashboards.
     let prom = yaml("deploy/prometheus/prometheus.yml");

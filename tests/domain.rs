@@ -775,3 +775,28 @@ fn campaign_figures_survive_a_restore_with_newer_customer_state() {
     assert_eq!(restored.p.campaign_lines(), whole.p.campaign_lines());
     assert_eq!(restored.p.campaign_lines(), first.p.campaign_lines());
 }
+
+/// CLV on the profile = BG/NBD expected purchases × Gamma-Gamma expected order value,
+/// with x = repeat purchase days and m = net value per order (defaults: CDNOW fits).
+#[test]
+fn clv_is_expected_purchases_times_expected_order_value() {
+    let mut h = Harness::new();
+    h.ev("V", "order", at(0, 0), r#""amount":30"#);
+    h.ev("V", "order", at(20, 0), r#""amount":50"#);
+    h.ev("V", "refund", at(21, 0), r#""amount":10"#);
+    h.ev("V", "order", at(40, 0), r#""amount":20"#);
+    let f = h.profile("V").facts;
+    let (p, q, v) = (6.25, 3.74, 15.44);
+    let (x, m) = (2.0, 90.0 / 3.0);
+    let eov = p * (v + x * m) / (p * x + q - 1.0);
+    assert!(
+        (f.expected_order_value.unwrap() - eov).abs() < 1e-9,
+        "{f:?}"
+    );
+    let want = f.expected_purchases.unwrap() * eov;
+    assert!((f.clv.unwrap() - want).abs() < 1e-9, "{f:?}");
+    assert!(f.clv.unwrap() > 0.0);
+    let mut h = Harness::with_config(|c| c.clv.enabled = false);
+    h.ev("V", "order", at(0, 0), r#""amount":30"#);
+    assert_eq!(h.profile("V").facts.clv, None, "disabled");
+}

@@ -174,7 +174,7 @@ impl SpendSketch {
         self.gamma
     }
 
-    /// The bucket of a spend in cents: 0 for none (≤ 0), else 1 + ⌊log_γ(cents)⌋ … so
+    /// The bucket of a spend in cents: 0 for none (≤ 0), else 1 + ⌈log_γ(cents)⌉, so
     /// bucket i ≥ 1 holds (γ^(i−2), γ^(i−1)].
     pub fn bucket(&self, cents: i64) -> u16 {
         if cents <= 0 {
