@@ -215,7 +215,7 @@ fn ssl_and_sasl_scram_are_built_in() {
 #[test]
 fn demo_prints_alerts_serves_http_and_stops_cleanly() {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_churnwatch"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_churnwatch"))
         .args([
             "demo",
             "--seconds",
@@ -233,6 +233,20 @@ fn demo_prints_alerts_serves_http_and_stops_cleanly() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Drain both pipes while polling: the demo prints an alert per line, and a
+    // full pipe would block it (and the status it reports) after ~64 KiB.
+    let mut child_out = child.stdout.take().unwrap();
+    let mut child_err = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut child_out, &mut s).unwrap();
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut child_err, &mut s).unwrap();
+        s
+    });
     let t0 = Instant::now();
     let mut ready = None;
     let mut status = None;
@@ -251,10 +265,10 @@ fn demo_prints_alerts_serves_http_and_stops_cleanly() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(http_get(port, "/healthz", None).map(|r| r.0), Some(200));
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let exit = child.wait().unwrap();
+    let stdout = out_reader.join().unwrap();
+    let stderr = err_reader.join().unwrap();
+    assert!(exit.success(), "{stderr}");
     assert!(ready.is_some(), "/readyz never answered 200: {stderr}");
     assert!(
         status.is_some(),
