@@ -149,6 +149,19 @@ impl Population {
         spend != 0 && self.spend.percentile(spend).is_some_and(|p| p >= 90.0)
     }
 
+    /// This population's customers by ABC class (A, B, C) and the core customers, each
+    /// with their 365-day spend (cents, bucket representatives: within α), classified by
+    /// the boundaries of `among` (all partitions merged, or this one).
+    pub fn classes(&self, among: &Population) -> ([(u64, i64); 3], (u64, i64)) {
+        let (a, b) = among.spend.abc_bounds();
+        let n = self.spend.buckets();
+        let class_a = self.spend.range(a, n);
+        let class_b = self.spend.range(b, a.max(b));
+        let class_c = self.spend.range(0, b.min(a));
+        let core = self.spend.range(among.spend.core_bound(), n);
+        ([class_a, class_b, class_c], core)
+    }
+
     /// The standing of a customer with keys `k` and churn risk index `risk`.
     pub fn standing(&self, k: Keys, risk: f64) -> Standing {
         let spend = self.spend.percentile(k.spend).unwrap_or(0.0);

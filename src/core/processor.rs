@@ -181,7 +181,18 @@ pub struct Processor {
     /// count in the campaign figures: the figures were restored as of this offset, the
     /// customers' state may be newer (see [`Processor::restore_campaigns`]).
     campaigns_from: i64,
+    /// The report's time-independent sums, kept live (see [`super::report`]).
+    live: super::report::ReportSums,
+    /// The report's time-dependent figures, kept live.
+    timeline: super::report::Timeline,
+    /// Scratch for a customer's timeline contribution.
+    contrib: Vec<(Day, [i64; super::report::TIMED])>,
+    /// The earliest event day seen (the span of the transition counts).
+    first_day: Option<Day>,
 }
+
+/// Customers a report samples per partition for the value-tier counts.
+pub const VALUE_TIER_SAMPLE: usize = 20_000;
 
 /// Brings a customer's entry in the population sketches up to date.
 fn sync_sketch(pop: &mut Population, rec: &mut Record, spend_cents: i64, activity: u32) {
@@ -227,6 +238,7 @@ impl Processor {
     pub fn new(settings: Arc<Settings>) -> Processor {
         let tiers = settings.tiers.len();
         let analytics = settings.analytics;
+        let live = super::report::ReportSums::new(&settings, 0);
         Processor {
             labels: Interner::new(settings.limits.max_distinct_labels),
             s: settings,
@@ -246,6 +258,10 @@ impl Processor {
             pop: analytics.map(|a| Population::new(a.relative_accuracy)),
             book: analytics.map(|a| CampaignBook::new(a.max_campaigns as usize)),
             campaigns_from: i64::MAX,
+            live,
+            timeline: Default::default(),
+            contrib: Vec::new(),
+            first_day: None,
         }
     }
 
@@ -507,6 +523,17 @@ impl Processor {
         // Deadlines of this customer that fall before the event happen first, exactly as
         // they would have if the watermark had passed them before the event arrived.
         self.catch_up(slot, ev_day, ctx, out);
+        self.first_day = Some(self.first_day.map_or(ev_day, |d| d.min(ev_day)));
+        // The report's live sums: take the customer's part out, put the new one in.
+        let timed = matches!(
+            kind,
+            EventKind::Order | EventKind::Complaint | EventKind::Survey
+        );
+        let before = (!is_new).then(|| self.static_of(slot));
+        if timed && !is_new {
+            let last = self.store.rec(slot).last_order_day;
+            self.timeline_apply(None, last, -1);
+        }
         self.mutate(slot, ev, fp);
         self.evaluate(
             slot,
@@ -518,6 +545,15 @@ impl Processor {
             ctx,
             out,
         );
+        if let Some(b) = before {
+            self.live.apply_static(&b, -1);
+        }
+        let after = self.static_of(slot);
+        self.live.apply_static(&after, 1);
+        if timed {
+            let last = self.store.rec(slot).last_order_day;
+            self.timeline_apply(None, last, 1);
+        }
         self.store_days(slot);
         self.store.rec_mut(slot).last_offset = src.offset;
         self.observe(ev.ts, ctx, out);
@@ -582,7 +618,13 @@ impl Processor {
         rec.clock = rec.clock.max(day_start(day));
         let today = day_of(rec.clock);
         self.prune(today);
+        let before = self.static_of(slot);
         self.evaluate(slot, Trigger::Time { day }, ctx, out);
+        let after = self.static_of(slot);
+        if after != before {
+            self.live.apply_static(&before, -1);
+            self.live.apply_static(&after, 1);
+        }
     }
 
     fn keep_from(&self, today: Day) -> Day {
@@ -593,6 +635,34 @@ impl Processor {
         if days::prune(&self.work, self.keep_from(today), &mut self.scratch) {
             std::mem::swap(&mut self.work, &mut self.scratch);
         }
+    }
+
+    /// A customer's time-independent part of the report.
+    fn static_of(&self, slot: u32) -> super::report::Static {
+        let rec = self.store.rec(slot);
+        super::report::Static {
+            tier: if rec.tier == NO_TIER {
+                self.s.fallback_tier()
+            } else {
+                rec.tier as usize
+            },
+            orders: rec.lifetime_orders,
+            spend_cents: rec.lifetime_value,
+            nps: (rec.last_nps != super::store::NO_NPS).then_some(rec.last_nps),
+        }
+    }
+
+    /// Adds `sign` × the timeline contribution of a history (the record's, or the working
+    /// copy's) and last order day.
+    fn timeline_apply(&mut self, history_of: Option<u32>, last_order_day: u16, sign: i64) {
+        let last = unpack(last_order_day);
+        let last = (last != NO_DAY).then_some(last);
+        let history = match history_of {
+            Some(slot) => &self.store.rec(slot).days[..],
+            None => &self.work[..],
+        };
+        super::report::contribution(&self.s, history, last, &mut self.contrib);
+        self.timeline.apply(&self.contrib, sign);
     }
 
     /// The campaign figures' part of an event: touches, conversions and cost count for
@@ -1007,6 +1077,12 @@ impl Processor {
         rec.days = Box::new([]);
         *self.store.rec_mut(slot) = rec;
         self.store.set_days(slot, &blob);
+        let st = self.static_of(slot);
+        self.live.apply_static(&st, 1);
+        let rec = self.store.rec(slot);
+        let (last, first) = (rec.last_order_day, unpack(rec.first_seen_day));
+        self.timeline_apply(Some(slot), last, 1);
+        self.first_day = Some(self.first_day.map_or(first, |d| d.min(first)));
         if let Some(pop) = self.pop.as_mut() {
             // The values of its latest evaluation, which happened at its clock.
             let rec = self.store.rec(slot);
@@ -1069,11 +1145,70 @@ impl Processor {
 
     /// Like [`Processor::report`], ranking customers among `among` (several partitions'
     /// sketches merged) instead of this partition's own.
+    ///
+    /// No pass over the customers: the sums and the timeline are kept live, ABC classes
+    /// and core customers come from the spend sketch, and value tiers (which need each
+    /// customer's three ranks together) are counted on an even sample of at most
+    /// [`VALUE_TIER_SAMPLE`] customers, scaled to all (exact below that size).
     pub fn report_among(&self, as_of: Ts, among: Option<&Population>) -> super::report::ReportSums {
+        let today = day_of(as_of);
+        let mut r = self.live.clone();
+        r.as_of_day = today;
+        r.set_timed(self.timeline.at(today));
+        for (w, n) in r.warnings.iter_mut().zip(self.level_counts) {
+            *w = n.max(0) as u64;
+        }
+        r.transitions.clone_from(&self.stats.transitions);
+        r.span_days = (today - self.first_day.unwrap_or(today) + 1).max(1) as u64;
+        if let Some(own) = &self.pop {
+            let pop = among.unwrap_or(own);
+            r.analytics = true;
+            let (abc, core) = own.classes(pop);
+            r.abc = abc;
+            r.core = core;
+            r.spend_365_cents = own.spend.total_cents();
+            let n = self.store.len();
+            let stride = n.div_ceil(VALUE_TIER_SAMPLE).max(1);
+            let mut tiers = [0u64; 4];
+            let mut sampled = 0u64;
+            for (i, (_, rec)) in self.store.iter().enumerate() {
+                if i % stride != 0 {
+                    continue;
+                }
+                sampled += 1;
+                let f = Facts::compute(&rec.days, rec, &self.s, rec.clock);
+                let keys = if rec.flags & SKETCHED != 0 {
+                    sketch_keys(rec)
+                } else {
+                    let (spend, activity) = sketch_values(&f, &self.s);
+                    pop.keys(spend, activity, rec.first_seen_day)
+                };
+                let t = match pop.standing(keys, f.churn_risk_index(&self.s)).value_tier {
+                    "A" => 0,
+                    "B" => 1,
+                    "C" => 2,
+                    _ => 3,
+                };
+                tiers[t] += 1;
+            }
+            if sampled > 0 {
+                for (out, c) in r.value_tiers.iter_mut().zip(tiers) {
+                    *out = (c as f64 * n as f64 / sampled as f64).round() as u64;
+                }
+            }
+            r.campaigns = self.campaign_lines();
+        }
+        r
+    }
+
+    /// The report's sums without analytics from one pass over every customer's record and
+    /// history: the reference the live sums are tested against (such a pass takes ~0.36 s
+    /// per million customers; the live report 25 ms).
+    #[doc(hidden)]
+    pub fn report_by_scan(&self, as_of: Ts) -> super::report::ReportSums {
         let today = day_of(as_of);
         let mut r = super::report::ReportSums::new(&self.s, today);
         let fallback = self.s.fallback_tier();
-        let mut first_day = today;
         for (_, rec) in self.store.iter() {
             let tier = if rec.tier == NO_TIER {
                 fallback
@@ -1081,7 +1216,6 @@ impl Processor {
                 rec.tier as usize
             };
             let last_order = unpack(rec.last_order_day);
-            first_day = first_day.min(unpack(rec.first_seen_day));
             r.add_customer(
                 &self.s,
                 tier,
@@ -1093,18 +1227,8 @@ impl Processor {
                 &rec.days,
             );
         }
-        if let Some(own) = &self.pop {
-            let pop = among.unwrap_or(own);
-            for (_, rec) in self.store.iter() {
-                let f = Facts::compute(&rec.days, rec, &self.s, as_of);
-                let (spend, activity) = sketch_values(&f, &self.s);
-                let keys = pop.keys(spend, activity, rec.first_seen_day);
-                r.add_standing(&pop.standing(keys, f.churn_risk_index(&self.s)), spend);
-            }
-            r.campaigns = self.campaign_lines();
-        }
         r.transitions.clone_from(&self.stats.transitions);
-        r.span_days = (today - first_day + 1).max(1) as u64;
+        r.span_days = (today - self.first_day.unwrap_or(today) + 1).max(1) as u64;
         r
     }
 
@@ -1205,6 +1329,10 @@ impl Processor {
                 pop.remove(sketch_keys(rec));
             }
         }
+        let st = self.static_of(slot);
+        self.live.apply_static(&st, -1);
+        let last = self.store.rec(slot).last_order_day;
+        self.timeline_apply(Some(slot), last, -1);
         self.store.remove(slot);
     }
 

@@ -234,6 +234,47 @@ impl SpendSketch {
         Some((self.total_cents - upto).max(0) as f64 / self.total_cents as f64)
     }
 
+    /// Number of buckets.
+    pub fn buckets(&self) -> u16 {
+        self.ranks.buckets().min(u16::MAX as usize) as u16
+    }
+
+    /// The first bucket (≥ 1) from which `pred` holds for every later bucket, scanning
+    /// upwards; `buckets()` if none. For predicates that are monotone in the bucket.
+    fn first_where(&self, pred: impl Fn(u16) -> bool) -> u16 {
+        (1..self.buckets())
+            .find(|b| pred(*b))
+            .unwrap_or(self.buckets())
+    }
+
+    /// The first bucket of ABC class A and of class B: customers whose bucket has less
+    /// than 70 % (A) or 90 % (B) of the total spend above it.
+    pub fn abc_bounds(&self) -> (u16, u16) {
+        let a = self.first_where(|b| self.share_above(b).is_some_and(|s| s < 0.7));
+        let b = self.first_where(|b| self.share_above(b).is_some_and(|s| s < 0.9));
+        (a, b)
+    }
+
+    /// The first bucket of the core customers (mid-rank percentile ≥ 90).
+    pub fn core_bound(&self) -> u16 {
+        self.first_where(|b| self.percentile(b).is_some_and(|p| p >= 90.0))
+    }
+
+    /// Customers and their representative spend (cents) in buckets `lo..hi`.
+    pub fn range(&self, lo: u16, hi: u16) -> (u64, i64) {
+        if hi <= lo {
+            return (0, 0);
+        }
+        let n = self.ranks.below(hi as usize) - self.ranks.below(lo as usize);
+        let c = self.sums.prefix(hi as usize) - self.sums.prefix(lo as usize);
+        (n, c)
+    }
+
+    /// Representative spend of every customer held (cents).
+    pub fn total_cents(&self) -> i64 {
+        self.total_cents
+    }
+
     /// Adds another partition's sketch (same α).
     pub fn merge(&mut self, o: &SpendSketch) {
         if o.ranks.buckets() == self.ranks.buckets() {
