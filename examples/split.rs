@@ -10,7 +10,13 @@ fn main() {
         .filter(|l| !l.is_empty())
         .collect();
     let s = Arc::new(Settings::defaults());
-    for encode in [true, false] {
+    // `split FILE apply` runs only the pass without encoding (for profiling).
+    let modes: &[bool] = if std::env::args().nth(2).as_deref() == Some("apply") {
+        &[false]
+    } else {
+        &[true, false]
+    };
+    for &encode in modes {
         let mut p = Processor::new(s.clone());
         let mut outs = Vec::new();
         let mut buf = Vec::new();
@@ -42,6 +48,18 @@ fn main() {
             p.stats().timers_fired
         );
     }
+    let limits = s.limits.clone();
+    let t = Instant::now();
+    let mut n = 0;
+    for l in &lines {
+        if churnwatch::core::event::decode(l, &limits, None).is_ok() {
+            n += 1;
+        }
+    }
+    println!(
+        "churnwatch decode + validate: {:.0}/s ({n})",
+        lines.len() as f64 / t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     let mut n = 0;
     for l in &lines {

@@ -284,41 +284,77 @@ impl Event<'_> {
     }
 }
 
+/// Deserializes an optional string field, borrowing it from the input when it has no
+/// escapes. serde's own `Option<Cow<str>>` always allocates, even with
+/// `#[serde(borrow)]`: its borrowing applies only to a bare `Cow<str>` field. That was
+/// five allocations per event.
+fn opt_str<'de, D>(d: D) -> Result<Option<Cow<'de, str>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Str;
+    impl<'de> serde::de::Visitor<'de> for Str {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+    }
+    d.deserialize_option(Str)
+}
+
 /// The wire shape. Every field is optional so that a missing field is reported as
 /// `missing_field` for that field rather than as a generic parse error.
 #[derive(Deserialize)]
 struct Wire<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     event_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     customer_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, rename = "type")]
+    #[serde(borrow, default, rename = "type", deserialize_with = "opt_str")]
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     ts: Option<Cow<'a, str>>,
     #[serde(default)]
     amount: Option<f64>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     channel: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     category: Option<Cow<'a, str>>,
     #[serde(default)]
     satisfaction: Option<f64>,
     #[serde(default)]
     nps: Option<f64>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     campaign_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     action: Option<Cow<'a, str>>,
     #[serde(default)]
     cost: Option<f64>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     account_manager: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     industry: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     region: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     segment: Option<Cow<'a, str>>,
 }
 
@@ -345,7 +381,7 @@ pub fn decode<'a>(
     let mut customer_id = None;
     let result = validate(wire, limits, now, &mut customer_id);
     result.map_err(|mut r| {
-        r.customer_id = customer_id;
+        r.customer_id = customer_id.map(|c| c.into_owned());
         r
     })
 }
@@ -354,10 +390,11 @@ fn validate<'a>(
     wire: Wire<'a>,
     limits: &Limits,
     now: Option<Ts>,
-    valid_customer: &mut Option<String>,
+    valid_customer: &mut Option<Cow<'a, str>>,
 ) -> Result<Event<'a>, Rejection> {
     let customer_id = required_id(wire.customer_id, "customer_id", limits)?;
-    *valid_customer = Some(customer_id.to_string());
+    // A clone of a borrowed id is a pointer copy; only a rejection makes it owned.
+    *valid_customer = Some(customer_id.clone());
     let event_id = required_id(wire.event_id, "event_id", limits)?;
     let kind_name = wire
         .kind

@@ -864,7 +864,7 @@ impl Processor {
             let emitted_at = self.emitted_at(ctx, event_time);
             let tags = facts.with_extras(&self.work, &s, &self.labels);
             let get = |m| facts.get(m, &s);
-            let facts_out = facts_out(&facts, tags, rec, &s, &self.labels);
+            let facts_out = Arc::new(facts_out(&facts, tags, rec, &s, &self.labels));
             let cid = rec.id.to_string();
             let tier_name = s.tiers[tier].name.clone();
             let owner = self
@@ -892,10 +892,7 @@ impl Processor {
                     } else {
                         "fallback".into()
                     },
-                    rule_text: t
-                        .rule
-                        .as_ref()
-                        .map_or_else(|| "no other tier matched".into(), |r| r.to_string()),
+                    rule_text: t.rule_text.clone(),
                     action: t.action.clone(),
                     trigger: trig,
                     event_time: format_rfc3339(event_time),
@@ -1368,8 +1365,7 @@ fn reasons(s: &Settings, get: &impl Fn(super::rules::Metric) -> Option<f64>) -> 
 }
 
 fn date(day: Day) -> String {
-    let s = format_rfc3339(day_start(day));
-    s.get(..10).unwrap_or(&s).to_string()
+    super::time::format_date(day)
 }
 
 fn facts_out(

@@ -293,6 +293,9 @@ pub struct Tier {
     pub action: String,
     /// Matching rule; `None` for the fallback.
     pub rule: Option<Rule>,
+    /// The rule in its configured form, as tier changes show it (formatted once here,
+    /// not on every tier change).
+    pub rule_text: String,
 }
 
 /// A compiled warning rule.
@@ -561,6 +564,7 @@ impl Settings {
             tiers.push(Tier {
                 name: r.name.clone(),
                 action: r.action.clone(),
+                rule_text: rule.to_string(),
                 rule: Some(rule),
             });
         }
@@ -568,6 +572,7 @@ impl Settings {
             name: t.fallback.clone(),
             action: t.fallback_action.clone(),
             rule: None,
+            rule_text: "no other tier matched".into(),
         });
 
         let w = &c.warnings;
