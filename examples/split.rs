@@ -1,25 +1,53 @@
-//! Where the time goes: the same replay with and without building/encoding outputs.
-use churnwatch::core::{Ctx, Processor, Settings, Source};
+//! Where the time goes: the same replay without encoding outputs, with the hand-written
+//! encoder (what churnwatch uses), and with serde_json's serializer (the reference the
+//! hand-written encoder matches byte for byte).
+//!
+//! `split FILE` runs all three passes; `split FILE apply|encode|serde` only that one (for
+//! profiling).
+use churnwatch::core::{Ctx, Output, Processor, Settings, Source};
 use std::sync::Arc;
 use std::time::Instant;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Apply,
+    Encode,
+    Serde,
+}
+
+fn serde_encode(o: &Output, buf: &mut Vec<u8>) {
+    let r = match o {
+        Output::TierChanged(v) => serde_json::to_writer(&mut *buf, v),
+        Output::Warning(v) => serde_json::to_writer(&mut *buf, v),
+        Output::Cleared(v) => serde_json::to_writer(&mut *buf, v),
+        Output::Profile(v) => serde_json::to_writer(&mut *buf, v),
+        Output::Tombstone(v) => serde_json::to_writer(&mut *buf, v),
+        Output::DeadLetter(v) => serde_json::to_writer(&mut *buf, v),
+    };
+    r.expect("plain structs serialize");
+}
+
 fn main() {
-    let path = std::env::args().nth(1).unwrap();
-    let data = std::fs::read(&path).unwrap();
+    let path = std::env::args()
+        .nth(1)
+        .expect("usage: split EVENTS.jsonl [apply|encode|serde]");
+    let data = std::fs::read(&path).expect("readable events file");
     let lines: Vec<&[u8]> = data
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .collect();
     let s = Arc::new(Settings::defaults());
-    // `split FILE apply` runs only the pass without encoding (for profiling).
-    let modes: &[bool] = if std::env::args().nth(2).as_deref() == Some("apply") {
-        &[false]
-    } else {
-        &[true, false]
+    let modes: &[Mode] = match std::env::args().nth(2).as_deref() {
+        Some("apply") => &[Mode::Apply],
+        Some("encode") => &[Mode::Encode],
+        Some("serde") => &[Mode::Serde],
+        _ => &[Mode::Encode, Mode::Serde, Mode::Apply],
     };
-    for &encode in modes {
+    for &mode in modes {
         let mut p = Processor::new(s.clone());
         let mut outs = Vec::new();
         let mut buf = Vec::new();
+        let mut bytes = 0usize;
         let t = Instant::now();
         for (i, l) in lines.iter().enumerate() {
             p.process(
@@ -32,19 +60,26 @@ fn main() {
                 &Ctx::default(),
                 &mut outs,
             );
-            if encode {
-                for o in outs.drain(..) {
-                    buf.clear();
-                    o.write_json(&mut buf);
+            for o in outs.drain(..) {
+                buf.clear();
+                match mode {
+                    Mode::Apply => {}
+                    Mode::Encode => o.write_json(&mut buf),
+                    Mode::Serde => serde_encode(&o, &mut buf),
                 }
-            } else {
-                outs.clear();
+                bytes += buf.len();
             }
         }
         let d = t.elapsed().as_secs_f64();
+        let name = match mode {
+            Mode::Apply => "no encoding",
+            Mode::Encode => "encoded (churnwatch)",
+            Mode::Serde => "encoded (serde_json)",
+        };
         println!(
-            "encode={encode}: {:.0} events/s, {} fired",
+            "{name}: {:.0} events/s, {:.0} MB of JSON, {} deadlines fired",
             lines.len() as f64 / d,
+            bytes as f64 / 1e6,
             p.stats().timers_fired
         );
     }

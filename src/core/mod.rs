@@ -10,6 +10,7 @@ pub mod days;
 pub mod event;
 pub mod facts;
 pub mod fit;
+pub mod json;
 pub mod output;
 pub mod processor;
 pub mod report;

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_128;
 
+use super::json::{object, Json};
+
 /// Schema names.
 pub mod schema {
     /// Tier change.
@@ -409,19 +411,18 @@ impl Output {
         }
     }
 
-    /// Appends the JSON encoding (one line, no newline) to `buf`.
+    /// Appends the JSON encoding (one line, no newline) to `buf`: the same bytes as
+    /// serde_json would write for the struct, by the hand-written encoder of
+    /// [`super::json`].
     pub fn write_json(&self, buf: &mut Vec<u8>) {
-        let r = match self {
-            Output::TierChanged(o) => serde_json::to_writer(&mut *buf, o),
-            Output::Warning(o) => serde_json::to_writer(&mut *buf, o),
-            Output::Cleared(o) => serde_json::to_writer(&mut *buf, o),
-            Output::Profile(o) => serde_json::to_writer(&mut *buf, o),
-            Output::Tombstone(o) => serde_json::to_writer(&mut *buf, o),
-            Output::DeadLetter(o) => serde_json::to_writer(&mut *buf, o),
-        };
-        // Serializing these plain structs into a Vec cannot fail (no maps with
-        // non-string keys, no I/O); a failure would be a bug, not bad input.
-        debug_assert!(r.is_ok());
+        match self {
+            Output::TierChanged(o) => o.json(buf),
+            Output::Warning(o) => o.json(buf),
+            Output::Cleared(o) => o.json(buf),
+            Output::Profile(o) => o.json(buf),
+            Output::Tombstone(o) => o.json(buf),
+            Output::DeadLetter(o) => o.json(buf),
+        }
     }
 
     /// The JSON encoding as a new buffer.
@@ -440,4 +441,196 @@ pub fn stable_id(parts: &[&str]) -> String {
         buf.push(0x1f);
     }
     format!("{:032x}", xxh3_128(&buf))
+}
+
+// The hand-written encodings (see `super::json`): fields in declaration order, as the
+// `Serialize` derives above write them; `json::tests` checks the two agree.
+
+impl Json for SourceRef {
+    fn json(&self, b: &mut Vec<u8>) {
+        object!(b, self, topic, partition, offset);
+    }
+}
+
+impl Json for WindowOut {
+    fn json(&self, b: &mut Vec<u8>) {
+        object!(
+            b,
+            self,
+            days,
+            orders,
+            monetary,
+            aov,
+            visits,
+            complaints,
+            surveys,
+            satisfaction,
+            campaign_touches,
+            campaign_conversions
+        );
+    }
+}
+
+impl Json for FactsOut {
+    fn json(&self, b: &mut Vec<u8>) {
+        object!(
+            b,
+            self,
+            as_of,
+            recency_days,
+            days_without_order,
+            tenure_days,
+            lifecycle,
+            first_seen,
+            first_order,
+            last_order,
+            lifetime_orders,
+            lifetime_value,
+            purchase_days,
+            open_complaints,
+            last_nps,
+            windows,
+            activity_score,
+            churn_risk_index,
+            visit_drop_pct,
+            visits_baseline,
+            p_alive,
+            expected_purchases,
+            expected_order_value,
+            clv,
+            horizon_days,
+            preferred_channel,
+            preferred_category,
+            account_manager,
+            industry,
+            region,
+            segment
+        );
+    }
+}
+
+impl Json for ConditionValue {
+    fn json(&self, b: &mut Vec<u8>) {
+        object!(b, self, condition, value);
+    }
+}
+
+impl Json for Reason {
+    fn json(&self, b: &mut Vec<u8>) {
+        object!(b, self, rule, level, conditions);
+    }
+}
+
+impl Json for TierChanged {
+    fn json(&self, b: &mut Vec<u8>) {
+        object!(
+            b,
+            self,
+            schema,
+            event_id,
+            customer_id,
+            from,
+            to,
+            rule,
+            rule_text,
+            action,
+            trigger,
+            event_time,
+            emitted_at,
+            source,
+            facts
+        );
+    }
+}
+
+impl Json for ChurnWarning {
+    fn json(&self, b: &mut Vec<u8>) {
+        object!(
+            b,
+            self,
+            schema,
+            event_id,
+            customer_id,
+            level,
+            previous_level,
+            reasons,
+            risk_index,
+            p_alive,
+            expected_purchases,
+            owner,
+            due,
+            action,
+            tier,
+            trigger,
+            event_time,
+            emitted_at,
+            source,
+            facts
+        );
+    }
+}
+
+impl Json for WarningCleared {
+    fn json(&self, b: &mut Vec<u8>) {
+        object!(
+            b,
+            self,
+            schema,
+            event_id,
+            customer_id,
+            previous_level,
+            owner,
+            tier,
+            trigger,
+            event_time,
+            emitted_at,
+            source,
+            facts
+        );
+    }
+}
+
+impl Json for WarningState {
+    fn json(&self, b: &mut Vec<u8>) {
+        object!(b, self, level, reasons);
+    }
+}
+
+impl Json for Profile {
+    fn json(&self, b: &mut Vec<u8>) {
+        object!(b, self, schema, customer_id, tier, action, warning, facts);
+    }
+}
+
+impl Json for Tombstone {
+    fn json(&self, b: &mut Vec<u8>) {
+        object!(
+            b,
+            self,
+            schema,
+            event_id,
+            customer_id,
+            event_time,
+            emitted_at,
+            source
+        );
+    }
+}
+
+impl Json for DeadLetter {
+    fn json(&self, b: &mut Vec<u8>) {
+        object!(
+            b,
+            self,
+            schema,
+            event_id,
+            reason,
+            detail,
+            original,
+            original_bytes,
+            truncated,
+            source,
+            emitted_at
+        );
+    }
 }
