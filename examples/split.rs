@@ -83,6 +83,9 @@ fn main() {
             p.stats().timers_fired
         );
     }
+    if std::env::args().nth(2).is_some() {
+        return; // one pass only, for profiling
+    }
     let limits = s.limits.clone();
     let t = Instant::now();
     let mut n = 0;

@@ -12,6 +12,8 @@ use serde::Deserialize;
 use super::settings::Limits;
 use super::time::{parse_rfc3339, Ts, MAX_TS, MIN_TS};
 
+mod scan;
+
 /// Why an input was rejected. The `code()` strings are a stable, documented contract:
 /// they appear in dead letters and as metric label values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -322,7 +324,7 @@ where
 
 /// The wire shape. Every field is optional so that a missing field is reported as
 /// `missing_field` for that field rather than as a generic parse error.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Wire<'a> {
     #[serde(borrow, default, deserialize_with = "opt_str")]
     event_id: Option<Cow<'a, str>>,
@@ -366,6 +368,16 @@ pub fn decode<'a>(
     limits: &Limits,
     now: Option<Ts>,
 ) -> Result<Event<'a>, Rejection> {
+    decode_by(bytes, limits, now, scan::scan)
+}
+
+/// [`decode`] with the given fast path (tests compare it with none).
+fn decode_by<'a>(
+    bytes: &'a [u8],
+    limits: &Limits,
+    now: Option<Ts>,
+    fast: fn(&'a [u8]) -> Option<Wire<'a>>,
+) -> Result<Event<'a>, Rejection> {
     if bytes.len() > limits.max_message_bytes {
         return Err(Rejection::new(
             RejectReason::TooLarge,
@@ -376,8 +388,13 @@ pub fn decode<'a>(
             ),
         ));
     }
-    let wire: Wire<'a> =
-        serde_json::from_slice(bytes).map_err(|e| classify_json_error(bytes, &e))?;
+    // Flat events take the scanner; anything it does not decode exactly as serde_json
+    // would (escapes, nesting, exponents, errors) goes to serde_json, which also
+    // classifies rejections.
+    let wire: Wire<'a> = match fast(bytes) {
+        Some(w) => w,
+        None => serde_json::from_slice(bytes).map_err(|e| classify_json_error(bytes, &e))?,
+    };
     let mut customer_id = None;
     let result = validate(wire, limits, now, &mut customer_id);
     result.map_err(|mut r| {
@@ -768,5 +785,185 @@ mod tests {
         .unwrap_err();
         assert!(!r.detail.contains("jane"), "{}", r.detail);
         assert_eq!(r.customer_id.as_deref(), Some("C"));
+    }
+
+    mod scanner {
+        //! The scanner must decode exactly as serde_json does wherever it answers.
+        use super::*;
+        use proptest::prelude::*;
+
+        fn both(bytes: &[u8]) -> Result<(), TestCaseError> {
+            let l = limits();
+            let fast = decode(bytes, &l, None);
+            let slow = decode_by(bytes, &l, None, |_| None);
+            prop_assert_eq!(&fast, &slow, "{}", String::from_utf8_lossy(bytes));
+            if let Ok(e) = &fast {
+                // Bit-identical numbers too (PartialEq on f64 would let 0.0 == -0.0 pass).
+                prop_assert_eq!(format!("{e:?}"), format!("{:?}", slow.as_ref().unwrap()));
+            }
+            Ok(())
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => prop::sample::select(vec![
+                    "event_id", "customer_id", "type", "ts", "amount", "channel", "category",
+                    "satisfaction", "nps", "campaign_id", "action", "cost", "account_manager",
+                    "industry", "region", "segment", "currency", "extra",
+                ]).prop_map(str::to_string),
+                1 => "[a-z_\\\\\"]{0,8}".prop_map(|k| k.replace('\\', "\\\\")),
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                // Strings the fields expect, and awkward ones.
+                prop::sample::select(vec![
+                    "\"order\"",
+                    "\"visit\"",
+                    "\"survey\"",
+                    "\"campaign\"",
+                    "\"profile\"",
+                    "\"refund\"",
+                    "\"erase\"",
+                    "\"complaint\"",
+                    "\"touched\"",
+                    "\"converted\"",
+                    "\"2026-03-15T09:30:00Z\"",
+                    "\"2026-03-15T09:30:00.123+08:00\"",
+                    "\"C001\"",
+                    "\"\"",
+                    "\"a\\\"b\"",
+                    "\"\\u0041\"",
+                    "\"caf\u{e9}\"",
+                    "\"tab\there\"",
+                    "null",
+                    "true",
+                    "false",
+                    "[]",
+                    "{}",
+                    "[1,{\"a\":2}]",
+                    "{\"x\":null}",
+                ])
+                .prop_map(str::to_string),
+                // Numbers in every JSON form and some that are not JSON.
+                prop::sample::select(vec![
+                    "0",
+                    "-0",
+                    "0.0",
+                    "5",
+                    "3.5",
+                    "18750.00",
+                    "0.1",
+                    "0.30000000000000004",
+                    "123456789012345",
+                    "1234567890123456",
+                    "12345678901234567890",
+                    "1e3",
+                    "2.5E-1",
+                    "-12.5",
+                    "01",
+                    "1.",
+                    ".5",
+                    "+1",
+                    "1e400",
+                    "9007199254740993",
+                    "0.000000000000000000000001",
+                    "1.7976931348623157e308",
+                    "NaN",
+                ])
+                .prop_map(str::to_string),
+                (0u64..10_000_000_000, 0u32..4).prop_map(|(v, f)| match f {
+                    0 => v.to_string(),
+                    f => format!(
+                        "{}.{:0width$}",
+                        v / 10u64.pow(f),
+                        v % 10u64.pow(f),
+                        width = f as usize
+                    ),
+                }),
+                any::<f64>().prop_map(|x| x.to_string()),
+                "\"[ -~]{0,10}\"",
+            ]
+        }
+
+        fn ws() -> impl Strategy<Value = &'static str> {
+            prop::sample::select(vec!["", "", "", " ", "\n", " \t\r\n"])
+        }
+
+        fn object() -> impl Strategy<Value = Vec<u8>> {
+            (
+                proptest::collection::vec((key(), value(), ws(), ws()), 0..10),
+                ws(),
+                prop::sample::select(vec!["", "", "", " ", "x", "}", ",", "\n"]),
+            )
+                .prop_map(|(fields, w, tail)| {
+                    let body: Vec<String> = fields
+                        .into_iter()
+                        .map(|(k, v, a, b)| format!("{a}\"{k}\"{b}:{a}{v}{b}"))
+                        .collect();
+                    format!("{w}{{{}}}{w}{tail}", body.join(",")).into_bytes()
+                })
+        }
+
+        fn valid_line(seed: u64) -> Vec<u8> {
+            let mut g = crate::gen::Generator::new(crate::gen::GenOptions {
+                customers: 50,
+                events: 200,
+                seed,
+                ..Default::default()
+            });
+            let mut line = Vec::new();
+            for _ in 0..(seed % 150) {
+                g.next_line(&mut line);
+            }
+            line.clear();
+            g.next_line(&mut line);
+            line
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn random_objects(bytes in object()) {
+                both(&bytes)?;
+            }
+
+            #[test]
+            fn valid_and_mutated_events(seed in any::<u64>(), at in any::<usize>(), b in any::<u8>(), cut in any::<bool>()) {
+                let mut line = valid_line(seed);
+                both(&line)?;
+                if !line.is_empty() {
+                    let i = at % line.len();
+                    if cut {
+                        line.truncate(i);
+                    } else {
+                        line[i] = b;
+                    }
+                }
+                both(&line)?;
+            }
+
+            #[test]
+            fn arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+                both(&bytes)?;
+            }
+        }
+
+        #[test]
+        fn generated_events_take_the_fast_path() {
+            // The speed-up only exists if ordinary events are scanned, not handed on.
+            for seed in 0..200 {
+                let line = valid_line(seed);
+                if decode(&line, &limits(), None).is_ok() {
+                    assert!(
+                        scan::scan(&line).is_some(),
+                        "{}",
+                        String::from_utf8_lossy(&line)
+                    );
+                }
+            }
+        }
     }
 }
