@@ -189,6 +189,8 @@ pub struct Processor {
     contrib: Vec<(Day, [i64; super::report::TIMED])>,
     /// The earliest event day seen (the span of the transition counts).
     first_day: Option<Day>,
+    /// Scratch for the deadlines of one day: (sort key, slot).
+    due: Vec<(u64, u32)>,
 }
 
 /// Customers a report samples per partition for the value-tier counts.
@@ -262,6 +264,7 @@ impl Processor {
             timeline: Default::default(),
             contrib: Vec::new(),
             first_day: None,
+            due: Vec::new(),
         }
     }
 
@@ -585,19 +588,37 @@ impl Processor {
         let today = day_of(wm);
         // Firing may schedule new deadlines that are also due; they land in later days'
         // entries, which the loop reaches in turn.
-        while let Some((day, mut slots)) = self.timers.pop_due(today) {
+        while let Some((day, slots)) = self.timers.pop_due(today) {
             // Superseded deadlines are skipped; the rest fire in customer-id order, so the
             // output order does not depend on slot numbers (which differ after a restore).
+            // Each record is read once to build a sort key (its id's first 8 bytes, big
+            // endian, so integer order is byte order): comparing ids in the records
+            // themselves missed the cache twice per comparison (~7 % of replay).
             let store = &self.store;
-            slots.retain(|&slot| store.is_live(slot) && unpack(store.rec(slot).timer_day) == day);
-            slots.sort_unstable_by(|a, b| store.rec(*a).id.cmp(&store.rec(*b).id));
-            slots.dedup();
-            for slot in slots {
+            let mut keyed = std::mem::take(&mut self.due);
+            keyed.clear();
+            keyed.extend(slots.iter().filter_map(|&slot| {
+                let rec = store.rec(slot);
+                (store.is_live(slot) && unpack(rec.timer_day) == day).then(|| {
+                    let id = rec.id.as_bytes();
+                    let mut k = [0u8; 8];
+                    let n = id.len().min(8);
+                    k[..n].copy_from_slice(&id[..n]);
+                    (u64::from_be_bytes(k), slot)
+                })
+            }));
+            keyed.sort_unstable_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then_with(|| store.rec(a.1).id.cmp(&store.rec(b.1).id))
+            });
+            keyed.dedup_by_key(|k| k.1);
+            for &(_, slot) in &keyed {
                 self.work.clear();
                 self.work.extend_from_slice(&self.store.rec(slot).days);
                 self.fire(slot, day, ctx, out);
                 self.store_days(slot);
             }
+            self.due = keyed;
         }
     }
 
