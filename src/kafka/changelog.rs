@@ -236,6 +236,59 @@ pub fn restore(
     Ok(r)
 }
 
+/// One partition's restore: the processor holding its state and what the restore found.
+pub type PartitionRestore = Result<(Processor, Restored), RestoreError>;
+
+/// Restores several changelog partitions at once, each into a new processor with
+/// `settings`, on up to `parallelism` threads. Returns each partition's outcome, in the
+/// order of `partitions`.
+///
+/// Why concurrently: a restore alternates between waiting for the broker's next fetch
+/// and decoding snapshots into the processor. Partitions share nothing, so while one
+/// waits another decodes. Measured with `E2E_RESTORE_STORAGE=memory cargo run --release
+/// --example e2e -- 0 0 0 0 1000000` (2 cores shared with the broker): 832 k customers in
+/// 1.7–2.0 s four at a time against 5.7 s one at a time. Against Tansu `sqlite://` both
+/// take ~27 s: that broker serves ~31 k records/s from one core.
+pub fn restore_partitions(
+    base: &ClientConfig,
+    changelog: &str,
+    partitions: &[i32],
+    settings: &std::sync::Arc<crate::core::Settings>,
+    timeout: Duration,
+    parallelism: usize,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Vec<(i32, PartitionRestore)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<Option<PartitionRestore>>> =
+        Mutex::new(partitions.iter().map(|_| None).collect());
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(&p) = partitions.get(i) else { return };
+        let mut proc = Processor::new(std::sync::Arc::clone(settings));
+        let r = restore(base, changelog, p, &mut proc, timeout, stop).map(|r| (proc, r));
+        // A poisoned lock only means another restore thread panicked; its slot stays None.
+        match done.lock() {
+            Ok(mut d) => d[i] = Some(r),
+            Err(poisoned) => poisoned.into_inner()[i] = Some(r),
+        }
+    };
+    let threads = parallelism.clamp(1, partitions.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(work);
+        }
+        work();
+    });
+    let done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+    partitions
+        .iter()
+        .zip(done)
+        .map(|(&p, r)| (p, r.unwrap_or(Err(RestoreError::Interrupted))))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,6 +49,8 @@ pub struct KafkaConfig {
     pub drain_timeout: String,
     /// Timeout of metadata and restore requests (retried with backoff).
     pub broker_timeout: String,
+    /// Changelog partitions restored at the same time when partitions are assigned.
+    pub restore_parallelism: u32,
     /// `[kafka.topics]`.
     pub topics: TopicsConfig,
     /// `[kafka.client]`: librdkafka settings, nested tables joined with dots.
@@ -113,6 +115,8 @@ pub struct KafkaSettings {
     pub drain_timeout: Duration,
     /// Metadata and restore request timeout.
     pub broker_timeout: Duration,
+    /// Changelog partitions restored at the same time (≥ 1).
+    pub restore_parallelism: usize,
     /// Topic names.
     pub topics: TopicsConfig,
     /// librdkafka settings with `env:` values resolved.
@@ -302,6 +306,11 @@ impl KafkaConfig {
             ));
         }
         let idle = duration("idle_timeout", &self.idle_timeout)?;
+        if self.restore_parallelism == 0 {
+            return Err(KafkaConfigError(
+                "kafka.restore_parallelism must be at least 1 (partitions restored at the same time), e.g. 4".into(),
+            ));
+        }
         let mut client = Vec::new();
         flatten("", &self.client, &mut client)?;
         for (k, _) in &client {
@@ -329,6 +338,7 @@ impl KafkaConfig {
             idle_timeout: (!idle.is_zero()).then_some(idle),
             drain_timeout: duration("drain_timeout", &self.drain_timeout)?,
             broker_timeout: duration("broker_timeout", &self.broker_timeout)?,
+            restore_parallelism: self.restore_parallelism as usize,
             topics: self.topics.clone(),
             client,
         })

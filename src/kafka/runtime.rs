@@ -763,18 +763,21 @@ impl Engine {
         }
     }
 
-    /// Restores partition `p` from the changelog; returns where to start consuming.
-    fn assign(&mut self, p: i32) -> Result<Offset, RestoreError> {
-        let mut proc = Processor::new(Arc::clone(&self.settings));
-        let status = Arc::clone(&self.status);
-        let r = changelog::restore(
-            &self.base,
-            &self.k.topics.changelog,
-            p,
-            &mut proc,
-            self.k.broker_timeout,
-            &|| status.shutting_down(),
-        )?;
+    /// What restoring partitions needs, taken under the lock so the restores themselves
+    /// run without it (HTTP look-ups and metrics stay answered meanwhile).
+    fn restore_job(&self) -> RestoreJob {
+        RestoreJob {
+            base: self.base.clone(),
+            changelog: self.k.topics.changelog.clone(),
+            settings: Arc::clone(&self.settings),
+            timeout: self.k.broker_timeout,
+            parallelism: self.k.restore_parallelism,
+            status: Arc::clone(&self.status),
+        }
+    }
+
+    /// Takes over partition `p` restored into `proc`; returns where to start consuming.
+    fn install(&mut self, p: i32, proc: Processor, r: changelog::Restored) -> Offset {
         let (start, next) = match &r.checkpoint {
             Some(c) => (Offset::Offset(c.next_offset), c.next_offset),
             None => (
@@ -816,7 +819,7 @@ impl Engine {
         self.status
             .partitions
             .store(self.parts.len(), Ordering::Relaxed);
-        Ok(start)
+        start
     }
 
     /// What the metrics read at scrape time.
@@ -999,6 +1002,58 @@ fn lock(e: &Mutex<Engine>) -> MutexGuard<'_, Engine> {
     e.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A copy of what [`changelog::restore_partitions`] needs from the engine.
+struct RestoreJob {
+    base: ClientConfig,
+    changelog: String,
+    settings: Arc<Settings>,
+    timeout: Duration,
+    parallelism: usize,
+    status: Arc<Status>,
+}
+
+impl RestoreJob {
+    /// Restores `partitions` concurrently; a partition that fails is retried with
+    /// backoff (alone with the other failures) until it succeeds or shutdown begins,
+    /// and each one restored is handed to `install` as soon as its round ends.
+    fn run(
+        &self,
+        partitions: &[i32],
+        mut install: impl FnMut(i32, Processor, changelog::Restored),
+    ) {
+        let mut pending = partitions.to_vec();
+        let mut backoff = Duration::from_millis(200);
+        while !pending.is_empty() {
+            let stop = || self.status.shutting_down();
+            let results = changelog::restore_partitions(
+                &self.base,
+                &self.changelog,
+                &pending,
+                &self.settings,
+                self.timeout,
+                self.parallelism,
+                &stop,
+            );
+            pending.clear();
+            for (p, r) in results {
+                match r {
+                    Ok((proc, restored)) => install(p, proc, restored),
+                    Err(RestoreError::Interrupted) => {}
+                    Err(e) => {
+                        tracing::warn!(partition = p, error = %e, retry_in_ms = backoff.as_millis() as u64, "restore failed; retrying");
+                        pending.push(p);
+                    }
+                }
+            }
+            if pending.is_empty() || self.status.shutting_down() {
+                return;
+            }
+            sleep_unless_stopping(&self.status, backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+}
+
 /// The consumer's context: rebalance callbacks that restore and hand over state.
 pub struct GroupCtx {
     engine: Arc<Mutex<Engine>>,
@@ -1030,29 +1085,18 @@ impl ConsumerContext for GroupCtx {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.status.restoring.fetch_add(1, Ordering::SeqCst);
-                let mut backoff = Duration::from_millis(200);
-                for (topic, p) in &parts {
-                    loop {
-                        let result = lock(&self.engine).assign(*p);
-                        match result {
-                            Ok(start) => {
-                                if let Err(e) = tpl.set_partition_offset(topic, *p, start) {
-                                    tracing::error!(partition = p, error = %e, "cannot set the start offset");
-                                }
-                                break;
-                            }
-                            Err(RestoreError::Interrupted) => break,
-                            Err(e) => {
-                                tracing::warn!(partition = p, error = %e, retry_in_ms = backoff.as_millis() as u64, "restore failed; retrying");
-                                if self.status.shutting_down() {
-                                    break;
-                                }
-                                sleep_unless_stopping(&self.status, backoff);
-                                backoff = (backoff * 2).min(Duration::from_secs(10));
-                            }
+                // Restore without holding the engine: partitions restore concurrently and
+                // the HTTP endpoints keep answering. The engine is locked only to install.
+                let job = lock(&self.engine).restore_job();
+                let ids: Vec<i32> = parts.iter().map(|(_, p)| *p).collect();
+                job.run(&ids, |p, proc, restored| {
+                    let start = lock(&self.engine).install(p, proc, restored);
+                    for (topic, _) in parts.iter().filter(|(_, q)| *q == p) {
+                        if let Err(e) = tpl.set_partition_offset(topic, p, start) {
+                            tracing::error!(partition = p, error = %e, "cannot set the start offset");
                         }
                     }
-                }
+                });
                 self.status.restoring.fetch_sub(1, Ordering::SeqCst);
                 let r = if cooperative {
                     consumer.incremental_assign(tpl)
