@@ -6,6 +6,11 @@
 //! stream populates the customers untimed), since re-applying the same events would only
 //! measure the duplicate check.
 
+/// The allocator the `churnwatch` binary uses (see `src/main.rs`), so this measures what
+/// ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::borrow::Cow;
 use std::hint::black_box;
 use std::sync::Arc;

@@ -15,6 +15,11 @@
 //! RSS is printed after each phase. A phase whose size argument is 0 is skipped (e.g.
 //! `e2e 0 0 0 0 1000000` measures only the restore).
 
+/// The allocator the `churnwatch` binary uses (see `src/main.rs`), so this measures what
+/// ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

@@ -2,6 +2,11 @@
 //! how long the population report, the P(alive) histogram, and snapshotting and restoring
 //! every customer take (the core's share of a changelog restore).
 //! `cargo run --release --example memory -- CUSTOMERS EVENTS`
+/// The allocator the `churnwatch` binary uses (see `src/main.rs`), so this measures what
+/// ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use churnwatch::core::{Ctx, Processor, Settings, Source};
 use churnwatch::gen::{GenOptions, Generator};
 use std::sync::Arc;

@@ -4,6 +4,11 @@
 //!
 //! `split FILE` runs all three passes; `split FILE apply|encode|serde` only that one (for
 //! profiling).
+/// The allocator the `churnwatch` binary uses (see `src/main.rs`), so this measures what
+/// ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use churnwatch::core::{Ctx, Output, Processor, Settings, Source};
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,5 +1,12 @@
 //! The `churnwatch` binary.
 
+/// mimalloc instead of the system allocator: outputs, histories and librdkafka buffers
+/// are many small short-lived allocations. Measured on one core: replay of 600 k events
+/// 173-176 k vs 149-160 k events/s (`examples/split`), and resident state 197 vs 200
+/// bytes per customer at 1 M customers (`examples/memory`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
