@@ -362,6 +362,7 @@ mod tests {
         assert_eq!(k.commit_interval, Duration::from_millis(100));
         assert_eq!(k.idle_timeout, Some(Duration::from_secs(30)));
         assert_eq!(k.start, Start::Earliest);
+        assert_eq!(k.restore_parallelism, 4);
         assert!(k.client.is_empty());
     }
 
@@ -414,5 +415,12 @@ mod tests {
             .compile_with_env(|_| None)
             .unwrap_err();
         assert!(e.0.contains("is the input topic"), "{e}");
+        let e = kafka("[kafka]\nrestore_parallelism = 0\n")
+            .compile_with_env(|_| None)
+            .unwrap_err();
+        assert!(
+            e.0.contains("restore_parallelism must be at least 1"),
+            "{e}"
+        );
     }
 }
