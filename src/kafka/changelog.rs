@@ -104,6 +104,13 @@ pub enum RestoreError {
     /// Stopped because the service is shutting down.
     #[error("restore interrupted by shutdown")]
     Interrupted,
+    /// The restore panicked (a bug). Caught so that it cannot unwind through librdkafka's
+    /// rebalance callback; the caller retries and reports not ready meanwhile.
+    #[error("restore of changelog partition {partition} failed on an internal error (please report it); retrying")]
+    Failed {
+        /// Changelog partition.
+        partition: i32,
+    },
 }
 
 /// Reads changelog partition `partition` from the beginning to its end and loads it into
@@ -258,21 +265,36 @@ pub fn restore_partitions(
     parallelism: usize,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Vec<(i32, PartitionRestore)> {
+    run_concurrently(partitions, parallelism, |p| {
+        let mut proc = Processor::new(std::sync::Arc::clone(settings));
+        restore(base, changelog, p, &mut proc, timeout, stop).map(|r| (proc, r))
+    })
+}
+
+/// Runs `one` for every partition on up to `parallelism` threads; results come back in
+/// the order of `partitions`. A panic in `one` becomes [`RestoreError::Failed`] for that
+/// partition: the other partitions' results stand, and nothing unwinds into the caller
+/// (a rebalance callback).
+fn run_concurrently(
+    partitions: &[i32],
+    parallelism: usize,
+    one: impl Fn(i32) -> PartitionRestore + Sync,
+) -> Vec<(i32, PartitionRestore)> {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
     let next = AtomicUsize::new(0);
-    let done: Mutex<Vec<Option<PartitionRestore>>> =
-        Mutex::new(partitions.iter().map(|_| None).collect());
+    let done: Mutex<Vec<(usize, PartitionRestore)>> = Mutex::new(Vec::new());
     let work = || loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(&p) = partitions.get(i) else { return };
-        let mut proc = Processor::new(std::sync::Arc::clone(settings));
-        let r = restore(base, changelog, p, &mut proc, timeout, stop).map(|r| (proc, r));
-        // A poisoned lock only means another restore thread panicked; its slot stays None.
-        match done.lock() {
-            Ok(mut d) => d[i] = Some(r),
-            Err(poisoned) => poisoned.into_inner()[i] = Some(r),
-        }
+        // The processor being filled is dropped with the panic; nothing shared is left
+        // half-changed, so asserting unwind safety is sound.
+        let r = catch_unwind(AssertUnwindSafe(|| one(p)))
+            .unwrap_or(Err(RestoreError::Failed { partition: p }));
+        done.lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push((i, r));
     };
     let threads = parallelism.clamp(1, partitions.len().max(1));
     std::thread::scope(|s| {
@@ -281,17 +303,47 @@ pub fn restore_partitions(
         }
         work();
     });
-    let done = done.into_inner().unwrap_or_else(|p| p.into_inner());
-    partitions
-        .iter()
-        .zip(done)
-        .map(|(&p, r)| (p, r.unwrap_or(Err(RestoreError::Interrupted))))
-        .collect()
+    let mut done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(i, r)| (partitions[i], r)).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partitions_restore_concurrently_in_order_and_a_panic_stays_with_its_partition() {
+        let settings = std::sync::Arc::new(crate::core::Settings::defaults());
+        let seen = std::sync::Mutex::new(Vec::new());
+        let partitions = [3, 0, 2, 1, 7];
+        for parallelism in [1, 2, 4, 16] {
+            seen.lock().unwrap().clear();
+            let out = run_concurrently(&partitions, parallelism, |p| {
+                seen.lock().unwrap().push(p);
+                if p == 2 {
+                    panic!("a bug while restoring partition 2");
+                }
+                let r = Restored {
+                    records: p as u64,
+                    ..Default::default()
+                };
+                Ok((Processor::new(std::sync::Arc::clone(&settings)), r))
+            });
+            let order: Vec<i32> = out.iter().map(|(p, _)| *p).collect();
+            assert_eq!(order, partitions, "results in the order asked");
+            for (p, r) in &out {
+                match (p, r) {
+                    (2, Err(RestoreError::Failed { partition: 2 })) => {}
+                    (p, Ok((_, r))) => assert_eq!(r.records, *p as u64),
+                    (p, other) => panic!("partition {p}: {:?}", other.as_ref().err()),
+                }
+            }
+            let mut ran = seen.lock().unwrap().clone();
+            ran.sort();
+            assert_eq!(ran, vec![0, 1, 2, 3, 7], "each partition restored once");
+        }
+    }
 
     #[test]
     fn markers_round_trip_and_never_look_like_snapshots() {
