@@ -187,6 +187,52 @@ fn new_then_regular_then_churn_risk() {
     );
 }
 
+/// Deadlines fire only on days time changes a tier or warning, so a profile output is as
+/// of the customer's last change; a look-up shows the facts as of the watermark.
+#[test]
+fn profiles_are_as_of_the_last_change_and_look_ups_as_of_now() {
+    let mut h = Harness::new();
+    // Three orders: a "potential" customer from the third on (not "new", whose 30-day
+    // boundary would be an outcome change).
+    for d in 0..3 {
+        h.ev("F1", "order", at(d, 3600), r#""amount":500"#);
+    }
+    assert_eq!(tier_changes(&h.take()).last().unwrap().to, "potential");
+    // Days 30-32: the orders leave the 30-day window, which no default rule reads; no
+    // outcome changes until the 90-day silence.
+    h.advance(at(40, 0));
+    let mut drained = Vec::new();
+    h.p.drain_dirty(&mut drained);
+    let outputs: Vec<_> = drained
+        .iter()
+        .filter_map(|o| match o {
+            Output::Profile(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outputs.len(), 1, "the customer changed once: {outputs:?}");
+    assert_eq!(outputs[0].facts.as_of, format_rfc3339(at(2, 3600)));
+    assert_eq!(outputs[0].facts.windows[0].orders, 3);
+    let now = h.profile("F1");
+    assert_eq!(now.facts.as_of, format_rfc3339(at(40, 0)));
+    assert_eq!(now.facts.recency_days, Some(38));
+    assert_eq!(
+        now.facts.windows[0].orders, 0,
+        "the orders are older than 30 days"
+    );
+    assert_eq!(now.facts.windows[1].orders, 3);
+    assert!(h.take().is_empty(), "time changed no outcome");
+    // Day 92: 90 days without an order raise the silence warning and advance the clock.
+    h.advance(at(92, 0));
+    assert_eq!(warnings(&h.take()).len(), 1);
+    h.p.drain_dirty(&mut drained);
+    let last = drained.iter().rev().find_map(|o| match o {
+        Output::Profile(p) => Some(p),
+        _ => None,
+    });
+    assert_eq!(last.unwrap().facts.as_of, format_rfc3339(at(92, 0)));
+}
+
 #[test]
 fn silence_fires_when_90_days_pass_without_an_event() {
     let mut h = Harness::new();

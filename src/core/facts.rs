@@ -49,6 +49,17 @@ pub struct Facts {
     pub next_expiry: Option<Day>,
 }
 
+/// One history day's counters, decoded (what [`Facts::compute_over`] reads).
+#[derive(Debug, Clone, Copy)]
+pub struct DayCounts {
+    /// Day number.
+    pub day: Day,
+    /// Which fields are non-zero (see `days::field`).
+    pub mask: u8,
+    /// The day's counters.
+    pub counts: Counts,
+}
+
 fn opt_day(d: Day) -> Option<Day> {
     (d != NO_DAY).then_some(d)
 }
@@ -57,12 +68,32 @@ impl Facts {
     /// Computes the facts rules need for `rec` with encoded history `history` at `now`:
     /// one pass over the history. P(alive) only if a rule uses it.
     pub fn compute(history: &[u8], rec: &Record, s: &Settings, now: Ts) -> Facts {
+        Self::compute_over(
+            days::iter(history).map(|e| DayCounts {
+                day: e.day,
+                mask: e.mask,
+                counts: e.counts,
+            }),
+            rec,
+            s,
+            now,
+        )
+    }
+
+    /// [`Facts::compute`] over already decoded history entries (ascending days), so
+    /// evaluating one history at several instants decodes it once.
+    pub fn compute_over(
+        entries: impl Iterator<Item = DayCounts>,
+        rec: &Record,
+        s: &Settings,
+        now: Ts,
+    ) -> Facts {
         let today = day_of(now);
         let n = s.lengths.len();
         let mut sums = [Sums::default(); MAX_LENGTHS];
         let mut next_expiry: Option<Day> = None;
         let mut entered = 0u16; // bit i: the oldest rule-relevant day of length i was seen
-        for d in days::iter(history) {
+        for d in entries {
             let age = (today - d.day).max(0);
             let first = s.lengths.partition_point(|&l| (l as i32) <= age);
             for (i, sum) in sums.iter_mut().enumerate().take(n).skip(first) {

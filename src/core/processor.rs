@@ -12,12 +12,13 @@
 use std::sync::Arc;
 
 use base64::Engine;
+use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::analytics::{CampaignBook, CampaignSums, Keys, Population, Standing};
 use super::days;
 use super::event::{decode, CampaignAction, Event, EventKind, Payload, RejectReason};
-use super::facts::Facts;
+use super::facts::{DayCounts, Facts};
 use super::output::{
     schema, stable_id, ChurnWarning, ConditionValue, DeadLetter, FactsOut, Output, Profile, Reason,
     SourceRef, TierChanged, Tombstone, WarningCleared, WarningState, WindowOut,
@@ -191,6 +192,9 @@ pub struct Processor {
     first_day: Option<Day>,
     /// Scratch for the deadlines of one day: (sort key, slot).
     due: Vec<(u64, u32)>,
+    /// Candidate days a deadline search examines ([`LOOKAHEAD`]; 0 in a test gives the
+    /// per-fact deadlines the search must reproduce).
+    lookahead: usize,
 }
 
 /// Customers a report samples per partition for the value-tier counts.
@@ -265,6 +269,7 @@ impl Processor {
             contrib: Vec::new(),
             first_day: None,
             due: Vec::new(),
+            lookahead: LOOKAHEAD,
         }
     }
 
@@ -849,25 +854,18 @@ impl Processor {
     fn evaluate(&mut self, slot: u32, trigger: Trigger<'_>, ctx: &Ctx, out: &mut Vec<Output>) {
         let s = Arc::clone(&self.s);
         let rec = self.store.rec(slot);
-        let mut facts = Facts::compute(&self.work, rec, &s, rec.clock);
-        let tier = s
-            .tiers
-            .iter()
-            .position(|t| {
-                t.rule
-                    .as_ref()
-                    .is_none_or(|r| r.matches(&|m| facts.get(m, &s)))
+        let decoded: SmallVec<[DayCounts; 16]> = days::iter(&self.work)
+            .map(|e| DayCounts {
+                day: e.day,
+                mask: e.mask,
+                counts: e.counts,
             })
-            .unwrap_or(s.fallback_tier());
-        let mut level = Level::Low;
-        for w in &s.warnings {
-            if w.level > level && w.rule.matches(&|m| facts.get(m, &s)) {
-                level = w.level;
-            }
-        }
+            .collect();
+        let mut facts = Facts::compute_over(decoded.iter().copied(), rec, &s, rec.clock);
+        let (tier, level) = outcome(&facts, &s);
         let old_tier = rec.tier;
         let old_level = Level::from_u8(rec.level);
-        let deadline = facts.next_deadline(&s);
+        let deadline = next_change(&decoded, rec, &s, &facts, (tier, level), self.lookahead);
         let tier_changed = tier as u8 != old_tier;
         let raised = level > old_level;
         let cleared = level == Level::Low && old_level > Level::Low;
@@ -1001,10 +999,17 @@ impl Processor {
         }
     }
 
-    /// The current profile of a customer, if known.
+    /// The current profile of a customer, if known, with its facts as of the watermark
+    /// (or the customer's clock, if later): what a look-up should show now. Its tier and
+    /// warning are the record's, which hold until the customer's next deadline, and every
+    /// deadline up to the watermark has fired. The profile outputs instead are as of the
+    /// customer's clock, so that they are the same however the stream is cut into commit
+    /// intervals.
     pub fn profile(&mut self, customer_id: &str) -> Option<Profile> {
         let slot = self.store.get(customer_id)?;
-        Some(self.profile_of(slot))
+        let clock = self.store.rec(slot).clock;
+        let now = self.watermark.map_or(clock, |w| w.max(clock));
+        Some(self.profile_at(slot, now))
     }
 
     /// The input offset the customer's state reflects (−1 if none).
@@ -1015,9 +1020,13 @@ impl Processor {
     }
 
     fn profile_of(&self, slot: u32) -> Profile {
+        self.profile_at(slot, self.store.rec(slot).clock)
+    }
+
+    fn profile_at(&self, slot: u32, now: Ts) -> Profile {
         let s = Arc::clone(&self.s);
         let rec = self.store.rec(slot);
-        let mut facts = Facts::compute(&rec.days, rec, &s, rec.clock);
+        let mut facts = Facts::compute(&rec.days, rec, &s, now);
         let tags = facts.with_extras(&rec.days, &s, &self.labels);
         let get = |m| facts.get(m, &s);
         let tier = if rec.tier == NO_TIER {
@@ -1366,6 +1375,56 @@ impl Processor {
     }
 }
 
+/// The tier and warning level the rules give for `facts`.
+fn outcome(facts: &Facts, s: &Settings) -> (usize, Level) {
+    let get = |m| facts.get(m, s);
+    let tier = s
+        .tiers
+        .iter()
+        .position(|t| t.rule.as_ref().is_none_or(|r| r.matches(&get)))
+        .unwrap_or(s.fallback_tier());
+    let mut level = Level::Low;
+    for w in &s.warnings {
+        if w.level > level && w.rule.matches(&get) {
+            level = w.level;
+        }
+    }
+    (tier, level)
+}
+
+/// Candidate days one look-ahead examines before it settles for a deadline that only
+/// continues the search (bounds the work of rules that change daily).
+const LOOKAHEAD: usize = 16;
+
+/// The first day after `facts.today` on which time alone changes the customer's tier or
+/// warning level (`now` = that outcome), if no event comes first.
+///
+/// Why: a deadline for every day on which some fact a rule reads changes (a window
+/// expiry, a day-counter threshold) fired ~2 times per event on the generated mix, and
+/// most of those fires changed nothing; each one missed the caches on the record and its
+/// history at 1 M customers. The candidate days are the same ones those fires visited
+/// (each candidate's facts give the next), evaluated here while the history is in cache,
+/// so the outputs are the ones the per-fact deadlines produced. Candidates are bounded by
+/// [`LOOKAHEAD`]; past it the deadline is the next candidate, whose fire searches on.
+fn next_change(
+    history: &[DayCounts],
+    rec: &Record,
+    s: &Settings,
+    facts: &Facts,
+    now: (usize, Level),
+    lookahead: usize,
+) -> Option<Day> {
+    let mut day = facts.next_deadline(s)?;
+    for _ in 0..lookahead {
+        let f = Facts::compute_over(history.iter().copied(), rec, s, day_start(day));
+        if outcome(&f, s) != now {
+            return Some(day);
+        }
+        day = f.next_deadline(s)?;
+    }
+    Some(day)
+}
+
 fn reasons(s: &Settings, get: &impl Fn(super::rules::Metric) -> Option<f64>) -> Vec<Reason> {
     s.warnings
         .iter()
@@ -1474,4 +1533,82 @@ fn serialize_for_dead_letter(ev: &Event<'_>) -> Vec<u8> {
         "amount": amount,
     }))
     .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::settings::{CoreConfig, WarningRuleConfig};
+    use crate::gen::{GenOptions, Generator};
+
+    /// Replays a generated stream and returns every output's JSON, in order, and the
+    /// number of deadlines that fired.
+    fn replay(s: &Arc<Settings>, lookahead: usize, seed: u64) -> (Vec<u8>, u64) {
+        let mut p = Processor::new(s.clone());
+        p.lookahead = lookahead;
+        let mut g = Generator::new(GenOptions {
+            customers: 400,
+            events: 20_000,
+            seed,
+            ..Default::default()
+        });
+        let (mut line, mut outs, mut json) = (Vec::new(), Vec::new(), Vec::new());
+        let mut offset = 0;
+        while g.next_line(&mut line) {
+            let src = Source {
+                topic: "t",
+                partition: 0,
+                offset,
+            };
+            offset += 1;
+            p.process(&line, src, &Ctx::default(), &mut outs);
+        }
+        let end = p.stream_time().unwrap_or(0) + 400 * 86_400_000;
+        p.advance_to(end, &Ctx::default(), &mut outs);
+        for o in outs.drain(..) {
+            o.write_json(&mut json);
+            json.push(b'\n');
+        }
+        (json, p.stats().timers_fired)
+    }
+
+    fn equivalent(s: Settings) {
+        let s = Arc::new(s);
+        for seed in [1, 2, 3] {
+            let (searched, fired) = replay(&s, LOOKAHEAD, seed);
+            let (per_fact, fired_per_fact) = replay(&s, 0, seed);
+            assert!(searched.len() > 100_000, "the stream produces alerts");
+            assert!(
+                searched == per_fact,
+                "seed {seed}: the searched deadlines change the outputs"
+            );
+            assert!(
+                fired < fired_per_fact,
+                "seed {seed}: {fired} vs {fired_per_fact} deadlines fired"
+            );
+        }
+    }
+
+    /// The outcome-deadline search gives byte-identical outputs to firing at every day a
+    /// rule-visible fact changes, with fewer fires.
+    #[test]
+    fn searched_deadlines_give_the_per_fact_outputs() {
+        equivalent(Settings::defaults());
+    }
+
+    /// The same with a continuously changing metric (P(alive)): the search then stops
+    /// after [`LOOKAHEAD`] days and its deadline continues it.
+    #[test]
+    fn searched_deadlines_with_a_daily_rule() {
+        let mut c = CoreConfig::defaults();
+        c.warnings.rules.push(WarningRuleConfig {
+            name: "fading".into(),
+            level: "high".into(),
+            all: vec!["p_alive < 0.5".into(), "lifetime_orders >= 2".into()],
+            any: vec![],
+        });
+        let s = Settings::compile(&c).unwrap();
+        assert!(s.daily);
+        equivalent(s);
+    }
 }
