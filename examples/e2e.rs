@@ -147,6 +147,10 @@ fn service(brokers: &str, input: &str, group: &str) -> (Service, Arc<Status>) {
     }
     let mut ks = k.compile().unwrap();
     ks.client.push(("fetch.wait.max.ms".into(), "10".into()));
+    // E2E_COMPRESSION=none|lz4|zstd… overrides the producer's compression (default lz4).
+    if let Ok(c) = std::env::var("E2E_COMPRESSION") {
+        ks.client.push(("compression.type".into(), c));
+    }
     let status = Status::new();
     let s = Service::new(RunOptions {
         settings: Arc::new(Settings::defaults()),
