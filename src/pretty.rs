@@ -27,7 +27,7 @@ pub fn line(o: &Output) -> Option<String> {
                         .iter()
                         .map(|c| match c.value {
                             Some(v) => format!("{} [{}]", c.condition, trim(v)),
-                            None => c.condition.clone(),
+                            None => c.condition.to_string(),
                         })
                         .collect();
                     format!("{}: {}", r.rule, vals.join(", "))

@@ -114,7 +114,7 @@ fn tiers_follow_the_table_and_decay_with_time() {
     high_value_customer(&mut h, "H1");
     let changes = tier_changes(&h.take())
         .iter()
-        .map(|t| t.to.clone())
+        .map(|t| t.to.to_string())
         .collect::<Vec<_>>();
     assert_eq!(
         changes.last().map(String::as_str),
@@ -172,17 +172,20 @@ fn new_then_regular_then_churn_risk() {
     let outs = h.take();
     let path: Vec<(String, String)> = tier_changes(&outs)
         .iter()
-        .map(|t| (t.to.clone(), t.event_time.clone()))
+        .map(|t| (t.to.to_string(), t.event_time.to_string()))
         .collect();
     assert_eq!(path[0].0, "new");
     assert_eq!(
         path[1],
-        ("regular".to_string(), format_rfc3339(at(30, 0))),
+        ("regular".to_string(), format_rfc3339(at(30, 0)).to_string()),
         "new for 30 days"
     );
     assert_eq!(
         path[2],
-        ("churn_risk".to_string(), format_rfc3339(at(181, 0))),
+        (
+            "churn_risk".to_string(),
+            format_rfc3339(at(181, 0)).to_string()
+        ),
         "more than 180 days since the last order"
     );
 }
@@ -558,7 +561,10 @@ fn rules_come_from_configuration() {
     h.ev("C1", "order", at(0, 0), r#""amount":1"#);
     h.ev("C1", "order", at(1, 0), r#""amount":1"#);
     let outs = h.take();
-    let t: Vec<String> = tier_changes(&outs).iter().map(|t| t.to.clone()).collect();
+    let t: Vec<String> = tier_changes(&outs)
+        .iter()
+        .map(|t| t.to.to_string())
+        .collect();
     assert_eq!(t, vec!["regular", "vip"]);
 }
 
@@ -628,7 +634,7 @@ fn population_report_figures_are_exact_on_a_small_population() {
     let (mut medium, mut high) = (0, 0);
     for (id, orders, spend) in facts {
         let p = h.p.profile(id).unwrap();
-        let e = want.entry(p.tier.clone()).or_default();
+        let e = want.entry(p.tier.to_string()).or_default();
         *e = (e.0 + 1, e.1 + orders, e.2 + spend);
         match p.warning.level {
             "medium" => medium += 1,

@@ -327,7 +327,7 @@ proptest! {
             }
         }
         let best = ch.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(k, _)| k.to_string());
-        prop_assert_eq!(p.facts.preferred_channel, best);
+        prop_assert_eq!(p.facts.preferred_channel.map(|c| c.to_string()), best);
         let cdnow = BgNbdParams { r: 0.243, alpha: 4.414, a: 0.793, b: 2.426 };
         let want = match (orders.first(), orders.last()) {
             (Some(f), Some(l)) => Some(bgnbd::p_alive(&cdnow, (days.len() - 1) as f64, (l - f) as f64 / 7.0, (today as i64 - t0 - f) as f64 / 7.0)),

@@ -99,6 +99,13 @@ impl Json for String {
     }
 }
 
+impl Json for compact_str::CompactString {
+    #[inline]
+    fn json(&self, b: &mut Vec<u8>) {
+        string(b, self)
+    }
+}
+
 impl Json for &str {
     #[inline]
     fn json(&self, b: &mut Vec<u8>) {
@@ -281,14 +288,14 @@ mod tests {
             any::<u16>(),
         )
             .prop_map(|(a, b, c, windows, d, opt, labels, horizon)| FactsOut {
-                as_of: a.0,
+                as_of: a.0.into(),
                 recency_days: a.1,
                 days_without_order: a.2,
                 tenure_days: a.3,
                 lifecycle: "new",
-                first_seen: b.0,
-                first_order: b.1,
-                last_order: b.2,
+                first_seen: b.0.into(),
+                first_order: b.1.map(Into::into),
+                last_order: b.2.map(Into::into),
                 lifetime_orders: c.0,
                 lifetime_value: c.1,
                 purchase_days: c.2,
@@ -304,18 +311,18 @@ mod tests {
                 expected_order_value: opt[2],
                 clv: opt[3],
                 horizon_days: horizon,
-                preferred_channel: labels[0].clone(),
-                preferred_category: labels[1].clone(),
-                account_manager: labels[2].clone(),
-                industry: labels[3].clone(),
-                region: labels[4].clone(),
-                segment: labels[5].clone(),
+                preferred_channel: labels[0].clone().map(Into::into),
+                preferred_category: labels[1].clone().map(Into::into),
+                account_manager: labels[2].clone().map(Into::into),
+                industry: labels[3].clone().map(Into::into),
+                region: labels[4].clone().map(Into::into),
+                segment: labels[5].clone().map(Into::into),
             })
     }
 
     fn source() -> impl Strategy<Value = SourceRef> {
         (text(), any::<i32>(), any::<i64>()).prop_map(|(topic, partition, offset)| SourceRef {
-            topic,
+            topic: topic.into(),
             partition,
             offset,
         })
@@ -328,11 +335,14 @@ mod tests {
                 proptest::collection::vec((text(), proptest::option::of(number())), 0..3),
             )
                 .prop_map(|(rule, conds)| Reason {
-                    rule,
+                    rule: rule.into(),
                     level: "high",
                     conditions: conds
                         .into_iter()
-                        .map(|(condition, value)| ConditionValue { condition, value })
+                        .map(|(condition, value)| ConditionValue {
+                            condition: condition.into(),
+                            value,
+                        })
                         .collect(),
                 }),
             0..3,
@@ -363,55 +373,55 @@ mod tests {
             let tc = TierChanged {
                 schema: schema::TIER_CHANGED,
                 event_id: t[0].clone(),
-                customer_id: t[1].clone(),
-                from: Some(t[2].clone()),
-                to: t[3].clone(),
-                rule: t[4].clone(),
+                customer_id: t[1].clone().into(),
+                from: Some(t[2].clone().into()),
+                to: t[3].clone().into(),
+                rule: t[4].clone().into(),
                 rule_text: t[5].clone(),
                 action: t[6].clone(),
                 trigger: "event",
-                event_time: t[7].clone(),
-                emitted_at: t[0].clone(),
+                event_time: t[7].clone().into(),
+                emitted_at: t[0].clone().into(),
                 source: src.clone(),
                 facts: facts.clone(),
             };
             let w = ChurnWarning {
                 schema: schema::CHURN_WARNING,
                 event_id: t[0].clone(),
-                customer_id: t[1].clone(),
+                customer_id: t[1].clone().into(),
                 level: "high",
                 previous_level: "low",
                 reasons: rs.clone(),
                 risk_index: x,
                 p_alive: Some(x),
                 expected_purchases: None,
-                owner: Some(t[2].clone()),
-                due: t[3].clone(),
+                owner: Some(t[2].clone().into()),
+                due: t[3].clone().into(),
                 action: t[4].clone(),
-                tier: t[5].clone(),
+                tier: t[5].clone().into(),
                 trigger: "time",
-                event_time: t[6].clone(),
-                emitted_at: t[7].clone(),
+                event_time: t[6].clone().into(),
+                emitted_at: t[7].clone().into(),
                 source: src.clone(),
                 facts: facts.clone(),
             };
             let c = WarningCleared {
                 schema: schema::CHURN_WARNING_CLEARED,
                 event_id: t[0].clone(),
-                customer_id: t[1].clone(),
+                customer_id: t[1].clone().into(),
                 previous_level: "medium",
                 owner: None,
-                tier: t[2].clone(),
+                tier: t[2].clone().into(),
                 trigger: "event",
-                event_time: t[3].clone(),
-                emitted_at: t[4].clone(),
+                event_time: t[3].clone().into(),
+                emitted_at: t[4].clone().into(),
                 source: src.clone(),
                 facts: facts.clone(),
             };
             let p = Profile {
                 schema: schema::PROFILE,
-                customer_id: t[1].clone(),
-                tier: t[2].clone(),
+                customer_id: t[1].clone().into(),
+                tier: t[2].clone().into(),
                 action: t[3].clone(),
                 warning: WarningState { level: "medium", reasons: rs },
                 facts: (*facts).clone(),
@@ -419,9 +429,9 @@ mod tests {
             let ts = Tombstone {
                 schema: schema::PROFILE_TOMBSTONE,
                 event_id: t[0].clone(),
-                customer_id: t[1].clone(),
-                event_time: t[2].clone(),
-                emitted_at: t[3].clone(),
+                customer_id: t[1].clone().into(),
+                event_time: t[2].clone().into(),
+                emitted_at: t[3].clone().into(),
                 source: src.clone(),
             };
             let dl = DeadLetter {
@@ -432,8 +442,8 @@ mod tests {
                 original: t[2].clone(),
                 original_bytes,
                 truncated,
-                source: src.unwrap_or(SourceRef { topic: t[3].clone(), partition: 1, offset: 2 }),
-                emitted_at: t[4].clone(),
+                source: src.unwrap_or(SourceRef { topic: t[3].clone().into(), partition: 1, offset: 2 }),
+                emitted_at: t[4].clone().into(),
             };
             for o in [
                 Output::TierChanged(Box::new(tc)),

@@ -11,6 +11,12 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use super::json::{object, Json};
 
+/// Short output strings (ids, names, dates, instants): inline up to 24 bytes, so building
+/// an output does not allocate for each of them. Each alert has ~16 such fields; their
+/// allocations (and their frees on the encoder thread) were the largest cost in the
+/// service loop after the rules themselves. Serialized as a plain JSON string.
+pub type Text = compact_str::CompactString;
+
 /// Schema names.
 pub mod schema {
     /// Tier change.
@@ -31,7 +37,7 @@ pub mod schema {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourceRef {
     /// Topic (or `file:NAME` in replay).
-    pub topic: String,
+    pub topic: Text,
     /// Partition.
     pub partition: i32,
     /// Offset (line number − 1 in replay).
@@ -67,7 +73,7 @@ pub struct WindowOut {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FactsOut {
     /// Instant the facts are evaluated at.
-    pub as_of: String,
+    pub as_of: Text,
     /// Days since the last order.
     pub recency_days: Option<i64>,
     /// Days without an order (since first seen if never ordered).
@@ -77,11 +83,11 @@ pub struct FactsOut {
     /// `new` or `existing`.
     pub lifecycle: &'static str,
     /// First day seen (YYYY-MM-DD).
-    pub first_seen: String,
+    pub first_seen: Text,
     /// First order day.
-    pub first_order: Option<String>,
+    pub first_order: Option<Text>,
     /// Last order day.
-    pub last_order: Option<String>,
+    pub last_order: Option<Text>,
     /// All-time orders.
     pub lifetime_orders: u32,
     /// All-time order value minus refunds.
@@ -113,24 +119,24 @@ pub struct FactsOut {
     /// Horizon of `expected_purchases`.
     pub horizon_days: u16,
     /// Most frequent channel in the longest window.
-    pub preferred_channel: Option<String>,
+    pub preferred_channel: Option<Text>,
     /// Most frequent category in the longest window.
-    pub preferred_category: Option<String>,
+    pub preferred_category: Option<Text>,
     /// Account manager.
-    pub account_manager: Option<String>,
+    pub account_manager: Option<Text>,
     /// Industry.
-    pub industry: Option<String>,
+    pub industry: Option<Text>,
     /// Region.
-    pub region: Option<String>,
+    pub region: Option<Text>,
     /// Segment.
-    pub segment: Option<String>,
+    pub segment: Option<Text>,
 }
 
 /// A condition of a matched rule with the value it saw.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConditionValue {
     /// The condition as configured.
-    pub condition: String,
+    pub condition: Text,
     /// The metric's value.
     pub value: Option<f64>,
 }
@@ -139,7 +145,7 @@ pub struct ConditionValue {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reason {
     /// Rule name.
-    pub rule: String,
+    pub rule: Text,
     /// Rule level.
     pub level: &'static str,
     /// Its conditions with their values.
@@ -154,13 +160,13 @@ pub struct TierChanged {
     /// Deterministic id.
     pub event_id: String,
     /// Customer.
-    pub customer_id: String,
+    pub customer_id: Text,
     /// Previous tier (`null` for a new customer).
-    pub from: Option<String>,
+    pub from: Option<Text>,
     /// New tier.
-    pub to: String,
+    pub to: Text,
     /// Rule that matched (the tier's rule, or `fallback`).
-    pub rule: String,
+    pub rule: Text,
     /// Rule in its configured form.
     pub rule_text: String,
     /// Recommended action for the new tier.
@@ -168,9 +174,9 @@ pub struct TierChanged {
     /// `event` or `time`.
     pub trigger: &'static str,
     /// Event time of the cause.
-    pub event_time: String,
+    pub event_time: Text,
     /// When it was emitted.
-    pub emitted_at: String,
+    pub emitted_at: Text,
     /// The input that caused it (absent for time triggers).
     pub source: Option<SourceRef>,
     /// Facts at `event_time`, shared by the outputs of one evaluation (a tier change and a
@@ -187,7 +193,7 @@ pub struct ChurnWarning {
     /// Deterministic id.
     pub event_id: String,
     /// Customer.
-    pub customer_id: String,
+    pub customer_id: Text,
     /// `medium` or `high`.
     pub level: &'static str,
     /// Level before (`low` when the episode starts).
@@ -201,19 +207,19 @@ pub struct ChurnWarning {
     /// BG/NBD expected purchases over the horizon.
     pub expected_purchases: Option<f64>,
     /// Owner: the account manager.
-    pub owner: Option<String>,
+    pub owner: Option<Text>,
     /// Due time: event time + the level's SLA.
-    pub due: String,
+    pub due: Text,
     /// Intervention.
     pub action: String,
     /// Tier at the time.
-    pub tier: String,
+    pub tier: Text,
     /// `event` or `time`.
     pub trigger: &'static str,
     /// Event time of the cause.
-    pub event_time: String,
+    pub event_time: Text,
     /// When it was emitted.
-    pub emitted_at: String,
+    pub emitted_at: Text,
     /// The input that caused it.
     pub source: Option<SourceRef>,
     /// Facts at `event_time`, shared by the outputs of one evaluation (a tier change and a
@@ -230,19 +236,19 @@ pub struct WarningCleared {
     /// Deterministic id.
     pub event_id: String,
     /// Customer.
-    pub customer_id: String,
+    pub customer_id: Text,
     /// Level that was cleared.
     pub previous_level: &'static str,
     /// Owner: the account manager.
-    pub owner: Option<String>,
+    pub owner: Option<Text>,
     /// Tier at the time.
-    pub tier: String,
+    pub tier: Text,
     /// `event` or `time`.
     pub trigger: &'static str,
     /// Event time of the cause.
-    pub event_time: String,
+    pub event_time: Text,
     /// When it was emitted.
-    pub emitted_at: String,
+    pub emitted_at: Text,
     /// The input that caused it.
     pub source: Option<SourceRef>,
     /// Facts at `event_time`, shared by the outputs of one evaluation (a tier change and a
@@ -266,9 +272,9 @@ pub struct Profile {
     /// Schema name.
     pub schema: &'static str,
     /// Customer.
-    pub customer_id: String,
+    pub customer_id: Text,
     /// Tier.
-    pub tier: String,
+    pub tier: Text,
     /// Recommended action for the tier.
     pub action: String,
     /// Warning.
@@ -285,11 +291,11 @@ pub struct Tombstone {
     /// Deterministic id.
     pub event_id: String,
     /// Customer.
-    pub customer_id: String,
+    pub customer_id: Text,
     /// Time of the erase request.
-    pub event_time: String,
+    pub event_time: Text,
     /// When it was emitted.
-    pub emitted_at: String,
+    pub emitted_at: Text,
     /// The erase request.
     pub source: Option<SourceRef>,
 }
@@ -314,7 +320,7 @@ pub struct DeadLetter {
     /// Where it came from.
     pub source: SourceRef,
     /// When it was rejected.
-    pub emitted_at: String,
+    pub emitted_at: Text,
 }
 
 /// Every output kind.

@@ -21,7 +21,7 @@ use super::event::{decode, CampaignAction, Event, EventKind, Payload, RejectReas
 use super::facts::{DayCounts, Facts};
 use super::output::{
     schema, stable_id, ChurnWarning, ConditionValue, DeadLetter, FactsOut, Output, Profile, Reason,
-    SourceRef, TierChanged, Tombstone, WarningCleared, WarningState, WindowOut,
+    SourceRef, Text, TierChanged, Tombstone, WarningCleared, WarningState, WindowOut,
 };
 use super::settings::{Level, Settings};
 use super::store::{
@@ -45,7 +45,7 @@ pub struct Source<'a> {
 impl Source<'_> {
     fn to_ref(self) -> SourceRef {
         SourceRef {
-            topic: self.topic.to_string(),
+            topic: self.topic.into(),
             partition: self.partition,
             offset: self.offset,
         }
@@ -356,7 +356,7 @@ impl Processor {
         out.push(o);
     }
 
-    fn emitted_at(&self, ctx: &Ctx, event_time: Ts) -> String {
+    fn emitted_at(&self, ctx: &Ctx, event_time: Ts) -> Text {
         format_rfc3339(
             ctx.emitted_at
                 .unwrap_or_else(|| self.max_ts.unwrap_or(event_time).max(event_time)),
@@ -467,7 +467,7 @@ impl Processor {
             let t = Tombstone {
                 schema: schema::PROFILE_TOMBSTONE,
                 event_id: stable_id(&["profile_tombstone", &ev.customer_id, &ev.event_id]),
-                customer_id: ev.customer_id.to_string(),
+                customer_id: Text::from(&*ev.customer_id),
                 event_time: format_rfc3339(ev.ts),
                 emitted_at: self.emitted_at(ctx, ev.ts),
                 source: Some(src.to_ref()),
@@ -884,15 +884,16 @@ impl Processor {
             let tags = facts.with_extras(&self.work, &s, &self.labels);
             let get = |m| facts.get(m, &s);
             let facts_out = Arc::new(facts_out(&facts, tags, rec, &s, &self.labels));
-            let cid = rec.id.to_string();
-            let tier_name = s.tiers[tier].name.clone();
+            let cid = Text::from(rec.id.as_str());
+            let tier_name = Text::from(s.tiers[tier].name.as_str());
             let owner = self
                 .labels
                 .name(rec.labels[label::ACCOUNT_MANAGER] as u32)
-                .map(str::to_string);
+                .map(Text::from);
             let mut outs = Vec::new();
             if tier_changed {
-                let from = (old_tier != NO_TIER).then(|| s.tiers[old_tier as usize].name.clone());
+                let from = (old_tier != NO_TIER)
+                    .then(|| Text::from(s.tiers[old_tier as usize].name.as_str()));
                 let t = &s.tiers[tier];
                 outs.push(Output::TierChanged(Box::new(TierChanged {
                     schema: schema::TIER_CHANGED,
@@ -905,9 +906,9 @@ impl Processor {
                     ]),
                     customer_id: cid.clone(),
                     from,
-                    to: t.name.clone(),
+                    to: Text::from(t.name.as_str()),
                     rule: if t.rule.is_some() {
-                        t.name.clone()
+                        Text::from(t.name.as_str())
                     } else {
                         "fallback".into()
                     },
@@ -1037,8 +1038,8 @@ impl Processor {
         let level = Level::from_u8(rec.level);
         Profile {
             schema: schema::PROFILE,
-            customer_id: rec.id.to_string(),
-            tier: s.tiers[tier].name.clone(),
+            customer_id: Text::from(rec.id.as_str()),
+            tier: Text::from(s.tiers[tier].name.as_str()),
             action: s.tiers[tier].action.clone(),
             warning: WarningState {
                 level: level.name(),
@@ -1430,13 +1431,13 @@ fn reasons(s: &Settings, get: &impl Fn(super::rules::Metric) -> Option<f64>) -> 
         .iter()
         .filter(|w| w.rule.matches(get))
         .map(|w| Reason {
-            rule: w.rule.name.clone(),
+            rule: Text::from(w.rule.name.as_str()),
             level: w.level.name(),
             conditions: w
                 .rule
                 .conditions()
                 .map(|c| ConditionValue {
-                    condition: c.text.clone(),
+                    condition: Text::from(c.text.as_str()),
                     value: get(c.metric),
                 })
                 .collect(),
@@ -1444,7 +1445,7 @@ fn reasons(s: &Settings, get: &impl Fn(super::rules::Metric) -> Option<f64>) -> 
         .collect()
 }
 
-fn date(day: Day) -> String {
+fn date(day: Day) -> Text {
     super::time::format_date(day)
 }
 
@@ -1456,7 +1457,7 @@ fn facts_out(
     labels: &Interner,
 ) -> FactsOut {
     use super::rules::{DayAnchor, Metric};
-    let name = |id: u32| labels.name(id).map(str::to_string);
+    let name = |id: u32| labels.name(id).map(Text::from);
     let since = |a| f.anchor(a).map(|d| (f.today - d).max(0) as i64);
     let tenure = since(DayAnchor::FirstSeen).unwrap_or(0);
     FactsOut {

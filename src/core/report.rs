@@ -364,7 +364,7 @@ impl ReportSums {
         }
         Report {
             schema: "churnwatch.report.v1",
-            as_of: format_rfc3339(self.as_of_day as i64 * DAY_MS),
+            as_of: format_rfc3339(self.as_of_day as i64 * DAY_MS).into(),
             period_days: period_days(s),
             active_window_days: *s.windows.last().unwrap_or(&365),
             tiers,

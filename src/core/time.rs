@@ -4,6 +4,7 @@
 //! rolling windows and timers work in, so every rule is exact at day resolution.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use compact_str::CompactString;
 
 /// Milliseconds since 1970-01-01T00:00:00Z.
 pub type Ts = i64;
@@ -121,12 +122,12 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-fn push2(out: &mut String, v: u32) {
+fn push2(out: &mut CompactString, v: u32) {
     out.push((b'0' + (v / 10 % 10) as u8) as char);
     out.push((b'0' + (v % 10) as u8) as char);
 }
 
-fn push_date(out: &mut String, day: i64) {
+fn push_date(out: &mut CompactString, day: i64) {
     let (y, m, d) = civil_from_days(day);
     push2(out, (y / 100) as u32);
     push2(out, (y % 100) as u32);
@@ -142,11 +143,14 @@ fn push_date(out: &mut String, day: i64) {
 /// Instants in 1970..2099 (every accepted event time) are formatted directly, the rest by
 /// chrono; chrono's `to_rfc3339_opts(AutoSi)` was ~2 % of replay. A property test checks
 /// that both agree.
-pub fn format_rfc3339(ts: Ts) -> String {
+///
+/// The result is a [`CompactString`]: at most 24 bytes, so it is built inline, without
+/// an allocation (outputs carry several instants each).
+pub fn format_rfc3339(ts: Ts) -> CompactString {
     if !(MIN_TS..MAX_TS).contains(&ts) {
-        return format_rfc3339_chrono(ts);
+        return format_rfc3339_chrono(ts).into();
     }
-    let mut out = String::with_capacity(24);
+    let mut out = CompactString::with_capacity(24);
     push_date(&mut out, ts.div_euclid(DAY_MS));
     let ms_of_day = ts.rem_euclid(DAY_MS);
     let secs = (ms_of_day / 1000) as u32;
@@ -173,13 +177,13 @@ fn format_rfc3339_chrono(ts: Ts) -> String {
     }
 }
 
-/// The calendar date (`YYYY-MM-DD`) of a day number.
-pub fn format_date(day: Day) -> String {
+/// The calendar date (`YYYY-MM-DD`) of a day number (inline, like [`format_rfc3339`]).
+pub fn format_date(day: Day) -> CompactString {
     if !(0..day_of(MAX_TS)).contains(&day) {
         let s = format_rfc3339_chrono(day_start(day));
-        return s.get(..10).unwrap_or(&s).to_string();
+        return s.get(..10).unwrap_or(&s).into();
     }
-    let mut out = String::with_capacity(10);
+    let mut out = CompactString::with_capacity(10);
     push_date(&mut out, day as i64);
     out
 }

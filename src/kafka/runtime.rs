@@ -541,7 +541,7 @@ impl Engine {
             if let Output::Tombstone(t) = &o {
                 if let Some(part) = parts.get_mut(&partition) {
                     let off = t.source.as_ref().map_or(part.next_offset - 1, |s| s.offset);
-                    part.erased.push((t.customer_id.clone(), off));
+                    part.erased.push((t.customer_id.to_string(), off));
                 }
             }
             encoder.submit(deliveries, tag, o);
