@@ -344,34 +344,35 @@ fn topic_for<'a>(t: &'a super::config::TopicsConfig, o: &Output) -> &'a str {
     }
 }
 
-/// Sends one record tagged `tag`, waiting while the local queue is full (never drops).
-fn send(
-    producer: &ThreadedProducer<ProducerCtx>,
-    deliveries: &Deliveries,
-    tag: u64,
-    topic: &str,
+/// One record to produce.
+struct Rec<'a> {
+    topic: &'a str,
+    /// An explicit partition (the changelog's), or the key's hash.
     partition: Option<i32>,
-    key: Option<&[u8]>,
-    payload: Option<&[u8]>,
-) {
+    key: Option<&'a [u8]>,
+    /// `None`: a null value (a tombstone for compaction).
+    payload: Option<&'a [u8]>,
+}
+
+/// Sends one record tagged `tag`, waiting while the local queue is full (never drops).
+fn send(producer: &ThreadedProducer<ProducerCtx>, deliveries: &Deliveries, tag: u64, rec: Rec<'_>) {
     deliveries.outstanding[(tag as usize) % RING].fetch_add(1, Ordering::AcqRel);
-    send_counted(
-        producer, deliveries, tag, topic, partition, key, payload, None,
-    );
+    send_counted(producer, deliveries, tag, rec, None);
 }
 
 /// [`send`] for a record already counted as outstanding under `tag`. With `abort`, the
 /// wait for room in a full local queue ends when it is set (the service is going away;
 /// the interval was not committed, so a restart produces the record again).
-#[allow(clippy::too_many_arguments)]
 fn send_counted(
     producer: &ThreadedProducer<ProducerCtx>,
     deliveries: &Deliveries,
     tag: u64,
-    topic: &str,
-    partition: Option<i32>,
-    key: Option<&[u8]>,
-    payload: Option<&[u8]>,
+    Rec {
+        topic,
+        partition,
+        key,
+        payload,
+    }: Rec<'_>,
     abort: Option<&AtomicBool>,
 ) {
     let slot = (tag as usize) % RING;
@@ -455,16 +456,13 @@ impl Encoder {
                             .inc_by(json.len() as u64);
                         Some(&json[..])
                     };
-                    send_counted(
-                        &producer,
-                        &deliveries,
-                        tag,
-                        topic_for(&topics, &out),
-                        None,
-                        out.key().map(str::as_bytes),
+                    let rec = Rec {
+                        topic: topic_for(&topics, &out),
+                        partition: None,
+                        key: out.key().map(str::as_bytes),
                         payload,
-                        Some(&abort),
-                    );
+                    };
+                    send_counted(&producer, &deliveries, tag, rec, Some(&abort));
                 }
             })?;
         Ok(Encoder {
@@ -754,15 +752,13 @@ impl Engine {
             let tag = iv.epoch * 2 + 1;
             for pc in &iv.parts {
                 for (key, value) in &pc.records {
-                    send(
-                        producer,
-                        deliveries,
-                        tag,
+                    let rec = Rec {
                         topic,
-                        Some(pc.partition),
-                        Some(key),
-                        value.as_deref(),
-                    );
+                        partition: Some(pc.partition),
+                        key: Some(key),
+                        payload: value.as_deref(),
+                    };
+                    send(producer, deliveries, tag, rec);
                 }
             }
             iv.changelog_sent = true;
