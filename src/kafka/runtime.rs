@@ -391,7 +391,10 @@ fn send_counted(
             Ok(()) => return,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 if abort.is_some_and(|a| a.load(Ordering::Relaxed)) {
+                    // Counted as failed, not as delivered: no interval holding it may be
+                    // committed, even if something still made progress.
                     deliveries.outstanding[slot].fetch_sub(1, Ordering::AcqRel);
+                    deliveries.failed.fetch_add(1, Ordering::SeqCst);
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(2));
