@@ -3,6 +3,8 @@
 //!
 //! Parsing text is pure; reading files and the environment is the `config` adapter's job.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use super::rules::{DayAnchor, Metric, Rule};
@@ -289,13 +291,13 @@ impl Level {
 pub struct Tier {
     /// Name (also the rule name).
     pub name: String,
-    /// Recommended action.
-    pub action: String,
+    /// Recommended action (shared: every tier change carries it).
+    pub action: Arc<str>,
     /// Matching rule; `None` for the fallback.
     pub rule: Option<Rule>,
     /// The rule in its configured form, as tier changes show it (formatted once here,
-    /// not on every tier change).
-    pub rule_text: String,
+    /// not on every tier change; shared, so a tier change clones a pointer).
+    pub rule_text: Arc<str>,
 }
 
 /// A compiled warning rule.
@@ -362,7 +364,7 @@ pub struct Settings {
     /// SLA in ms for medium and high.
     pub sla_ms: [i64; 3],
     /// Action per level (low, medium, high).
-    pub level_action: [String; 3],
+    pub level_action: [Arc<str>; 3],
     /// Day-counter thresholds used by any rule: (anchor, threshold days), for timers.
     pub day_thresholds: Vec<(DayAnchor, f64)>,
     /// Some rule uses a continuously changing metric: re-evaluate daily.
@@ -563,14 +565,14 @@ impl Settings {
             let rule = Rule::parse(&r.name, &r.all, &r.any, &windows).map_err(ConfigError)?;
             tiers.push(Tier {
                 name: r.name.clone(),
-                action: r.action.clone(),
-                rule_text: rule.to_string(),
+                action: r.action.as_str().into(),
+                rule_text: rule.to_string().into(),
                 rule: Some(rule),
             });
         }
         tiers.push(Tier {
             name: t.fallback.clone(),
-            action: t.fallback_action.clone(),
+            action: t.fallback_action.as_str().into(),
             rule: None,
             rule_text: "no other tier matched".into(),
         });
@@ -698,9 +700,9 @@ impl Settings {
             warnings,
             sla_ms,
             level_action: [
-                w.low.action.clone(),
-                w.medium.action.clone(),
-                w.high.action.clone(),
+                w.low.action.as_str().into(),
+                w.medium.action.as_str().into(),
+                w.high.action.as_str().into(),
             ],
             day_thresholds,
             daily,
