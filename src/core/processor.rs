@@ -1057,12 +1057,16 @@ impl Processor {
     /// the customer is unknown (erased: the changelog gets a tombstone).
     pub fn snapshot(&self, customer_id: &str) -> Option<Vec<u8>> {
         let slot = self.store.get(customer_id)?;
+        Some(self.snapshot_of(slot))
+    }
+
+    fn snapshot_of(&self, slot: u32) -> Vec<u8> {
         let rec = self.store.rec(slot);
         let tier = (rec.tier != NO_TIER).then(|| self.s.tiers[rec.tier as usize].name.as_str());
         let mut out = Vec::with_capacity(64 + rec.days.len());
         let campaign = self.book.as_ref().and_then(|b| b.name(rec.campaign));
         super::snapshot::encode(rec, tier, campaign, &self.labels, &mut out);
-        Some(out)
+        out
     }
 
     /// Restores a customer from a snapshot, replacing any state held for it. The restored
@@ -1322,10 +1326,8 @@ impl Processor {
             self.store.rec_mut(slot).flags &= !DIRTY;
             let p = self.profile_of(slot);
             self.emit(out, Output::Profile(Box::new(p)));
-            let rec = self.store.rec(slot);
-            if let Some(snap) = self.snapshot(&rec.id) {
-                changed(&rec.id, snap);
-            }
+            // By slot: the customer is at hand, a second hash look-up by id is not needed.
+            changed(&self.store.rec(slot).id, self.snapshot_of(slot));
         }
     }
 
