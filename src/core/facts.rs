@@ -60,6 +60,14 @@ pub struct DayCounts {
     pub counts: Counts,
 }
 
+/// Customer lifetime value over the horizon: expected purchases × expected order value.
+/// Takes both (outputs show all three, and expected purchases sums a series: computing
+/// it once per output, not twice).
+pub fn clv_of(expected_purchases: Option<f64>, expected_order_value: Option<f64>) -> Option<f64> {
+    let v = expected_purchases? * expected_order_value?;
+    v.is_finite().then_some(v)
+}
+
 fn opt_day(d: Day) -> Option<Day> {
     (d != NO_DAY).then_some(d)
 }
@@ -256,12 +264,6 @@ impl Facts {
         let x = self.purchase_days.saturating_sub(1) as f64;
         let m = (self.lifetime_value as f64 / 100.0 / self.lifetime_orders as f64).max(0.0);
         let v = bgnbd::expected_order_value(&g, x, m);
-        v.is_finite().then_some(v)
-    }
-
-    /// Customer lifetime value over the horizon: expected purchases × expected order value.
-    pub fn clv(&self, s: &Settings) -> Option<f64> {
-        let v = self.expected_purchases(s)? * self.expected_order_value(s)?;
         v.is_finite().then_some(v)
     }
 

@@ -1462,6 +1462,9 @@ fn facts_out(
     let name = |id: u32| labels.name(id).map(Text::from);
     let since = |a| f.anchor(a).map(|d| (f.today - d).max(0) as i64);
     let tenure = since(DayAnchor::FirstSeen).unwrap_or(0);
+    // Once each: CLV is their product, and expected purchases sums a series.
+    let expected_purchases = f.expected_purchases(s);
+    let expected_order_value = f.expected_order_value(s);
     FactsOut {
         as_of: format_rfc3339(f.now),
         recency_days: since(DayAnchor::LastOrder),
@@ -1508,9 +1511,9 @@ fn facts_out(
         visit_drop_pct: f.visit_drop_pct(s),
         visits_baseline: f.visits_baseline(s),
         p_alive: f.p_alive,
-        expected_purchases: f.expected_purchases(s),
-        expected_order_value: f.expected_order_value(s),
-        clv: f.clv(s),
+        expected_purchases,
+        expected_order_value,
+        clv: super::facts::clv_of(expected_purchases, expected_order_value),
         horizon_days: s.horizon_days,
         preferred_channel: name(channel),
         preferred_category: name(category),
