@@ -3,7 +3,9 @@
 //! hand-written encoder matches byte for byte).
 //!
 //! `split FILE` runs all three passes; `split FILE apply|encode|serde` only that one (for
-//! profiling).
+//! profiling). `split FILE service` is the service loop's and encoder's work without
+//! Kafka: every output encoded, and every [`INTERVAL`] events the changed customers'
+//! profiles (encoded) and changelog snapshots drained, as a commit interval does.
 /// The allocator the `churnwatch` binary uses (see `src/main.rs`), so this measures what
 /// ships.
 #[global_allocator]
@@ -18,7 +20,11 @@ enum Mode {
     Apply,
     Encode,
     Serde,
+    Service,
 }
+
+/// Events per drain in `service` mode: about one 100 ms commit interval of a catch-up.
+const INTERVAL: usize = 4_096;
 
 fn serde_encode(o: &Output, buf: &mut Vec<u8>) {
     let r = match o {
@@ -46,6 +52,7 @@ fn main() {
         Some("apply") => &[Mode::Apply],
         Some("encode") => &[Mode::Encode],
         Some("serde") => &[Mode::Serde],
+        Some("service") => &[Mode::Service],
         _ => &[Mode::Encode, Mode::Serde, Mode::Apply],
     };
     for &mode in modes {
@@ -65,11 +72,14 @@ fn main() {
                 &Ctx::default(),
                 &mut outs,
             );
+            if mode == Mode::Service && i % INTERVAL == INTERVAL - 1 {
+                p.drain_changes(&mut outs, |_, snap| bytes += snap.len());
+            }
             for o in outs.drain(..) {
                 buf.clear();
                 match mode {
                     Mode::Apply => {}
-                    Mode::Encode => o.write_json(&mut buf),
+                    Mode::Encode | Mode::Service => o.write_json(&mut buf),
                     Mode::Serde => serde_encode(&o, &mut buf),
                 }
                 bytes += buf.len();
@@ -80,6 +90,7 @@ fn main() {
             Mode::Apply => "no encoding",
             Mode::Encode => "encoded (churnwatch)",
             Mode::Serde => "encoded (serde_json)",
+            Mode::Service => "encoded, with profiles and snapshots per interval",
         };
         println!(
             "{name}: {:.0} events/s, {:.0} MB of JSON, {} deadlines fired",
