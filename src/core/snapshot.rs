@@ -9,6 +9,7 @@
 
 use super::days::{self, DayData};
 use super::store::{Interner, Record, NO_TIER};
+use smallvec::SmallVec;
 
 /// Snapshot format version written by this build.
 pub const VERSION: u8 = 2;
@@ -138,28 +139,24 @@ pub fn encode(
         put_s(out, labels.name(l as u32).unwrap_or(""));
     }
     put_s(out, campaign.unwrap_or(""));
-    // Tags: processor-local ids → a local string table.
-    let mut days: Vec<DayData> = days::decode_all(&rec.days);
-    let mut names: Vec<u32> = Vec::new();
-    for d in &mut days {
-        for (k, _) in d.tags.iter_mut() {
-            let id = *k >> 1;
-            let idx = match names.iter().position(|n| *n == id) {
-                Some(i) => i,
-                None => {
-                    names.push(id);
-                    names.len() - 1
-                }
-            };
-            *k = ((idx as u32) << 1) | (*k & 1);
-        }
-    }
+    // Tags: processor-local ids → a local string table, in order of first use.
+    let mut names: SmallVec<[u32; 8]> = SmallVec::new();
+    let mut hist = Vec::with_capacity(rec.days.len() + 8);
+    days::copy_mapping_tags(&rec.days, &mut hist, |k| {
+        let id = k >> 1;
+        let idx = match names.iter().position(|n| *n == id) {
+            Some(i) => i,
+            None => {
+                names.push(id);
+                names.len() - 1
+            }
+        };
+        ((idx as u32) << 1) | (k & 1)
+    });
     put(out, names.len() as u64);
     for id in names {
         put_s(out, labels.name(id).unwrap_or("other"));
     }
-    let mut hist = Vec::new();
-    days::encode_all(&days, &mut hist);
     put(out, hist.len() as u64);
     out.extend_from_slice(&hist);
 }
