@@ -3,7 +3,8 @@
 //! hand-written encoder matches byte for byte).
 //!
 //! `split FILE` runs all three passes; `split FILE apply|encode|serde` only that one (for
-//! profiling). `split FILE service` is the service loop's and encoder's work without
+//! profiling). `split FILE json` times only the encoding of the outputs (and profiles),
+//! kept in memory. `split FILE service` is the service loop's and encoder's work without
 //! Kafka: every output encoded, and every [`INTERVAL`] events the changed customers'
 //! profiles (encoded) and changelog snapshots drained, as a commit interval does.
 /// The allocator the `churnwatch` binary uses (see `src/main.rs`), so this measures what
@@ -21,7 +22,13 @@ enum Mode {
     Encode,
     Serde,
     Service,
+    /// Only the encoding: outputs (with the interval's profiles) kept, then encoded
+    /// [`JSON_PASSES`] times, so an encoder change is measured without apply's noise.
+    Json,
 }
+
+/// Encoding passes over the kept outputs in `json` mode.
+const JSON_PASSES: usize = 5;
 
 /// Events per drain in `service` mode: about one 100 ms commit interval of a catch-up.
 const INTERVAL: usize = 4_096;
@@ -53,11 +60,13 @@ fn main() {
         Some("encode") => &[Mode::Encode],
         Some("serde") => &[Mode::Serde],
         Some("service") => &[Mode::Service],
+        Some("json") => &[Mode::Json],
         _ => &[Mode::Encode, Mode::Serde, Mode::Apply],
     };
     for &mode in modes {
         let mut p = Processor::new(s.clone());
         let mut outs = Vec::new();
+        let mut kept = Vec::new();
         let mut buf = Vec::new();
         let mut bytes = 0usize;
         // Digest of every byte written (outputs and snapshots), with SPLIT_DIGEST=1: a
@@ -82,16 +91,19 @@ fn main() {
                 &Ctx::default(),
                 &mut outs,
             );
-            if mode == Mode::Service && i % INTERVAL == INTERVAL - 1 {
+            if matches!(mode, Mode::Service | Mode::Json) && i % INTERVAL == INTERVAL - 1 {
                 p.drain_changes(&mut outs, |_, snap| {
                     bytes += snap.len();
                     fold(&mut h, &snap);
                 });
             }
+            if mode == Mode::Json {
+                kept.append(&mut outs);
+            }
             for o in outs.drain(..) {
                 buf.clear();
                 match mode {
-                    Mode::Apply => {}
+                    Mode::Apply | Mode::Json => {}
                     Mode::Encode | Mode::Service => o.write_json(&mut buf),
                     Mode::Serde => serde_encode(&o, &mut buf),
                 }
@@ -99,12 +111,36 @@ fn main() {
                 fold(&mut h, &buf);
             }
         }
+        if mode == Mode::Json {
+            let t = Instant::now();
+            bytes = 0;
+            for _ in 0..JSON_PASSES {
+                for o in &kept {
+                    buf.clear();
+                    o.write_json(&mut buf);
+                    bytes += buf.len();
+                    fold(&mut h, &buf);
+                }
+            }
+            let d = t.elapsed().as_secs_f64();
+            println!(
+                "encoding only: {} outputs x {JSON_PASSES}, {:.0} k outputs/s, {:.0} MB/s of JSON",
+                kept.len(),
+                (kept.len() * JSON_PASSES) as f64 / d / 1e3,
+                bytes as f64 / d / 1e6
+            );
+            if digest {
+                println!("digest of everything written: {h:016x}");
+            }
+            continue;
+        }
         let d = t.elapsed().as_secs_f64();
         let name = match mode {
             Mode::Apply => "no encoding",
             Mode::Encode => "encoded (churnwatch)",
             Mode::Serde => "encoded (serde_json)",
             Mode::Service => "encoded, with profiles and snapshots per interval",
+            Mode::Json => unreachable!("printed above"),
         };
         println!(
             "{name}: {:.0} events/s, {:.0} MB of JSON, {} deadlines fired",

@@ -117,7 +117,11 @@ impl Json for f64 {
     /// serde_json writes non-finite numbers as `null`, finite ones with zmij.
     #[inline]
     fn json(&self, b: &mut Vec<u8>) {
-        if self.is_finite() {
+        if self.to_bits() == 0 {
+            // +0.0, as zmij writes it: ~16 % of the numbers in an output (empty windows'
+            // sums), and a constant copy instead of formatting and a length-unknown copy.
+            b.extend_from_slice(b"0.0");
+        } else if self.is_finite() {
             b.extend_from_slice(zmij::Buffer::new().format_finite(*self).as_bytes());
         } else {
             b.extend_from_slice(b"null");
@@ -137,7 +141,12 @@ macro_rules! integers {
         impl Json for $t {
             #[inline]
             fn json(&self, b: &mut Vec<u8>) {
-                b.extend_from_slice(itoa::Buffer::new().format(*self).as_bytes());
+                // One digit (~70 % of an output's numbers are 0: empty windows' counts)
+                // is one byte pushed, not itoa and a length-unknown copy.
+                match u8::try_from(*self) {
+                    Ok(d) if d < 10 => b.push(b'0' + d),
+                    _ => b.extend_from_slice(itoa::Buffer::new().format(*self).as_bytes()),
+                }
             }
         }
     )*};
@@ -347,6 +356,34 @@ mod tests {
                 }),
             0..3,
         )
+    }
+
+    /// The one-digit and zero fast paths, at and around their edges, for every type.
+    #[test]
+    fn small_numbers_match_serde_json() {
+        fn check<T: Json + serde::Serialize>(v: T) {
+            let mut ours = Vec::new();
+            v.json(&mut ours);
+            assert_eq!(ours, serde_json::to_vec(&v).unwrap());
+        }
+        for n in -300i64..=300 {
+            check(n);
+            check(n as i32);
+            check(n as f64);
+            check(n as f64 / 10.0);
+            if n >= 0 {
+                check(n as u8);
+                check(n as u16);
+                check(n as u32);
+                check(n as u64);
+                check(n as usize);
+            }
+        }
+        for x in [0.0, -0.0, f64::MIN_POSITIVE, -f64::MIN_POSITIVE, 5e-324] {
+            check(x);
+        }
+        check(u64::MAX);
+        check(i64::MIN);
     }
 
     proptest! {
