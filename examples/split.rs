@@ -4,7 +4,8 @@
 //!
 //! `split FILE` runs all three passes; `split FILE apply|encode|serde` only that one (for
 //! profiling). `split FILE json` times only the encoding of the outputs (and profiles),
-//! kept in memory. `split FILE service` is the service loop's and encoder's work without
+//! kept in memory. `split FILE floor` is the floor under any in-memory design: decode and
+//! one customer's state read and rewritten per event, no rules. `split FILE service` is the service loop's and encoder's work without
 //! Kafka: every output encoded, and every [`INTERVAL`] events the changed customers'
 //! profiles (encoded) and changelog snapshots drained, as a commit interval does.
 /// The allocator the `churnwatch` binary uses (see `src/main.rs`), so this measures what
@@ -25,6 +26,9 @@ enum Mode {
     /// Only the encoding: outputs (with the interval's profiles) kept, then encoded
     /// [`JSON_PASSES`] times, so an encoder change is measured without apply's noise.
     Json,
+    /// The floor under any in-memory design: decode, find or create the customer in the
+    /// store, read its record and history bytes and write its clock. No rules, no outputs.
+    Floor,
 }
 
 /// Encoding passes over the kept outputs in `json` mode.
@@ -45,6 +49,36 @@ fn serde_encode(o: &Output, buf: &mut Vec<u8>) {
     r.expect("plain structs serialize");
 }
 
+/// [`Mode::Floor`]: what every event costs before any rule runs, at the file's customer
+/// count (the store's hash-table probe and the record and history reads miss the caches
+/// at 1 M customers; the decode is the real one).
+fn floor(lines: &[&[u8]], s: &Settings) {
+    let mut store = churnwatch::core::store::Store::default();
+    let mut touched = 0u64;
+    let t = Instant::now();
+    for l in lines {
+        let Ok(e) = churnwatch::core::event::decode(l, &s.limits, None) else {
+            continue;
+        };
+        let (slot, _) = store.get_or_insert(&e.customer_id, e.ts);
+        let rec = store.rec_mut(slot);
+        touched += rec.days.iter().map(|&b| b as u64).sum::<u64>() + rec.lifetime_orders as u64;
+        rec.clock = rec.clock.max(e.ts);
+        // A history rewritten per event, as `days::update` does: ~8 bytes a day, the
+        // oldest dropped past 64 (the generated mix's histories are 40-70 bytes).
+        let old = &rec.days[rec.days.len().saturating_sub(56)..];
+        let mut new = Vec::with_capacity(old.len() + 8);
+        new.extend_from_slice(old);
+        new.extend_from_slice(&e.ts.to_le_bytes());
+        rec.days = new.into_boxed_slice();
+    }
+    println!(
+        "floor (decode + find or create the customer + touch its state): {:.0} events/s, {} customers ({touched})",
+        lines.len() as f64 / t.elapsed().as_secs_f64(),
+        store.len()
+    );
+}
+
 fn main() {
     let path = std::env::args()
         .nth(1)
@@ -61,9 +95,14 @@ fn main() {
         Some("serde") => &[Mode::Serde],
         Some("service") => &[Mode::Service],
         Some("json") => &[Mode::Json],
+        Some("floor") => &[Mode::Floor],
         _ => &[Mode::Encode, Mode::Serde, Mode::Apply],
     };
     for &mode in modes {
+        if mode == Mode::Floor {
+            floor(&lines, &s);
+            continue;
+        }
         let mut p = Processor::new(s.clone());
         let mut outs = Vec::new();
         let mut kept = Vec::new();
@@ -103,7 +142,7 @@ fn main() {
             for o in outs.drain(..) {
                 buf.clear();
                 match mode {
-                    Mode::Apply | Mode::Json => {}
+                    Mode::Apply | Mode::Json | Mode::Floor => {}
                     Mode::Encode | Mode::Service => o.write_json(&mut buf),
                     Mode::Serde => serde_encode(&o, &mut buf),
                 }
@@ -140,7 +179,7 @@ fn main() {
             Mode::Encode => "encoded (churnwatch)",
             Mode::Serde => "encoded (serde_json)",
             Mode::Service => "encoded, with profiles and snapshots per interval",
-            Mode::Json => unreachable!("printed above"),
+            Mode::Json | Mode::Floor => unreachable!("printed above"),
         };
         println!(
             "{name}: {:.0} events/s, {:.0} MB of JSON, {} deadlines fired",
