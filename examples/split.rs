@@ -3,11 +3,17 @@
 //! hand-written encoder matches byte for byte).
 //!
 //! `split FILE` runs all three passes; `split FILE apply|encode|serde` only that one (for
-//! profiling). `split FILE json` times only the encoding of the outputs (and profiles),
-//! kept in memory. `split FILE floor` is the floor under any in-memory design: decode and
-//! one customer's state read and rewritten per event, no rules. `split FILE service` is the service loop's and encoder's work without
-//! Kafka: every output encoded, and every [`INTERVAL`] events the changed customers'
-//! profiles (encoded) and changelog snapshots drained, as a commit interval does.
+//! profiling). Further modes:
+//! - `json`: times only the encoding of the outputs (and profiles), kept in memory;
+//! - `floor`: the floor under any in-memory design: decode, and one customer's state read
+//!   and rewritten per event, no rules;
+//! - `service`: the service loop's and encoder's work without Kafka: every output
+//!   encoded, and every [`INTERVAL`] events the changed customers' profiles (encoded) and
+//!   changelog snapshots drained, as a commit interval does.
+//!
+//! `SPLIT_DIGEST=1` prints a digest of everything written, to check that a change which
+//! should not alter the output did not.
+
 /// The allocator the `churnwatch` binary uses (see `src/main.rs`), so this measures what
 /// ships.
 #[global_allocator]
