@@ -189,7 +189,11 @@ pub struct Background {
 impl Drop for Background {
     fn drop(&mut self) {
         if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
+            // Wait (briefly) for the server's tasks to be dropped: they hold the service's
+            // handle, and with it the producer, whose librdkafka threads would otherwise
+            // outlive the service and log connection errors once the brokers are gone
+            // (the demo's embedded broker stops right after).
+            rt.shutdown_timeout(std::time::Duration::from_secs(2));
         }
     }
 }

@@ -280,6 +280,13 @@ fn demo_prints_alerts_serves_http_and_stops_cleanly() {
         "silence fires on the compressed clock: {stdout}"
     );
     assert!(stderr.contains("stopped cleanly"), "{stderr}");
+    // Nothing may outlive the embedded broker: a producer kept alive by the HTTP
+    // server's tasks used to log "Connection refused" errors after the clean stop.
+    let after = &stderr[stderr.find("stopped cleanly").unwrap()..];
+    assert!(
+        !after.contains("ERROR"),
+        "errors after the clean stop: {after}"
+    );
 }
 
 #[test]
