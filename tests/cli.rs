@@ -246,6 +246,12 @@ fn check_config_explains_and_rejects() {
     )
     .to_string();
     assert!(err.contains("cannot open /nonexistent.jsonl"), "{err}");
+    // Each cause once (the chain used to repeat what the message already said).
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    std::fs::write(&bad, "[facts]\nwindows_days = [90, 30]\n").unwrap();
+    let err = String::from_utf8_lossy(&run(&["check-config", s(&bad)]).stderr).to_string();
+    assert_eq!(err.matches("ascending order").count(), 1, "{err}");
 }
 
 #[test]
