@@ -14,7 +14,8 @@ COPY config config
 COPY schemas schemas
 COPY benches benches
 COPY examples examples
-RUN cargo build --release --locked --bin churnwatch \
+# The system's OpenSSL (libssl3 below, security updates from Debian), not a vendored one.
+RUN cargo build --release --locked --no-default-features --bin churnwatch \
  && strip target/release/churnwatch
 
 FROM debian:bookworm-slim

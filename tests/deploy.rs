@@ -349,6 +349,11 @@ fn compose_stack_is_wired_to_config_and_deploy_files() {
             && dockerfile.contains(&format!("EXPOSE {listen_port}"))
     );
     assert!(dockerfile.contains("USER 10001") && dockerfile.contains("HEALTHCHECK"));
+    // The image runs on Debian's libssl3, so it must not build the vendored OpenSSL.
+    assert!(
+        dockerfile.contains("libssl3") && dockerfile.contains("--no-default-features"),
+        "the Dockerfile builds against the system OpenSSL it ships"
+    );
     assert!(dockerfile.contains(&format!("127.0.0.1:{listen_port}/healthz")));
 
     // The topic the init job creates is the one the service and the generator use.
