@@ -162,6 +162,25 @@ async fn customer(State(h): State<ServiceHandle>, Path(id): Path<String>) -> Res
     }
 }
 
+/// The endpoints, for the answer to a path that is none of them.
+const ENDPOINTS: [&str; 6] = [
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v1/status",
+    "/v1/customers/{id}",
+    "/v1/report",
+];
+
+/// Any other path: a 404 that says what exists (a typo such as `/v1/customer/C1` used to
+/// get an empty body).
+async fn not_found(uri: axum::http::Uri) -> Response {
+    json(
+        StatusCode::NOT_FOUND,
+        serde_json::json!({"error": format!("no endpoint at {}", uri.path()), "endpoints": ENDPOINTS}),
+    )
+}
+
 /// The routes; `token` protects `/v1/…`.
 pub fn router(h: ServiceHandle, token: Option<String>) -> Router {
     let token: Option<Arc<str>> = token.map(Into::into);
@@ -175,6 +194,7 @@ pub fn router(h: ServiceHandle, token: Option<String>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(api)
+        .fallback(not_found)
         .with_state(h)
 }
 

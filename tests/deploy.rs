@@ -163,6 +163,18 @@ fn service_metrics_pass_promtool_cover_dashboard_and_alerts_and_the_api_needs_it
     assert_eq!(get(port, "/healthz", None).0, 200);
     assert_eq!(get(port, "/readyz", None).0, 200);
     assert_eq!(get(port, "/v1/customers/nobody", Some(token)).0, 404);
+    // A wrong path says which ones exist.
+    let (code, body) = get(port, "/v1/customer/C0000001", None);
+    assert_eq!(code, 404);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["error"]
+        .as_str()
+        .unwrap()
+        .contains("/v1/customer/C0000001"));
+    assert!(v["endpoints"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("/v1/customers/{id}")));
     let first = std::fs::read_to_string(&events)
         .unwrap()
         .lines()
