@@ -255,6 +255,7 @@ impl KafkaConfig {
         nonempty("brokers", &self.brokers)?;
         nonempty("group_id", &self.group_id)?;
         nonempty("input_topic", &self.input_topic)?;
+        topic_name("input_topic", &self.input_topic)?;
         let t = &self.topics;
         let names = [
             ("tier_changes", &t.tier_changes),
@@ -265,6 +266,7 @@ impl KafkaConfig {
         ];
         for (field, name) in names {
             nonempty(&format!("topics.{field}"), name)?;
+            topic_name(&format!("topics.{field}"), name)?;
             if *name == self.input_topic {
                 return Err(KafkaConfigError(format!(
                     "kafka.topics.{field} = \"{name}\" is the input topic; outputs need their own topics"
@@ -345,6 +347,32 @@ impl KafkaConfig {
     }
 }
 
+/// Kafka's rule for topic names (1 to 249 of `a-z A-Z 0-9 . _ -`, not `.` or `..`), checked
+/// here so that a typo stops start-up with the setting to fix instead of surfacing as a
+/// librdkafka error about an unknown topic. A list in `input_topic` gets its own answer:
+/// a customer's state is built from one partition of one topic (its changelog records
+/// carry that partition's offset), so several sources have to be merged into one topic
+/// keyed by customer id first.
+fn topic_name(field: &str, name: &str) -> Result<(), KafkaConfigError> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.len() <= 249 && name != "." && name != ".." && name.chars().all(ok) {
+        return Ok(());
+    }
+    if field == "input_topic" && name.contains([',', ' ', ';']) {
+        return Err(KafkaConfigError(format!(
+            "kafka.input_topic = \"{name}\": churnwatch reads one input topic, because each \
+             customer's state follows one input partition and its offsets; write all event \
+             types (orders, visits, complaints, ...) to one topic keyed by customer id, for \
+             example with a Kafka Connect or MirrorMaker job, and name that topic here"
+        )));
+    }
+    Err(KafkaConfigError(format!(
+        "kafka.{field} = \"{}\" is not a valid Kafka topic name: use 1 to 249 of the \
+         characters a-z A-Z 0-9 . _ - (not \".\" or \"..\")",
+        name.escape_debug()
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,6 +443,27 @@ mod tests {
             .compile_with_env(|_| None)
             .unwrap_err();
         assert!(e.0.contains("is the input topic"), "{e}");
+        let e = kafka("[kafka]\ninput_topic = \"orders,visits\"\n")
+            .compile_with_env(|_| None)
+            .unwrap_err();
+        assert!(e.0.contains("reads one input topic"), "{e}");
+        let e = kafka("[kafka.topics]\nwarnings = \"churn warnings\"\n")
+            .compile_with_env(|_| None)
+            .unwrap_err();
+        assert!(
+            e.0.contains(
+                "kafka.topics.warnings = \"churn warnings\" is not a valid Kafka topic name"
+            ),
+            "{e}"
+        );
+        let long = "t".repeat(250);
+        let e = kafka(&format!("[kafka]\ninput_topic = \"{long}\"\n"))
+            .compile_with_env(|_| None)
+            .unwrap_err();
+        assert!(e.0.contains("1 to 249"), "{e}");
+        assert!(kafka("[kafka]\ninput_topic = \"shop.events_v2-eu\"\n")
+            .compile_with_env(|_| None)
+            .is_ok());
         let e = kafka("[kafka]\nrestore_parallelism = 0\n")
             .compile_with_env(|_| None)
             .unwrap_err();
