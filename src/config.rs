@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Toml};
-use figment::Figment;
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
 use serde::Deserialize;
 
 use crate::core::settings::{
@@ -84,9 +85,13 @@ impl Config {
             fig = fig.merge(Toml::file(p));
         }
         if env {
-            fig = fig.merge(Env::prefixed("CHURNWATCH__").split("__"));
+            fig = fig.merge(EnvText(Env::prefixed("CHURNWATCH__").split("__")));
         }
-        let cfg: Config = fig.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        // Lossy: a number or a boolean may be written as text (all of the environment's
+        // scalars are text, see `EnvText`); strings stay strings.
+        let cfg: Config = fig
+            .extract_lossy()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
         cfg.settings()?;
         Ok(cfg)
     }
@@ -108,6 +113,46 @@ impl Config {
     /// The compiled rule set.
     pub fn settings(&self) -> Result<Settings, crate::core::settings::ConfigError> {
         Settings::compile(&self.core())
+    }
+}
+
+/// `CHURNWATCH__SECTION__KEY` variables with their scalar values kept as the text that
+/// was written. figment's `Env` parses every value, so `CHURNWATCH__KAFKA__GROUP_ID=2024`
+/// became a number and was refused for a string setting, and a value like `007` or
+/// `1.10` would have lost its text. Arrays and tables (`[7, 30]`) are still parsed; the
+/// lossy extraction turns text into a number or a boolean where the setting is one.
+struct EnvText(Env);
+
+impl Provider for EnvText {
+    fn metadata(&self) -> Metadata {
+        self.0.metadata()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (key, raw) in self.0.iter() {
+            let parsed: Value = raw.parse().unwrap_or_else(|_| Value::from(raw.clone()));
+            let value = match parsed {
+                Value::Dict(..) | Value::Array(..) => parsed,
+                _ => Value::from(raw),
+            };
+            if let Some(nested) = figment::util::nest(key.as_str(), value).into_dict() {
+                merge(&mut dict, nested);
+            }
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// Merges `add` into `into`, nested tables key by key (a later variable wins).
+fn merge(into: &mut Dict, add: Dict) {
+    for (k, v) in add {
+        match (into.get_mut(&k), v) {
+            (Some(Value::Dict(_, a)), Value::Dict(_, b)) => merge(a, b),
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
     }
 }
 
@@ -182,6 +227,33 @@ action = "call them"
             let c = Config::load(None).expect("loads");
             assert_eq!(c.limits.max_id_bytes, 64);
             assert_eq!(c.time.allowed_lateness, "5m");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn environment_values_keep_their_text_for_strings_and_convert_for_numbers() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CHURNWATCH__KAFKA__GROUP_ID", "2024");
+            jail.set_env("CHURNWATCH__KAFKA__INPUT_TOPIC", "007");
+            jail.set_env("CHURNWATCH__KAFKA__TOPICS__PROFILES", "1.10");
+            jail.set_env("CHURNWATCH__KAFKA__PARTITIONS", "8");
+            jail.set_env("CHURNWATCH__KAFKA__CREATE_TOPICS", "true");
+            jail.set_env("CHURNWATCH__FACTS__WINDOWS_DAYS", "[7, 30, 90, 180, 365]");
+            jail.set_env("CHURNWATCH__HTTP__LISTEN", "127.0.0.1:9000");
+            let c = Config::load(None).expect("loads");
+            assert_eq!(c.kafka.group_id, "2024");
+            assert_eq!(c.kafka.input_topic, "007");
+            assert_eq!(c.kafka.topics.profiles, "1.10");
+            assert_eq!(c.kafka.partitions, 8);
+            assert!(c.kafka.create_topics);
+            assert_eq!(c.facts.windows_days, vec![7, 30, 90, 180, 365]);
+            assert_eq!(c.http.listen, "127.0.0.1:9000");
+            jail.set_env("CHURNWATCH__KAFKA__PARTITIONS", "eight");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(e.contains("PARTITIONS"), "{e}");
+            assert!(e.contains("CHURNWATCH__"), "{e}");
             Ok(())
         });
     }
