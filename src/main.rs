@@ -200,13 +200,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig { file } => {
             let cfg = Config::load(file.as_deref())?;
             let settings = cfg.settings()?;
+            // Everything is validated before anything is printed, so "valid." is never
+            // followed by an error about the Kafka part.
+            let k = cfg.kafka.compile()?;
+            let listen = cfg.http.listen.trim();
+            if !listen.is_empty() {
+                use std::net::ToSocketAddrs;
+                if let Err(e) = listen.to_socket_addrs() {
+                    bail!("http.listen = {listen:?} is not an address to listen on ({e}); write it like \"0.0.0.0:8080\", or \"\" to turn HTTP off");
+                }
+            }
             println!(
                 "{}: valid.\n",
                 file.as_deref()
                     .map_or("built-in defaults".into(), |p| p.display().to_string())
             );
             print!("{}", settings.explain());
-            let k = cfg.kafka.compile()?;
             println!(
                 "\nKafka (churnwatch run):\n  brokers {}, group {}, input topic {}\n  outputs: tier changes -> {}, warnings -> {}, profiles -> {} (compacted), dead letters -> {}\n  state: changelog {} (compacted), commit every {:?}, idle partitions follow the clock after {}, drain {:?}\n  create missing topics: {}",
                 k.brokers,
@@ -224,6 +233,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             for line in churnwatch::kafka::config::describe_client(&k.client) {
                 println!("  client: {line}");
+            }
+            if listen.is_empty() {
+                println!("\nHTTP: off");
+            } else {
+                println!("\nHTTP: {listen} (/healthz, /readyz, /metrics, /v1/status, /v1/customers/{{id}}, /v1/report)");
             }
             Ok(())
         }

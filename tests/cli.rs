@@ -321,4 +321,24 @@ fn check_config_shows_kafka_settings_with_secrets_masked() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("CW_TEST_SECRET is not set"));
+    // Nothing is called valid before every part is checked.
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_churnwatch"))
+        .arg("check-config")
+        .arg(&f)
+        .env("CW_TEST_SECRET", "x")
+        .env("CHURNWATCH__HTTP__LISTEN", "8080")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("http.listen = \"8080\" is not an address to listen on"),
+        "{err}"
+    );
 }
