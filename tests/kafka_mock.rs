@@ -355,3 +355,42 @@ fn run_without_a_broker_stays_up_not_ready_and_stops_on_sigterm() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// SIGTERM is obeyed while the brokers are unreachable at start-up, without waiting for
+/// the pending metadata request (`kafka.broker_timeout`, 120 s here) to time out.
+#[test]
+fn sigterm_while_the_brokers_are_unreachable_stops_at_once() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_churnwatch"))
+        .arg("run")
+        .env("CHURNWATCH__KAFKA__BROKERS", "127.0.0.1:1")
+        .env("CHURNWATCH__KAFKA__BROKER_TIMEOUT", "120s")
+        .env("CHURNWATCH__HTTP__LISTEN", "")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the service is in its metadata request (it has logged its start).
+    std::thread::sleep(Duration::from_secs(2));
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Far below the 120 s the request would take; a hang fails the test, not a slow run.
+    let t0 = Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("churnwatch run did not stop on SIGTERM while the brokers were unreachable");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("stopped before the brokers answered"), "{err}");
+}

@@ -29,7 +29,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaRespErr;
@@ -1099,6 +1099,40 @@ fn cached_high_watermark<C: ConsumerContext>(
 }
 
 /// Sleeps for `d`, waking early when a shutdown is requested.
+/// A metadata request that a stop request does not wait for: `None` if a shutdown was
+/// requested first. librdkafka's call blocks for up to `timeout` with no way to cancel
+/// it, so it runs on a helper thread, which is left to finish on its own; without this,
+/// SIGTERM while the brokers were unreachable at start-up took up to
+/// `kafka.broker_timeout` (10 s) to be obeyed.
+fn fetch_metadata_unless_stopping(
+    probe: &Arc<BaseConsumer>,
+    timeout: Duration,
+    status: &Status,
+) -> Option<KafkaResult<rdkafka::metadata::Metadata>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let client = Arc::clone(probe);
+    let spawned = std::thread::Builder::new()
+        .name("churnwatch-metadata".into())
+        .spawn(move || {
+            let _ = tx.send(client.fetch_metadata(None, timeout));
+        });
+    if spawned.is_err() {
+        return Some(probe.fetch_metadata(None, timeout));
+    }
+    loop {
+        if status.shutting_down() {
+            return None;
+        }
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(r) => return Some(r),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Some(Err(KafkaError::MetadataFetch(RDKafkaErrorCode::Fail)))
+            }
+        }
+    }
+}
+
 fn sleep_unless_stopping(status: &Status, d: Duration) {
     let until = Instant::now() + d;
     while !status.shutting_down() && Instant::now() < until {
@@ -1447,6 +1481,7 @@ impl Service {
     pub fn run(self) -> Result<RunSummary, RunError> {
         let k = lock(&self.engine).k.clone();
         let Some(input_partitions) = self.ensure_topics(&k)? else {
+            tracing::info!("stopped before the brokers answered; nothing was consumed");
             return Ok(RunSummary::default());
         };
         tracing::info!(partitions = input_partitions, "topics ready");
@@ -1562,10 +1597,11 @@ impl Service {
     /// Checks (and, if allowed, creates) the topics; returns the input's partition count,
     /// or `None` if a shutdown was requested while the brokers were unreachable.
     fn ensure_topics(&self, k: &KafkaSettings) -> Result<Option<i32>, RunError> {
-        let probe: BaseConsumer = self.base.create().map_err(|source| RunError::Client {
-            what: "metadata client",
-            source,
-        })?;
+        let probe: Arc<BaseConsumer> =
+            Arc::new(self.base.create().map_err(|source| RunError::Client {
+                what: "metadata client",
+                source,
+            })?);
         let mut backoff = Duration::from_millis(250);
         let counts = |md: &rdkafka::metadata::Metadata| -> HashMap<String, i32> {
             md.topics()
@@ -1579,9 +1615,10 @@ impl Service {
             if self.status.shutting_down() {
                 return Ok(None);
             }
-            let md = match probe.fetch_metadata(None, k.broker_timeout) {
-                Ok(md) => md,
-                Err(e) => {
+            let md = match fetch_metadata_unless_stopping(&probe, k.broker_timeout, &self.status) {
+                None => return Ok(None),
+                Some(Ok(md)) => md,
+                Some(Err(e)) => {
                     tracing::warn!(error = %e, brokers = %k.brokers, retry_in_ms = backoff.as_millis() as u64, "brokers not reachable; retrying (not ready)");
                     self.status.broker_down.store(true, Ordering::SeqCst);
                     sleep_unless_stopping(&self.status, backoff);
