@@ -28,11 +28,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if reader_went_away(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", message(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether the error is a closed pipe on the output (`churnwatch replay … --output - |
+/// head`): the reader has what it wanted, so, like other command-line tools, exit quietly
+/// instead of reporting "Broken pipe" as a failure.
+fn reader_went_away(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// The error and its causes on one line, each cause once: the boundary errors name

@@ -342,3 +342,24 @@ fn check_config_shows_kafka_settings_with_secrets_masked() {
         "{err}"
     );
 }
+
+/// A reader that stops early (`replay … --output - | head`) is not a failure: exit 0,
+/// nothing on stderr, as other command-line tools do.
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = gen(dir.path(), "5");
+    let mut child = bin()
+        .args(["replay", "--input", s(&input), "--output", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take()); // the reader goes away while replay is still writing
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+}
