@@ -171,6 +171,31 @@ pub fn describe_client(client: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
+/// Asks librdkafka whether it knows each `[kafka.client]` setting and accepts its value,
+/// without creating a client, so that `check-config` (and start-up) name a typo such as
+/// `fetch.wait.max.msx` with the fix, instead of the first client creation failing
+/// later. A secret's value is masked in the answer.
+fn check_client(client: &[(String, String)]) -> Result<(), KafkaConfigError> {
+    for (key, value) in client {
+        let mut c = rdkafka::ClientConfig::new();
+        c.set(key, value);
+        if let Err(e) = c.create_native_config() {
+            let mut why = match e {
+                rdkafka::error::KafkaError::ClientConfig(_, desc, _, _) => desc,
+                other => other.to_string(),
+            };
+            if is_secret(key) && !value.is_empty() {
+                why = why.replace(value.as_str(), "***");
+            }
+            return Err(KafkaConfigError(format!(
+                "kafka.client.{key}: librdkafka refuses it ({why}); remove it or fix it (the \
+                 settings are listed in librdkafka's CONFIGURATION.md)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn flatten(
     prefix: &str,
     t: &toml::Table,
@@ -328,6 +353,7 @@ impl KafkaConfig {
             }
         }
         let client = resolve_env(client, lookup)?;
+        check_client(&client)?;
         Ok(KafkaSettings {
             brokers: self.brokers.clone(),
             group_id: self.group_id.clone(),
@@ -464,6 +490,24 @@ mod tests {
         assert!(kafka("[kafka]\ninput_topic = \"shop.events_v2-eu\"\n")
             .compile_with_env(|_| None)
             .is_ok());
+        let e = kafka("[kafka.client]\n\"fetch.wait.max.msx\" = 10\n")
+            .compile_with_env(|_| None)
+            .unwrap_err();
+        assert!(
+            e.0.contains("kafka.client.fetch.wait.max.msx: librdkafka refuses it")
+                && e.0.contains("No such configuration property"),
+            "{e}"
+        );
+        let e = kafka("[kafka.client]\n\"socket.timeout.ms\" = \"soon\"\n")
+            .compile_with_env(|_| None)
+            .unwrap_err();
+        assert!(e.0.contains("kafka.client.socket.timeout.ms"), "{e}");
+        // A secret's value never appears in the answer, even when librdkafka quotes it.
+        let e = kafka("[kafka.client]\n\"ssl.key.password\" = \"env:KPW\"\n\"sasl.password.typo\" = \"env:KPW\"\n")
+            .compile_with_env(|n| (n == "KPW").then(|| "hunter2".to_string()))
+            .unwrap_err();
+        assert!(e.0.contains("sasl.password.typo"), "{e}");
+        assert!(!e.0.contains("hunter2"), "{e}");
         let e = kafka("[kafka]\nrestore_parallelism = 0\n")
             .compile_with_env(|_| None)
             .unwrap_err();
