@@ -283,7 +283,7 @@ pub fn start(
             }
         });
         if let Some(a) = addr {
-            tracing::info!(addr = %a, "HTTP endpoints: /metrics /healthz /readyz /v1/status /v1/customers/{{id}}");
+            tracing::info!(addr = %a, endpoints = %ENDPOINTS.join(" "), "HTTP listening");
         }
     }
     Ok(Background {
