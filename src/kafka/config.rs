@@ -502,7 +502,7 @@ mod tests {
             .compile_with_env(|_| None)
             .unwrap_err();
         assert!(e.0.contains("kafka.client.socket.timeout.ms"), "{e}");
-        // A secret's value never appears in the answer, even when librdkafka quotes it.
+        // A refused setting beside a secret: the answer names the setting, not the secret.
         let e = kafka("[kafka.client]\n\"ssl.key.password\" = \"env:KPW\"\n\"sasl.password.typo\" = \"env:KPW\"\n")
             .compile_with_env(|n| (n == "KPW").then(|| "hunter2".to_string()))
             .unwrap_err();
