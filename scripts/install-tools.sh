@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the external tools the test suite needs, idempotently, into a cache that
 # survives fresh clones:
-#   tansu     Kafka-API broker for the real-broker tests (cargo install, ~15 min once)
+#   tansu     Kafka-API broker for the real-broker tests (cargo install, 15–25 min once)
 #   promtool  Prometheus config/rule checker (Debian package `prometheus`)
 # Usage: scripts/install-tools.sh [tansu] [promtool]     (no argument: all)
 # Cache: $CHURNWATCH_TOOLS, default ~/.cache/churnwatch/tools. Prints the bin directory.
@@ -20,7 +20,7 @@ install_tansu() {
     log "tansu $TANSU_VERSION ($TANSU_FEATURES) already installed in $TOOLS/bin"
     return
   fi
-  log "building tansu $TANSU_VERSION with features $TANSU_FEATURES (about 15 minutes the first time;"
+  log "building tansu $TANSU_VERSION with features $TANSU_FEATURES (15 to 25 minutes the first time on 2 cores;"
   log "an interrupted build resumes from $TOOLS/build)"
   # The default features include no storage engine; without these the broker exits
   # with FeatureNotEnabled.

@@ -13,7 +13,7 @@ for tool in cargo rustfmt cargo-clippy; do
   fi
 done
 
-step "tools (scripts/install-tools.sh tansu promtool: cached; Tansu takes ~15 min the first time on a new machine)"
+step "tools (scripts/install-tools.sh tansu promtool: cached; Tansu takes 15–25 min the first time on a new machine)"
 bin_dir=$(scripts/install-tools.sh tansu promtool | tail -n 1)
 export TANSU_BIN="$bin_dir/tansu"
 "$TANSU_BIN" --version >/dev/null 2>&1 || { echo "error: $TANSU_BIN does not run" >&2; exit 2; }
