@@ -36,10 +36,12 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::changelog::{self, erased_marker, Checkpoint, RestoreError, CHECKPOINT_KEY};
-use super::config::{describe_client, KafkaSettings, Start};
+use super::config::{describe_client, GroupProtocol, Guarantee, KafkaSettings, Start};
 use crate::core::output::{Output, Profile};
 use crate::core::time::Ts;
 use crate::core::{Ctx, Processor, Settings, Source};
+
+mod transaction;
 
 /// The service's notion of "now" (the wall clock, or the demo's compressed clock).
 pub type Clock = Arc<dyn Fn() -> Ts + Send + Sync>;
@@ -129,6 +131,9 @@ pub enum RunError {
         "cannot start the output encoder thread: {0}; check the process's thread limit (ulimit -u)"
     )]
     Thread(std::io::Error),
+    /// A transaction could not be started, committed or aborted (`exactly_once`).
+    #[error("Kafka transaction failed: {0}; nothing uncommitted is visible to read_committed consumers, and a restart resumes from the last commit")]
+    Transaction(String),
     /// The drain time ran out before the current interval was durable.
     #[error("the current interval was not acknowledged within kafka.drain_timeout ({0:?}); nothing is lost: a restart re-reads it from the last checkpoint")]
     DrainTimeout(Duration),
@@ -143,14 +148,19 @@ const RING: usize = 4096;
 const MAX_PENDING: usize = 10;
 
 struct Deliveries {
+    /// With transactions, a record that fails delivery makes its transaction's commit
+    /// fail (and aborted transactions fail their queued records): the commit is the
+    /// verdict, not the delivery report.
+    transactional: bool,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
     outstanding: Vec<std::sync::atomic::AtomicI64>,
 }
 
-impl Default for Deliveries {
-    fn default() -> Self {
+impl Deliveries {
+    fn new(transactional: bool) -> Self {
         Deliveries {
+            transactional,
             failed: AtomicU64::new(0),
             first_error: Mutex::new(None),
             outstanding: (0..RING)
@@ -182,6 +192,10 @@ impl ProducerContext for ProducerCtx {
     fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
         self.deliveries.outstanding[tag % RING].fetch_sub(1, Ordering::AcqRel);
         if let Err((e, _)) = result {
+            if self.deliveries.transactional {
+                tracing::debug!(error = %e, "record of a transaction not delivered; its commit fails or it was aborted");
+                return;
+            }
             self.deliveries.failed.fetch_add(1, Ordering::SeqCst);
             if let Ok(mut first) = self.deliveries.first_error.lock() {
                 first.get_or_insert_with(|| e.to_string());
@@ -304,6 +318,8 @@ pub struct Engine {
     k: KafkaSettings,
     base: ClientConfig,
     producer: Arc<ThreadedProducer<ProducerCtx>>,
+    /// The producer's `transactional.id` (`exactly_once`), else empty.
+    transactional_id: String,
     /// Encodes and produces the outputs on its own thread (dropping it joins the thread).
     encoder: Encoder,
     deliveries: Arc<Deliveries>,
@@ -414,10 +430,13 @@ fn send_counted(
 /// Outputs queued for the encoder thread at most; when it falls behind, the loop waits.
 const ENCODER_QUEUE: usize = 16_384;
 
-/// An output on its way to the producer, already counted as outstanding under `tag`.
-struct Job {
-    tag: u64,
-    out: Output,
+/// Work for the encoder thread.
+enum Job {
+    /// An output on its way to the producer, already counted as outstanding under `tag`.
+    Out { tag: u64, out: Output },
+    /// Answered once every earlier output has been handed to the producer (a transaction
+    /// may commit only what the producer has).
+    Barrier(std::sync::mpsc::SyncSender<()>),
 }
 
 /// The thread that JSON-encodes outputs and hands them to the producer.
@@ -447,7 +466,14 @@ impl Encoder {
             .name("churnwatch-encode".into())
             .spawn(move || {
                 let mut json = Vec::with_capacity(4096);
-                for Job { tag, out } in rx {
+                for job in rx {
+                    let (tag, out) = match job {
+                        Job::Out { tag, out } => (tag, out),
+                        Job::Barrier(done) => {
+                            let _ = done.send(());
+                            continue;
+                        }
+                    };
                     let payload = if matches!(out, Output::Tombstone(_)) {
                         None // a null value: compaction deletes the customer's profile
                     } else {
@@ -484,7 +510,7 @@ impl Encoder {
         let queued = self
             .tx
             .as_ref()
-            .is_some_and(|tx| tx.send(Job { tag, out }).is_ok());
+            .is_some_and(|tx| tx.send(Job::Out { tag, out }).is_ok());
         if !queued {
             deliveries.outstanding[slot].fetch_sub(1, Ordering::AcqRel);
             deliveries.failed.fetch_add(1, Ordering::SeqCst);
@@ -492,6 +518,18 @@ impl Encoder {
                 first.get_or_insert_with(|| "the output encoder thread stopped".into());
             }
         }
+    }
+}
+
+impl Encoder {
+    /// Waits until every output submitted so far has been handed to the producer.
+    /// Returns false if the thread is gone.
+    fn barrier(&self) -> bool {
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        self.tx
+            .as_ref()
+            .is_some_and(|tx| tx.send(Job::Barrier(done)).is_ok())
+            && wait.recv().is_ok()
     }
 }
 
@@ -851,6 +889,9 @@ impl Engine {
         consumer: &BaseConsumer<C>,
         deadline: Option<Instant>,
     ) -> Result<(), RunError> {
+        if self.transactional() {
+            return self.commit_transaction(consumer, deadline);
+        }
         self.cut();
         self.wait_pending(consumer, 0, deadline)?;
         self.status.stalled.store(false, Ordering::SeqCst);
@@ -1230,8 +1271,18 @@ impl ConsumerContext for GroupCtx {
                 self.status.restoring.fetch_add(1, Ordering::SeqCst);
                 // Restore without holding the engine: partitions restore concurrently and
                 // the HTTP endpoints keep answering. The engine is locked only to install.
-                let job = lock(&self.engine).restore_job();
+                let (job, stable) = {
+                    let e = lock(&self.engine);
+                    let limit = e.k.transaction_timeout + e.k.broker_timeout;
+                    (
+                        e.restore_job(),
+                        e.transactional().then(|| (e.k.input_topic.clone(), limit)),
+                    )
+                };
                 let ids: Vec<i32> = parts.iter().map(|(_, p)| *p).collect();
+                if let Some((topic, limit)) = stable {
+                    transaction::wait_stable_offsets(consumer, &topic, &ids, limit, &self.status);
+                }
                 job.run(&ids, |p, proc, restored| {
                     let start = lock(&self.engine).install(p, proc, restored);
                     for (topic, _) in parts.iter().filter(|(_, q)| *q == p) {
@@ -1257,17 +1308,25 @@ impl ConsumerContext for GroupCtx {
                     let mut eng = lock(&self.engine);
                     if lost {
                         tracing::warn!("partitions lost (session expired); dropping their state without writing it, the new owner restores from the last checkpoint");
-                    } else {
-                        let deadline = Instant::now() + eng.k.drain_timeout;
-                        if let Err(e) = eng.commit_all(consumer, Some(deadline)) {
-                            tracing::error!(error = %e, "could not make revoked partitions durable; their new owner resumes from the last checkpoint");
-                        }
                     }
                     let revoked: Vec<i32> = if cooperative {
                         parts.iter().map(|(_, p)| *p).collect()
                     } else {
                         eng.parts.keys().copied().collect()
                     };
+                    if lost && eng.transactional() {
+                        // The open transaction holds records of the lost partitions: it
+                        // must not commit. Partitions still held are rebuilt.
+                        eng.drop_partitions(&revoked);
+                        if let Err(e) = eng.abort_and_rewind(consumer, "partitions lost") {
+                            tracing::error!(error = %e, "could not abort the transaction of lost partitions");
+                        }
+                    } else if !lost {
+                        let deadline = Instant::now() + eng.k.drain_timeout;
+                        if let Err(e) = eng.commit_all(consumer, Some(deadline)) {
+                            tracing::error!(error = %e, "could not make revoked partitions durable; their new owner resumes from the last checkpoint");
+                        }
+                    }
                     eng.drop_partitions(&revoked);
                     let n = eng.parts.len();
                     eng.status.partitions.store(n, Ordering::Relaxed);
@@ -1396,6 +1455,60 @@ fn base_config(k: &KafkaSettings) -> ClientConfig {
     c
 }
 
+/// The output producer: idempotent, `acks=all`, and with `exactly_once` transactional
+/// (returns its `transactional.id`, else an empty one).
+fn create_producer(
+    k: &KafkaSettings,
+    deliveries: &Arc<Deliveries>,
+    status: &Arc<Status>,
+) -> Result<(Arc<ThreadedProducer<ProducerCtx>>, String), RunError> {
+    let mut pc = ClientConfig::new();
+    pc.set("bootstrap.servers", &k.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        // Never give up on a record while the brokers are away: the loop waits (and
+        // reports not ready) instead of losing outputs.
+        .set("message.timeout.ms", "0");
+    let transactional_id = match k.guarantee {
+        Guarantee::AtLeastOnce => String::new(),
+        // A fresh id per producer: fencing goes through the group metadata (EOS v2), so
+        // ids need not be stable; a configured one also fences an earlier producer of
+        // the same instance at once, instead of after the transaction timeout.
+        Guarantee::ExactlyOnce if !k.transactional_id.is_empty() => k.transactional_id.clone(),
+        Guarantee::ExactlyOnce => format!("{}-{:016x}", k.group_id, rand::random::<u64>()),
+    };
+    if !transactional_id.is_empty() {
+        pc.set("transactional.id", &transactional_id)
+            .set(
+                "transaction.timeout.ms",
+                k.transaction_timeout.as_millis().to_string(),
+            )
+            // A transactional producer needs a finite delivery timeout; the transaction
+            // (retried, or aborted and re-read) is what keeps outputs from being lost.
+            .set(
+                "message.timeout.ms",
+                k.transaction_timeout.as_millis().to_string(),
+            );
+    }
+    for (key, v) in &k.client {
+        if !is_consumer_only(key) {
+            pc.set(key, v);
+        }
+    }
+    let producer: ThreadedProducer<ProducerCtx> = pc
+        .create_with_context(ProducerCtx {
+            deliveries: Arc::clone(deliveries),
+            status: Arc::clone(status),
+        })
+        .map_err(|source| RunError::Client {
+            what: "producer",
+            source,
+        })?;
+    Ok((Arc::new(producer), transactional_id))
+}
+
 impl Service {
     /// Creates the producer; nothing is contacted yet.
     pub fn new(opts: RunOptions) -> Result<Service, RunError> {
@@ -1407,31 +1520,10 @@ impl Service {
             client = ?describe_client(&opts.kafka.client),
             "starting"
         );
-        let deliveries = Arc::new(Deliveries::default());
-        let mut pc = ClientConfig::new();
-        pc.set("bootstrap.servers", &opts.kafka.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("compression.type", "lz4")
-            // Never give up on a record while the brokers are away: the loop waits (and
-            // reports not ready) instead of losing outputs.
-            .set("message.timeout.ms", "0");
-        for (key, v) in &opts.kafka.client {
-            if !is_consumer_only(key) {
-                pc.set(key, v);
-            }
-        }
-        let producer: ThreadedProducer<ProducerCtx> = pc
-            .create_with_context(ProducerCtx {
-                deliveries: Arc::clone(&deliveries),
-                status: Arc::clone(&opts.status),
-            })
-            .map_err(|source| RunError::Client {
-                what: "producer",
-                source,
-            })?;
-        let producer = Arc::new(producer);
+        let deliveries = Arc::new(Deliveries::new(
+            opts.kafka.guarantee == Guarantee::ExactlyOnce,
+        ));
+        let (producer, transactional_id) = create_producer(&opts.kafka, &deliveries, &opts.status)?;
         let metrics = Arc::new(crate::metrics::Metrics::new(&opts.settings));
         let encoder = Encoder::start(
             Arc::clone(&producer),
@@ -1445,6 +1537,7 @@ impl Service {
             k: opts.kafka,
             base: base.clone(),
             producer,
+            transactional_id,
             encoder,
             deliveries,
             failures_seen: 0,
@@ -1489,7 +1582,6 @@ impl Service {
         cc.set("group.id", &k.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("partition.assignment.strategy", "cooperative-sticky")
             .set(
                 "auto.offset.reset",
                 match k.start {
@@ -1498,6 +1590,17 @@ impl Service {
                 },
             )
             .set("fetch.wait.max.ms", "50");
+        match k.group_protocol {
+            GroupProtocol::Classic => {
+                cc.set("group.protocol", "classic")
+                    .set("partition.assignment.strategy", "cooperative-sticky");
+            }
+            // The broker assigns (KIP-848); assignment strategy and session timeout are
+            // the broker's group.consumer.* settings.
+            GroupProtocol::Consumer => {
+                cc.set("group.protocol", "consumer");
+            }
+        }
         for (key, v) in &k.client {
             cc.set(key, v);
         }
@@ -1516,6 +1619,11 @@ impl Service {
                 what: "consumer",
                 source,
             })?;
+        let transactional = k.guarantee == Guarantee::ExactlyOnce;
+        if transactional && !lock(&self.engine).start_transactions()? {
+            tracing::info!("stopped before the brokers answered; nothing was consumed");
+            return Ok(RunSummary::default());
+        }
         self.status.started.store(true, Ordering::SeqCst);
         let mut last_commit = Instant::now();
         let mut last_error_log: Option<Instant> = None;
@@ -1544,12 +1652,18 @@ impl Service {
                         .is_some_and(|h| next >= h || (next < 0 && h == 0))
                 });
                 eng.update_lag(|p| cached_high_watermark(&consumer, &k.input_topic, p));
-                eng.cut();
+                if transactional {
+                    eng.commit_transaction(&consumer, None)?;
+                } else {
+                    eng.cut();
+                }
                 last_commit = Instant::now();
             }
-            eng.progress(&consumer)?;
-            if eng.pending.len() > MAX_PENDING {
-                eng.wait_pending(&consumer, MAX_PENDING / 2, None)?;
+            if !transactional {
+                eng.progress(&consumer)?;
+                if eng.pending.len() > MAX_PENDING {
+                    eng.wait_pending(&consumer, MAX_PENDING / 2, None)?;
+                }
             }
             drop(eng);
             if self.status.broker_down.load(Ordering::Relaxed)
@@ -1577,8 +1691,11 @@ impl Service {
             eng.drop_partitions(&all);
             r
         };
-        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(error = %e, "final offset commit");
+        // With transactions the offsets were committed with the last transaction.
+        if !transactional {
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %e, "final offset commit");
+            }
         }
         drop(consumer);
         result?;
