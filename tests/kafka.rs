@@ -413,8 +413,10 @@ fn zombie(test: &str, mode: Mode) {
     }
     let after = a.log_text()[a_log_before..].to_string();
     assert!(
-        after.contains("partitions lost") || after.contains("transaction aborted"),
-        "the zombie saw that it lost its partitions:\n{after}"
+        after.contains("partitions lost")
+            || after.contains("transaction aborted")
+            || after.contains("producer was fenced"),
+        "the zombie saw that it lost its partitions or its transaction:\n{after}"
     );
     let dups = run.finish_and_compare(&mut [&mut a, &mut b]);
     assert_eq!(dups, 0, "nothing the zombie wrote became visible twice");

@@ -194,12 +194,18 @@ impl Engine {
         ) -> Result<(), KafkaError>,
     ) -> Result<Attempt, RunError> {
         let started = Instant::now();
+        let mut deadline = deadline;
         loop {
             match classify(call(&self.producer)) {
                 Attempt::Retry(e) => {
+                    // A stop request during a long wait gets the drain time, no more.
+                    if deadline.is_none() && self.status.shutting_down() {
+                        deadline = Some(Instant::now() + self.k.drain_timeout);
+                    }
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(RunError::DrainTimeout(self.k.drain_timeout));
                     }
+                    std::thread::sleep(Duration::from_millis(20));
                     self.status.stalled.store(true, Ordering::SeqCst);
                     if self
                         .last_stall_log
