@@ -46,6 +46,8 @@ pub struct Config {
     pub analytics: AnalyticsConfig,
     /// `[clv]`
     pub clv: ClvConfig,
+    /// `[dead_letters]`
+    pub dead_letters: crate::core::settings::DeadLettersConfig,
     /// `[log]`
     pub log: LogConfig,
     /// `[kafka]` (the service)
@@ -107,6 +109,7 @@ impl Config {
             warnings: self.warnings.clone(),
             analytics: self.analytics.clone(),
             clv: self.clv.clone(),
+            dead_letters: self.dead_letters.clone(),
         }
     }
 

@@ -198,8 +198,8 @@ fn replay_survives_hostile_input() {
         .collect();
     let reasons: Vec<&str> = dead.iter().map(|d| d["reason"].as_str().unwrap()).collect();
     assert_eq!(reasons, vec!["invalid_json", "missing_field", "too_large"]);
-    assert_eq!(dead[2]["original_bytes"], 3 << 20);
-    assert_eq!(dead[2]["truncated"], true);
+    assert_eq!(dead[2]["original"]["bytes"], 3 << 20);
+    assert_eq!(dead[2]["original"]["mode"], "redacted");
     assert_eq!(
         std::fs::read_to_string(p(d.path(), "p"))
             .unwrap()

@@ -449,6 +449,7 @@ fn poison_messages_go_to_the_dead_letter_topic_and_the_offset_advances() {
         Some(b"\xff\xfe\x00binary"),
         None,
         Some(br#"{"event_id":"e2","customer_id":"c1","type":"teleport","ts":"2026-01-05T10:00:00Z"}"#),
+        Some(br#"{"event_id":"e3","customer_id":"c1","type":"order","ts":"2026-01-05T10:00:00Z","amount":-1,"name":"Li Wei","phone":"+86 138 0013 8000"}"#),
         Some(good),
     ];
     for v in &poison {
@@ -489,10 +490,34 @@ fn poison_messages_go_to_the_dead_letter_topic_and_the_offset_advances() {
     sorted.sort_by_key(|r| r.1);
     assert_eq!(
         sorted.iter().map(|r| r.1).collect::<Vec<_>>(),
-        vec![0, 1, 2, 3],
+        vec![0, 1, 2, 3, 4],
         "{reasons:?}"
     );
     assert_eq!(sorted[3].0, "unknown_type");
+    assert_eq!(sorted[4].0, "negative_amount");
+    // Redacted by default: the personal fields' names, never their values.
+    for r in &dlq {
+        let text = String::from_utf8_lossy(r.value.as_ref().unwrap());
+        assert!(
+            !text.contains("Li Wei") && !text.contains("138 0013"),
+            "{text}"
+        );
+    }
+    let last: serde_json::Value = serde_json::from_slice(
+        dlq.iter()
+            .find(|r| {
+                String::from_utf8_lossy(r.value.as_ref().unwrap()).contains("negative_amount")
+            })
+            .unwrap()
+            .value
+            .as_ref()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        last["original"]["other_fields"],
+        serde_json::json!(["name", "phone"])
+    );
     let profiles = latest_profiles(&read_topic(&broker.brokers(), &names.topic("profiles")));
     assert_eq!(
         profiles.len(),

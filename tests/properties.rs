@@ -160,7 +160,7 @@ fn run(h: &mut Harness, lines: &[Vec<u8>]) -> Run {
         .count();
     let outputs = json(&outs)
         .into_iter()
-        .filter(|v| v["schema"] != "churnwatch.dead_letter.v1")
+        .filter(|v| v["schema"] != "churnwatch.dead_letter.v2")
         .map(|mut v| {
             // The input position differs when lines are inserted; everything else must not.
             v.as_object_mut().unwrap().remove("source");

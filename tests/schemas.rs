@@ -46,7 +46,7 @@ fn real_outputs_match_their_schemas() {
             "churnwatch.profile_tombstone.v1",
             "profile_tombstone.v1.json",
         ),
-        ("churnwatch.dead_letter.v1", "dead_letter.v1.json"),
+        ("churnwatch.dead_letter.v2", "dead_letter.v2.json"),
     ]
     .into_iter()
     .map(|(k, f)| (k, validator(f)))
@@ -147,4 +147,50 @@ fn the_schemas_reject_what_they_should() {
         !input.is_valid(&bad),
         "an order without amount must not validate"
     );
+}
+
+/// Dead letters of records carrying personal data, in each `dead_letters.original` mode:
+/// they validate against the v2 schema, and only `full` (the documented opt-in) keeps
+/// any of the personal values.
+#[test]
+fn dead_letters_validate_and_keep_no_personal_data_unless_full() {
+    let v = validator("dead_letter.v2.json");
+    let personal = [
+        "Li Wei",
+        "+86 138 0013 8000",
+        "li.wei@example.com",
+        "110101199003074514",
+    ];
+    let records: Vec<Vec<u8>> = vec![
+        // Rejected (negative amount) with personal fields beside the contract's.
+        br#"{"event_id":"p1","customer_id":"C9","type":"order","ts":"2026-01-05T10:00:00Z","amount":-5,"name":"Li Wei","phone":"+86 138 0013 8000","email":"li.wei@example.com","id_number":"110101199003074514"}"#.to_vec(),
+        // Unknown type, personal data nested.
+        br#"{"event_id":"p2","customer_id":"C9","type":"call","ts":"2026-01-05T10:00:00Z","contact":{"name":"Li Wei","phone":"+86 138 0013 8000"}}"#.to_vec(),
+        // Not JSON at all.
+        b"Li Wei;+86 138 0013 8000;li.wei@example.com;110101199003074514".to_vec(),
+        // Personal data in a contract field of the wrong type.
+        br#"{"event_id":"p3","customer_id":"C9","type":"survey","ts":"2026-01-05T10:00:00Z","nps":"li.wei@example.com"}"#.to_vec(),
+    ];
+    for mode in ["redacted", "full", "none"] {
+        let mut h = Harness::with_config(|c| c.dead_letters.original = mode.into());
+        for r in &records {
+            h.send(r);
+        }
+        let outs = h.take();
+        assert_eq!(outs.len(), records.len(), "{mode}: one dead letter each");
+        for o in outs {
+            let mut b = Vec::new();
+            o.write_json(&mut b);
+            let json: serde_json::Value = serde_json::from_slice(&b).unwrap();
+            check(&v, &format!("a {mode} dead letter"), &json);
+            assert_eq!(json["original"]["mode"], mode);
+            let text = String::from_utf8(b).unwrap();
+            let leaked: Vec<&&str> = personal.iter().filter(|p| text.contains(**p)).collect();
+            if mode == "full" {
+                assert!(json["original"]["base64"].is_string());
+            } else {
+                assert!(leaked.is_empty(), "{mode} leaked {leaked:?}: {text}");
+            }
+        }
+    }
 }

@@ -476,9 +476,16 @@ mod tests {
                 event_id: t[0].clone(),
                 reason: "invalid_json",
                 detail: t[1].clone(),
-                original: t[2].clone(),
-                original_bytes,
-                truncated,
+                original: crate::core::redact::keep(
+                    t[2].as_bytes(),
+                    t[2].len() + original_bytes % 7,
+                    if truncated {
+                        crate::core::redact::OriginalMode::Full
+                    } else {
+                        crate::core::redact::OriginalMode::Redacted
+                    },
+                    1 << 20,
+                ),
                 source: src.unwrap_or(SourceRef { topic: t[3].clone().into(), partition: 1, offset: 2 }),
                 emitted_at: t[4].clone().into(),
             };

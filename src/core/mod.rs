@@ -13,6 +13,7 @@ pub mod fit;
 pub mod json;
 pub mod output;
 pub mod processor;
+pub mod redact;
 pub mod report;
 pub mod rules;
 pub mod scores;

@@ -29,8 +29,8 @@ pub mod schema {
     pub const PROFILE: &str = "churnwatch.profile.v1";
     /// Customer erased (a tombstone on keyed topics).
     pub const PROFILE_TOMBSTONE: &str = "churnwatch.profile_tombstone.v1";
-    /// Rejected input.
-    pub const DEAD_LETTER: &str = "churnwatch.dead_letter.v1";
+    /// Rejected input (v2: the original is redacted by default).
+    pub const DEAD_LETTER: &str = "churnwatch.dead_letter.v2";
 }
 
 /// Where an input came from.
@@ -300,7 +300,7 @@ pub struct Tombstone {
     pub source: Option<SourceRef>,
 }
 
-/// `churnwatch.dead_letter.v1`
+/// `churnwatch.dead_letter.v2`
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeadLetter {
     /// Schema name.
@@ -311,12 +311,8 @@ pub struct DeadLetter {
     pub reason: &'static str,
     /// What was wrong (never quotes input strings).
     pub detail: String,
-    /// The original bytes, base64 (cut at `limits.max_message_bytes`).
-    pub original: String,
-    /// Length of the original message.
-    pub original_bytes: usize,
-    /// Whether `original` was cut.
-    pub truncated: bool,
+    /// What is kept of the rejected record (`dead_letters.original`: redacted by default).
+    pub original: super::redact::Original,
     /// Where it came from.
     pub source: SourceRef,
     /// When it was rejected.
@@ -637,19 +633,7 @@ impl Json for Tombstone {
 
 impl Json for DeadLetter {
     fn json(&self, b: &mut Vec<u8>) {
-        object!(
-            b,
-            self,
-            schema,
-            event_id,
-            reason,
-            detail,
-            original,
-            original_bytes,
-            truncated,
-            source,
-            emitted_at
-        );
+        object!(b, self, schema, event_id, reason, detail, original, source, emitted_at);
     }
 }
 

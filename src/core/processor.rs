@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
 use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -412,7 +411,6 @@ impl Processor {
         out: &mut Vec<Output>,
     ) {
         self.stats.rejected[reason.index()] += 1;
-        let cut = bytes.len().min(self.s.limits.max_message_bytes);
         let dl = DeadLetter {
             schema: schema::DEAD_LETTER,
             event_id: stable_id(&[
@@ -423,9 +421,12 @@ impl Processor {
             ]),
             reason: reason.code(),
             detail,
-            original: base64::engine::general_purpose::STANDARD.encode(&bytes[..cut]),
-            original_bytes: total_len,
-            truncated: cut < total_len,
+            original: super::redact::keep(
+                bytes,
+                total_len,
+                self.s.dead_letter_original,
+                self.s.limits.max_message_bytes,
+            ),
             source: src.to_ref(),
             emitted_at: format_rfc3339(ctx.emitted_at.or(self.max_ts).unwrap_or(0)),
         };

@@ -234,6 +234,15 @@ pub struct WarningsConfig {
     pub rules: Vec<WarningRuleConfig>,
 }
 
+/// `[dead_letters]`: what a dead letter keeps of the record it rejects.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLettersConfig {
+    /// `redacted` (contract fields and the names of the others), `full` (the original
+    /// bytes: may carry personal data) or `none` (length and hash).
+    pub original: String,
+}
+
 /// The rule-set sections of a configuration file. Other sections (`[log]`, …) belong to
 /// the adapters; the full file is checked for unknown sections by `config::Config`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -254,6 +263,8 @@ pub struct CoreConfig {
     pub analytics: AnalyticsConfig,
     /// `[clv]`
     pub clv: ClvConfig,
+    /// `[dead_letters]`
+    pub dead_letters: DeadLettersConfig,
 }
 
 /// Warning levels. `Low` means "no warning".
@@ -373,6 +384,8 @@ pub struct Settings {
     /// bits) some rule reads over that length. A day leaving that period can change a
     /// rule outcome only if it has one of them, so only those expiries become deadlines.
     pub rule_fields: Vec<u8>,
+    /// What a dead letter keeps of the rejected record.
+    pub dead_letter_original: super::redact::OriginalMode,
 }
 
 /// A configuration error with the fix in the message.
@@ -442,6 +455,13 @@ impl Settings {
             max_ids_per_customer_day: l.max_ids_per_customer_day,
         };
         let allowed_lateness_ms = duration("time.allowed_lateness", &c.time.allowed_lateness)?;
+        let dead_letter_original = super::redact::OriginalMode::parse(&c.dead_letters.original)
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "dead_letters.original = \"{}\": use \"redacted\" (the default: input-contract fields and the names of the others), \"full\" (the original bytes, personal data included) or \"none\"",
+                    c.dead_letters.original
+                ))
+            })?;
 
         let f = &c.facts;
         let windows = f.windows_days.clone();
@@ -707,6 +727,7 @@ impl Settings {
             day_thresholds,
             daily,
             rule_fields,
+            dead_letter_original,
         })
     }
 

@@ -17,7 +17,7 @@ pub struct TopicsConfig {
     pub warnings: String,
     /// Latest profile per customer (compacted; a null value after erase).
     pub profiles: String,
-    /// `churnwatch.dead_letter.v1` records.
+    /// `churnwatch.dead_letter.v2` records.
     pub dead_letters: String,
     /// Customer state and partition checkpoints (compacted).
     pub changelog: String,
