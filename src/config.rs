@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::core::settings::{
     AnalyticsConfig, ChurnProbabilityConfig, ClvConfig, CoreConfig, FactsConfig, LimitsConfig,
-    Settings, TiersConfig, TimeConfig, WarningsConfig, DEFAULT_TOML,
+    OutputsConfig, Settings, TiersConfig, TimeConfig, WarningsConfig, DEFAULT_TOML,
 };
 
 /// `[log]`.
@@ -46,6 +46,8 @@ pub struct Config {
     pub analytics: AnalyticsConfig,
     /// `[clv]`
     pub clv: ClvConfig,
+    /// `[outputs]`
+    pub outputs: OutputsConfig,
     /// `[log]`
     pub log: LogConfig,
     /// `[kafka]` (the service)
@@ -107,6 +109,7 @@ impl Config {
             warnings: self.warnings.clone(),
             analytics: self.analytics.clone(),
             clv: self.clv.clone(),
+            outputs: self.outputs.clone(),
         }
     }
 
