@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::core::settings::{
     AnalyticsConfig, ChurnProbabilityConfig, ClvConfig, CoreConfig, FactsConfig, LimitsConfig,
-    Settings, TiersConfig, TimeConfig, WarningsConfig, DEFAULT_TOML,
+    OutputsConfig, Settings, TiersConfig, TimeConfig, WarningsConfig, DEFAULT_TOML,
 };
 
 /// `[log]`.
@@ -48,6 +48,8 @@ pub struct Config {
     pub clv: ClvConfig,
     /// `[dead_letters]`
     pub dead_letters: crate::core::settings::DeadLettersConfig,
+    /// `[outputs]`
+    pub outputs: OutputsConfig,
     /// `[log]`
     pub log: LogConfig,
     /// `[kafka]` (the service)
@@ -110,6 +112,7 @@ impl Config {
             analytics: self.analytics.clone(),
             clv: self.clv.clone(),
             dead_letters: self.dead_letters.clone(),
+            outputs: self.outputs.clone(),
         }
     }
 

@@ -121,7 +121,10 @@ fn tiers_follow_the_table_and_decay_with_time() {
         Some("high_value"),
         "{changes:?}"
     );
-    assert_eq!(changes[0], "regular", "a new customer gets a tier at once");
+    assert_eq!(
+        changes[0], "new",
+        "the profile event's first appearance in the fallback tier (`regular`) is no alert; the first order's `new` is: {changes:?}"
+    );
     // Last order on day 120: still high value on day 209, not on day 210 (90 days old).
     h.advance(at(209, 86_399));
     assert!(tier_changes(&h.take()).is_empty());
@@ -160,7 +163,8 @@ fn a_high_value_customer_whose_frequency_fell_becomes_potential() {
         (t[0].from.as_deref(), t[0].to.as_str()),
         (Some("high_value"), "potential")
     );
-    assert_eq!(t[0].facts.windows[3].orders, 4);
+    assert_eq!((t[0].facts.window_days, t[0].facts.orders), (365, 4));
+    assert_eq!(t[0].facts.tier, "potential");
 }
 
 #[test]
@@ -565,7 +569,16 @@ fn rules_come_from_configuration() {
         .iter()
         .map(|t| t.to.to_string())
         .collect();
-    assert_eq!(t, vec!["regular", "vip"]);
+    assert_eq!(
+        t,
+        vec!["vip"],
+        "the first order's fallback tier is no alert; the second's vip is"
+    );
+    assert_eq!(
+        tier_changes(&outs)[0].from.as_deref(),
+        Some("regular"),
+        "the profile recorded regular"
+    );
 }
 
 #[test]
@@ -854,4 +867,59 @@ fn clv_is_expected_purchases_times_expected_order_value() {
     let mut h = Harness::with_config(|c| c.clv.enabled = false);
     h.ev("V", "order", at(0, 0), r#""amount":30"#);
     assert_eq!(h.profile("V").facts.clv, None, "disabled");
+}
+
+/// Profiles of one drain (one commit interval).
+fn drained_profiles(h: &mut Harness) -> Vec<String> {
+    let mut outs = Vec::new();
+    h.p.drain_dirty(&mut outs);
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Profile(p) => Some(p.customer_id.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `outputs.profile_publish`: every change publishes once per interval by default;
+/// `on_standing_change` publishes only when the tier, the warning level or a profile
+/// label changed (or the customer is new), and still keeps one profile per interval.
+#[test]
+fn profile_publish_every_change_or_on_standing_change() {
+    let script = |h: &mut Harness| -> Vec<Vec<String>> {
+        let mut per_interval = Vec::new();
+        // New customer: tier `new` (a standing change).
+        h.ev("P1", "order", at(0, 0), r#""amount":100"#);
+        h.ev("P1", "visit", at(0, 60), "");
+        per_interval.push(drained_profiles(h));
+        // A visit changes facts only.
+        h.ev("P1", "visit", at(1, 0), "");
+        per_interval.push(drained_profiles(h));
+        // A profile event names an account manager: a standing change.
+        h.ev("P1", "profile", at(2, 0), r#""account_manager":"AM7""#);
+        per_interval.push(drained_profiles(h));
+        // The same manager again changes nothing that counts.
+        h.ev("P1", "profile", at(3, 0), r#""account_manager":"AM7""#);
+        per_interval.push(drained_profiles(h));
+        // Day 30: `new` ends (time changes the tier).
+        h.advance(at(31, 0));
+        per_interval.push(drained_profiles(h));
+        h.take();
+        per_interval
+    };
+    let one = vec!["P1".to_string()];
+    let every = script(&mut Harness::new());
+    assert_eq!(
+        every,
+        vec![one.clone(); 5],
+        "one profile per changed interval"
+    );
+    let standing = script(&mut Harness::with_config(|c| {
+        c.outputs.profile_publish = "on_standing_change".into()
+    }));
+    assert_eq!(
+        standing,
+        vec![one.clone(), vec![], one.clone(), vec![], one],
+        "only intervals whose standing changed"
+    );
 }

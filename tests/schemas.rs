@@ -35,13 +35,13 @@ fn check(v: &jsonschema::Validator, what: &str, instance: &serde_json::Value) {
 #[test]
 fn real_outputs_match_their_schemas() {
     let validators: BTreeMap<&str, jsonschema::Validator> = [
-        ("churnwatch.tier_changed.v1", "tier_changed.v1.json"),
-        ("churnwatch.churn_warning.v1", "churn_warning.v1.json"),
+        ("churnwatch.tier_changed.v2", "tier_changed.v2.json"),
+        ("churnwatch.churn_warning.v2", "churn_warning.v2.json"),
         (
-            "churnwatch.churn_warning_cleared.v1",
-            "churn_warning_cleared.v1.json",
+            "churnwatch.churn_warning_cleared.v2",
+            "churn_warning_cleared.v2.json",
         ),
-        ("churnwatch.profile.v1", "profile.v1.json"),
+        ("churnwatch.profile.v2", "profile.v2.json"),
         (
             "churnwatch.profile_tombstone.v1",
             "profile_tombstone.v1.json",
@@ -90,7 +90,7 @@ fn real_outputs_match_their_schemas() {
     validate_all(&validators, &outs, &mut seen);
     for p in h.p.profiles_sorted() {
         let v = serde_json::to_value(&p).unwrap();
-        check(&validators["churnwatch.profile.v1"], "a final profile", &v);
+        check(&validators["churnwatch.profile.v2"], "a final profile", &v);
     }
     let settings = h.p.settings().clone();
     let report =
@@ -119,13 +119,19 @@ fn validate_all(
             .get(schema.as_str())
             .unwrap_or_else(|| panic!("no schema for {schema}"));
         check(val, &schema, &v);
+        if schema == "churnwatch.tier_changed.v2" {
+            assert!(
+                !(v["from"].is_null() && v["to"] == "regular"),
+                "a first appearance in the fallback tier is not an alert: {v}"
+            );
+        }
         *seen.entry(schema).or_default() += 1;
     }
 }
 
 #[test]
 fn the_schemas_reject_what_they_should() {
-    let v = validator("tier_changed.v1.json");
+    let v = validator("tier_changed.v2.json");
     let mut h = Harness::new();
     h.ev("C1", "order", at(0, 0), r#""amount":10"#);
     let mut good = json(&h.take())[0].clone();
@@ -135,6 +141,12 @@ fn the_schemas_reject_what_they_should() {
     assert!(
         !v.is_valid(&bad_time),
         "formats are checked: `yesterday` is no date-time"
+    );
+    let mut with_windows = good.clone();
+    with_windows["facts"]["windows"] = serde_json::json!([]);
+    assert!(
+        !v.is_valid(&with_windows),
+        "alerts carry headline facts only: window arrays are the profile's"
     );
     good["trigger"] = "sometimes".into();
     assert!(!v.is_valid(&good), "an unknown trigger must not validate");

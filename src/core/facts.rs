@@ -145,14 +145,19 @@ impl Facts {
         Some(bgnbd::p_alive(&p, x, t_x, big_t))
     }
 
+    /// Computes P(alive) if no rule needed it (alerts show it).
+    pub fn ensure_p_alive(&mut self, s: &Settings) {
+        if self.p_alive.is_none() {
+            self.p_alive = self.bgnbd_p_alive(s);
+        }
+    }
+
     /// What outputs show beyond the rules' needs: P(alive) and the preferred channel and
     /// category (most frequent in the longest window; ties go to the alphabetically first
     /// label so the choice does not depend on interning order, which differs between
     /// instances). Returns (channel id, category id); 0 = none.
     pub fn with_extras(&mut self, history: &[u8], s: &Settings, labels: &Interner) -> (u32, u32) {
-        if self.p_alive.is_none() {
-            self.p_alive = self.bgnbd_p_alive(s);
-        }
+        self.ensure_p_alive(s);
         let longest_window = *s.windows.last().unwrap_or(&0) as i32;
         let mut tags: smallvec::SmallVec<[(u32, u32); 8]> = smallvec::SmallVec::new();
         for d in days::iter(history) {

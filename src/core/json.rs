@@ -403,10 +403,21 @@ mod tests {
             rs in reasons(),
             t in proptest::collection::vec(text(), 8),
             x in number(),
+            h in (any::<u16>(), any::<u32>(), proptest::option::of(number()), proptest::option::of(number())),
             original_bytes in any::<usize>(),
             truncated in any::<bool>(),
         ) {
-            let facts = Arc::new(f);
+            let facts = f;
+            let head = Headline {
+                recency_days: facts.recency_days,
+                window_days: h.0,
+                orders: h.1,
+                monetary: x,
+                p_alive: h.2,
+                clv: h.3,
+                tier: t[5].clone().into(),
+            };
+            let conds: Vec<ConditionValue> = rs.iter().flat_map(|r| r.conditions.clone()).collect();
             let tc = TierChanged {
                 schema: schema::TIER_CHANGED,
                 event_id: t[0].clone(),
@@ -414,13 +425,15 @@ mod tests {
                 from: Some(t[2].clone().into()),
                 to: t[3].clone().into(),
                 rule: t[4].clone().into(),
-                rule_text: t[5].as_str().into(),
+                reasons: conds,
                 action: t[6].as_str().into(),
+                owner: Some(t[7].clone().into()),
                 trigger: "event",
                 event_time: t[7].clone().into(),
                 emitted_at: t[0].clone().into(),
                 source: src.clone(),
-                facts: facts.clone(),
+                rules_version: t[2].clone().into(),
+                facts: head.clone(),
             };
             let w = ChurnWarning {
                 schema: schema::CHURN_WARNING,
@@ -430,17 +443,15 @@ mod tests {
                 previous_level: "low",
                 reasons: rs.clone(),
                 risk_index: x,
-                p_alive: Some(x),
-                expected_purchases: None,
                 owner: Some(t[2].clone().into()),
                 due: t[3].clone().into(),
                 action: t[4].as_str().into(),
-                tier: t[5].clone().into(),
                 trigger: "time",
                 event_time: t[6].clone().into(),
                 emitted_at: t[7].clone().into(),
                 source: src.clone(),
-                facts: facts.clone(),
+                rules_version: t[5].clone().into(),
+                facts: head.clone(),
             };
             let c = WarningCleared {
                 schema: schema::CHURN_WARNING_CLEARED,
@@ -448,12 +459,12 @@ mod tests {
                 customer_id: t[1].clone().into(),
                 previous_level: "medium",
                 owner: None,
-                tier: t[2].clone().into(),
                 trigger: "event",
                 event_time: t[3].clone().into(),
                 emitted_at: t[4].clone().into(),
                 source: src.clone(),
-                facts: facts.clone(),
+                rules_version: t[6].clone().into(),
+                facts: head,
             };
             let p = Profile {
                 schema: schema::PROFILE,
@@ -461,7 +472,8 @@ mod tests {
                 tier: t[2].clone().into(),
                 action: t[3].as_str().into(),
                 warning: WarningState { level: "medium", reasons: rs },
-                facts: (*facts).clone(),
+                rules_version: t[4].clone().into(),
+                facts,
             };
             let ts = Tombstone {
                 schema: schema::PROFILE_TOMBSTONE,

@@ -17,16 +17,17 @@ use super::json::{object, Json};
 /// service loop after the rules themselves. Serialized as a plain JSON string.
 pub type Text = compact_str::CompactString;
 
-/// Schema names.
+/// Schema names. Alerts and profiles are contract v2 (README "Outputs"); the tombstone
+/// and the dead letter did not change and keep their v1 names.
 pub mod schema {
     /// Tier change.
-    pub const TIER_CHANGED: &str = "churnwatch.tier_changed.v1";
+    pub const TIER_CHANGED: &str = "churnwatch.tier_changed.v2";
     /// Warning raised.
-    pub const CHURN_WARNING: &str = "churnwatch.churn_warning.v1";
+    pub const CHURN_WARNING: &str = "churnwatch.churn_warning.v2";
     /// Warning cleared.
-    pub const CHURN_WARNING_CLEARED: &str = "churnwatch.churn_warning_cleared.v1";
+    pub const CHURN_WARNING_CLEARED: &str = "churnwatch.churn_warning_cleared.v2";
     /// Latest profile.
-    pub const PROFILE: &str = "churnwatch.profile.v1";
+    pub const PROFILE: &str = "churnwatch.profile.v2";
     /// Customer erased (a tombstone on keyed topics).
     pub const PROFILE_TOMBSTONE: &str = "churnwatch.profile_tombstone.v1";
     /// Rejected input (v2: the original is redacted by default).
@@ -69,7 +70,7 @@ pub struct WindowOut {
     pub campaign_conversions: u32,
 }
 
-/// A facts snapshot (DOMAIN.md §1 and §4).
+/// The full facts (DOMAIN.md §1 and §4), on profiles only.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FactsOut {
     /// Instant the facts are evaluated at.
@@ -132,6 +133,26 @@ pub struct FactsOut {
     pub segment: Option<Text>,
 }
 
+/// The few facts an alert carries (contract v2): enough to act on and to sort a work
+/// queue by, without the window arrays (~1.4 KB in v1) that the profile carries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Headline {
+    /// Days since the last order (absent for a customer who never ordered).
+    pub recency_days: Option<i64>,
+    /// The tier window in days (the longest of `facts.windows_days`, 365 by default).
+    pub window_days: u16,
+    /// Orders in the tier window.
+    pub orders: u32,
+    /// Order value minus refunds in the tier window.
+    pub monetary: f64,
+    /// BG/NBD P(alive).
+    pub p_alive: Option<f64>,
+    /// Customer lifetime value over the configured horizon.
+    pub clv: Option<f64>,
+    /// The customer's tier after this evaluation.
+    pub tier: Text,
+}
+
 /// A condition of a matched rule with the value it saw.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConditionValue {
@@ -152,7 +173,8 @@ pub struct Reason {
     pub conditions: Vec<ConditionValue>,
 }
 
-/// `churnwatch.tier_changed.v1`
+/// `churnwatch.tier_changed.v2`. Not emitted for a customer's first appearance in the
+/// fallback tier (the profile records it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TierChanged {
     /// Schema name.
@@ -161,16 +183,18 @@ pub struct TierChanged {
     pub event_id: String,
     /// Customer.
     pub customer_id: Text,
-    /// Previous tier (`null` for a new customer).
+    /// Previous tier (`null` for a customer's first tier).
     pub from: Option<Text>,
     /// New tier.
     pub to: Text,
     /// Rule that matched (the tier's rule, or `fallback`).
     pub rule: Text,
-    /// Rule in its configured form (shared with the settings: cloned per output).
-    pub rule_text: Arc<str>,
+    /// The matched rule's conditions with the values they saw (empty for the fallback).
+    pub reasons: Vec<ConditionValue>,
     /// Recommended action for the new tier.
     pub action: Arc<str>,
+    /// Owner: the account manager, if known.
+    pub owner: Option<Text>,
     /// `event` or `time`.
     pub trigger: &'static str,
     /// Event time of the cause.
@@ -179,13 +203,13 @@ pub struct TierChanged {
     pub emitted_at: Text,
     /// The input that caused it (absent for time triggers).
     pub source: Option<SourceRef>,
-    /// Facts at `event_time`, shared by the outputs of one evaluation (a tier change and a
-    /// warning raised together carry the same snapshot; cloning it was measured at ~3 %
-    /// of replay).
-    pub facts: Arc<FactsOut>,
+    /// The rule set's version (`Settings::rules_version`).
+    pub rules_version: Text,
+    /// Headline facts at `event_time`.
+    pub facts: Headline,
 }
 
-/// `churnwatch.churn_warning.v1`
+/// `churnwatch.churn_warning.v2`
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChurnWarning {
     /// Schema name.
@@ -202,18 +226,12 @@ pub struct ChurnWarning {
     pub reasons: Vec<Reason>,
     /// Churn risk index.
     pub risk_index: f64,
-    /// BG/NBD P(alive).
-    pub p_alive: Option<f64>,
-    /// BG/NBD expected purchases over the horizon.
-    pub expected_purchases: Option<f64>,
     /// Owner: the account manager.
     pub owner: Option<Text>,
     /// Due time: event time + the level's SLA.
     pub due: Text,
     /// Intervention.
     pub action: Arc<str>,
-    /// Tier at the time.
-    pub tier: Text,
     /// `event` or `time`.
     pub trigger: &'static str,
     /// Event time of the cause.
@@ -222,13 +240,13 @@ pub struct ChurnWarning {
     pub emitted_at: Text,
     /// The input that caused it.
     pub source: Option<SourceRef>,
-    /// Facts at `event_time`, shared by the outputs of one evaluation (a tier change and a
-    /// warning raised together carry the same snapshot; cloning it was measured at ~3 %
-    /// of replay).
-    pub facts: Arc<FactsOut>,
+    /// The rule set's version.
+    pub rules_version: Text,
+    /// Headline facts at `event_time`.
+    pub facts: Headline,
 }
 
-/// `churnwatch.churn_warning_cleared.v1`
+/// `churnwatch.churn_warning_cleared.v2`
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WarningCleared {
     /// Schema name.
@@ -241,8 +259,6 @@ pub struct WarningCleared {
     pub previous_level: &'static str,
     /// Owner: the account manager.
     pub owner: Option<Text>,
-    /// Tier at the time.
-    pub tier: Text,
     /// `event` or `time`.
     pub trigger: &'static str,
     /// Event time of the cause.
@@ -251,10 +267,10 @@ pub struct WarningCleared {
     pub emitted_at: Text,
     /// The input that caused it.
     pub source: Option<SourceRef>,
-    /// Facts at `event_time`, shared by the outputs of one evaluation (a tier change and a
-    /// warning raised together carry the same snapshot; cloning it was measured at ~3 %
-    /// of replay).
-    pub facts: Arc<FactsOut>,
+    /// The rule set's version.
+    pub rules_version: Text,
+    /// Headline facts at `event_time`.
+    pub facts: Headline,
 }
 
 /// The current warning on a profile.
@@ -266,7 +282,8 @@ pub struct WarningState {
     pub reasons: Vec<Reason>,
 }
 
-/// `churnwatch.profile.v1`: the latest state of a customer (compacted topic).
+/// `churnwatch.profile.v2`: the latest state of a customer (compacted topic), with the
+/// full facts the alerts leave out.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Profile {
     /// Schema name.
@@ -279,11 +296,13 @@ pub struct Profile {
     pub action: Arc<str>,
     /// Warning.
     pub warning: WarningState,
+    /// The rule set's version.
+    pub rules_version: Text,
     /// Facts.
     pub facts: FactsOut,
 }
 
-/// `churnwatch.profile_tombstone.v1`: the customer was erased.
+/// `churnwatch.profile_tombstone.v1` (unchanged in contract v2): the customer was erased.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tombstone {
     /// Schema name.
@@ -523,6 +542,22 @@ impl Json for FactsOut {
     }
 }
 
+impl Json for Headline {
+    fn json(&self, b: &mut Vec<u8>) {
+        object!(
+            b,
+            self,
+            recency_days,
+            window_days,
+            orders,
+            monetary,
+            p_alive,
+            clv,
+            tier
+        );
+    }
+}
+
 impl Json for ConditionValue {
     fn json(&self, b: &mut Vec<u8>) {
         object!(b, self, condition, value);
@@ -546,12 +581,14 @@ impl Json for TierChanged {
             from,
             to,
             rule,
-            rule_text,
+            reasons,
             action,
+            owner,
             trigger,
             event_time,
             emitted_at,
             source,
+            rules_version,
             facts
         );
     }
@@ -569,16 +606,14 @@ impl Json for ChurnWarning {
             previous_level,
             reasons,
             risk_index,
-            p_alive,
-            expected_purchases,
             owner,
             due,
             action,
-            tier,
             trigger,
             event_time,
             emitted_at,
             source,
+            rules_version,
             facts
         );
     }
@@ -594,11 +629,11 @@ impl Json for WarningCleared {
             customer_id,
             previous_level,
             owner,
-            tier,
             trigger,
             event_time,
             emitted_at,
             source,
+            rules_version,
             facts
         );
     }
@@ -612,7 +647,17 @@ impl Json for WarningState {
 
 impl Json for Profile {
     fn json(&self, b: &mut Vec<u8>) {
-        object!(b, self, schema, customer_id, tier, action, warning, facts);
+        object!(
+            b,
+            self,
+            schema,
+            customer_id,
+            tier,
+            action,
+            warning,
+            rules_version,
+            facts
+        );
     }
 }
 

@@ -193,6 +193,27 @@ pub struct TiersConfig {
     pub rules: Vec<TierRuleConfig>,
 }
 
+/// `[outputs]`: how often profiles are published.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsConfig {
+    /// `every_change` (default): a changed customer's profile is published once per commit
+    /// interval. `on_standing_change`: only when its tier, warning level or profile labels
+    /// (account manager, industry, region, segment) changed, or it is new (README
+    /// "Outputs" says what that costs a consumer).
+    pub profile_publish: String,
+}
+
+/// When a changed customer's profile is published (`outputs.profile_publish`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfilePublish {
+    /// Once per commit interval in which the customer changed.
+    EveryChange,
+    /// Only in intervals in which its standing changed: tier, warning level, profile
+    /// labels, or its first appearance.
+    OnStandingChange,
+}
+
 /// One warning level's settings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -265,6 +286,8 @@ pub struct CoreConfig {
     pub clv: ClvConfig,
     /// `[dead_letters]`
     pub dead_letters: DeadLettersConfig,
+    /// `[outputs]`
+    pub outputs: OutputsConfig,
 }
 
 /// Warning levels. `Low` means "no warning".
@@ -386,6 +409,15 @@ pub struct Settings {
     pub rule_fields: Vec<u8>,
     /// What a dead letter keeps of the rejected record.
     pub dead_letter_original: super::redact::OriginalMode,
+    /// A short, stable version of the rule set: 12 hex digits of a hash of every setting
+    /// that decides a fact, tier, warning, action or score (`[facts]`, `[tiers]`,
+    /// `[warnings]`, `[churn_probability]`, `[clv]`, `[analytics]`), taken once here.
+    /// Outputs carry it so a consumer can tell which rules produced an alert; it changes
+    /// whenever one of those values changes, and not with `[limits]`, `[time]`,
+    /// `[outputs]` or the order of keys in a file.
+    pub rules_version: String,
+    /// When profiles are published.
+    pub profile_publish: ProfilePublish,
 }
 
 /// A configuration error with the fix in the message.
@@ -629,6 +661,16 @@ impl Settings {
         };
         let sla_ms = [0, sla("medium", &w.medium)?, sla("high", &w.high)?];
 
+        let profile_publish = match c.outputs.profile_publish.as_str() {
+            "every_change" => ProfilePublish::EveryChange,
+            "on_standing_change" => ProfilePublish::OnStandingChange,
+            other => {
+                return Err(ConfigError(format!(
+                    "outputs.profile_publish = \"{other}\"; use \"every_change\" (the default) or \"on_standing_change\""
+                )))
+            }
+        };
+
         let mut day_thresholds = Vec::new();
         let mut daily = false;
         let all_rules = tiers
@@ -728,6 +770,8 @@ impl Settings {
             daily,
             rule_fields,
             dead_letter_original,
+            rules_version: rules_version(c),
+            profile_publish,
         })
     }
 
@@ -831,6 +875,18 @@ impl Settings {
     }
 }
 
+/// [`Settings::rules_version`]: the sections' values through their `Debug` form (fields
+/// in declaration order, numbers exactly), so the text of a file (comments, key order,
+/// `1e5` vs `100000.0`) does not matter, only the values do.
+fn rules_version(c: &CoreConfig) -> String {
+    let text = format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        c.facts, c.tiers, c.warnings, c.churn_probability, c.clv, c.analytics
+    );
+    let h = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+    format!("{:012x}", h >> 16)
+}
+
 fn words(r: &Rule, w: &[u16]) -> String {
     let all: Vec<String> = r.all.iter().map(|c| c.describe(w)).collect();
     let any: Vec<String> = r.any.iter().map(|c| c.describe(w)).collect();
@@ -905,6 +961,45 @@ mod tests {
             .unwrap_err()
             .0
             .contains("3660"));
+    }
+
+    /// The version follows the values that decide outputs, and only those.
+    #[test]
+    fn rules_version_follows_the_rules() {
+        let base = Settings::defaults().rules_version;
+        assert_eq!(base.len(), 12);
+        assert!(base.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(base, Settings::defaults().rules_version, "stable");
+        let v = |f: fn(&mut CoreConfig)| with(f).unwrap().rules_version;
+        assert_ne!(
+            v(|c| c.warnings.rules[0].all[0] = "visits_30d < 4".into()),
+            base
+        );
+        assert_ne!(v(|c| c.tiers.rules[0].action = "call them".into()), base);
+        assert_ne!(v(|c| c.warnings.high.sla = Some("12h".into())), base);
+        assert_eq!(v(|c| c.limits.max_orders_per_minute = 5), base);
+        assert_eq!(
+            v(|c| c.outputs.profile_publish = "on_standing_change".into()),
+            base
+        );
+    }
+
+    #[test]
+    fn profile_publish_is_checked() {
+        assert_eq!(
+            Settings::defaults().profile_publish,
+            ProfilePublish::EveryChange
+        );
+        assert_eq!(
+            with(|c| c.outputs.profile_publish = "on_standing_change".into())
+                .unwrap()
+                .profile_publish,
+            ProfilePublish::OnStandingChange
+        );
+        assert!(with(|c| c.outputs.profile_publish = "hourly".into())
+            .unwrap_err()
+            .0
+            .contains("on_standing_change"));
     }
 
     #[test]

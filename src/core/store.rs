@@ -53,6 +53,11 @@ pub const LIVE: u8 = 2;
 /// (`spend_bucket`, `activity`, `first_seen_day`).
 pub const SKETCHED: u8 = 4;
 
+/// Record flag: the customer's standing (tier, warning level, profile labels) changed
+/// since its last profile was taken (for `outputs.profile_publish = "on_standing_change"`).
+/// Not persisted: a restored customer has no profile pending.
+pub const STANDING: u8 = 8;
+
 /// Index of each profile label in [`Record::labels`].
 pub mod label {
     /// Account manager (warning owner).

@@ -1,0 +1,286 @@
+//! What the processor's outputs say: the contract v2 alerts of one evaluation (tier
+//! change, warning raised, warning cleared) and the profiles, built from a customer's
+//! facts and record. The processor decides *when* to emit; this module only builds.
+
+use std::sync::Arc;
+
+use super::{Processor, Trigger};
+use crate::core::facts::{clv_of, Facts};
+use crate::core::output::{
+    schema, stable_id, ChurnWarning, ConditionValue, FactsOut, Headline, Output, Profile, Reason,
+    Text, TierChanged, WarningCleared, WarningState, WindowOut,
+};
+use crate::core::rules::{DayAnchor, Metric, WindowMetric};
+use crate::core::settings::{Level, Settings};
+use crate::core::store::{label, Interner, Record, NO_TIER};
+use crate::core::time::{day_start, format_date, format_rfc3339, Ts};
+
+/// What one evaluation changed, as the alerts report it.
+pub(super) struct Change {
+    /// Tier before (`NO_TIER` for a new customer).
+    pub old_tier: u8,
+    /// Tier now.
+    pub tier: usize,
+    /// Announce the tier change (not for a first appearance in the fallback tier).
+    pub tier_alert: bool,
+    /// Level before.
+    pub old_level: Level,
+    /// Level now.
+    pub level: Level,
+    /// The level rose.
+    pub raised: bool,
+    /// The level fell back to low.
+    pub cleared: bool,
+}
+
+impl Processor {
+    /// The alerts of one evaluation of the customer in `slot` (whose facts are `facts`,
+    /// at the customer's clock), appended to `out`.
+    pub(super) fn emit_alerts(
+        &mut self,
+        slot: u32,
+        trigger: &Trigger<'_>,
+        ctx: &super::Ctx,
+        facts: &mut Facts,
+        c: &Change,
+        out: &mut Vec<Output>,
+    ) {
+        let s = Arc::clone(&self.s);
+        let (event_time, cause, source) = match trigger {
+            Trigger::Event {
+                event_id,
+                ts,
+                source,
+            } => (*ts, event_id.to_string(), Some(source.to_ref())),
+            Trigger::Time { day } => (day_start(*day), format!("t{day}"), None),
+        };
+        let trig = if source.is_some() { "event" } else { "time" };
+        let emitted_at = self.emitted_at(ctx, event_time);
+        facts.ensure_p_alive(&s);
+        let get = |m| facts.get(m, &s);
+        let rec = self.store.rec(slot);
+        let headline = headline(facts, &s, &s.tiers[c.tier].name);
+        let cid = Text::from(rec.id.as_str());
+        let owner = self
+            .labels
+            .name(rec.labels[label::ACCOUNT_MANAGER] as u32)
+            .map(Text::from);
+        let version = Text::from(s.rules_version.as_str());
+        let event_time_text = format_rfc3339(event_time);
+        let mut outs: smallvec::SmallVec<[Output; 2]> = smallvec::SmallVec::new();
+        if c.tier_alert {
+            let from = (c.old_tier != NO_TIER)
+                .then(|| Text::from(s.tiers[c.old_tier as usize].name.as_str()));
+            let t = &s.tiers[c.tier];
+            outs.push(Output::TierChanged(Box::new(TierChanged {
+                schema: schema::TIER_CHANGED,
+                event_id: stable_id(&[
+                    "tier_changed",
+                    &cid,
+                    &cause,
+                    from.as_deref().unwrap_or(""),
+                    &t.name,
+                ]),
+                customer_id: cid.clone(),
+                from,
+                to: Text::from(t.name.as_str()),
+                rule: match &t.rule {
+                    Some(_) => Text::from(t.name.as_str()),
+                    None => "fallback".into(),
+                },
+                reasons: t
+                    .rule
+                    .iter()
+                    .flat_map(|r| r.conditions())
+                    .map(|cnd| ConditionValue {
+                        condition: Text::from(cnd.text.as_str()),
+                        value: get(cnd.metric),
+                    })
+                    .collect(),
+                action: t.action.clone(),
+                owner: owner.clone(),
+                trigger: trig,
+                event_time: event_time_text.clone(),
+                emitted_at: emitted_at.clone(),
+                source: source.clone(),
+                rules_version: version.clone(),
+                facts: headline.clone(),
+            })));
+        }
+        if c.raised {
+            let level = c.level;
+            outs.push(Output::Warning(Box::new(ChurnWarning {
+                schema: schema::CHURN_WARNING,
+                event_id: stable_id(&["churn_warning", &cid, &cause, level.name()]),
+                customer_id: cid.clone(),
+                level: level.name(),
+                previous_level: c.old_level.name(),
+                reasons: reasons(&s, &get),
+                risk_index: facts.churn_risk_index(&s),
+                owner,
+                due: format_rfc3339(event_time.saturating_add(s.sla_ms[level as usize])),
+                action: s.level_action[level as usize].clone(),
+                trigger: trig,
+                event_time: event_time_text,
+                emitted_at,
+                source,
+                rules_version: version,
+                facts: headline,
+            })));
+        } else if c.cleared {
+            outs.push(Output::Cleared(Box::new(WarningCleared {
+                schema: schema::CHURN_WARNING_CLEARED,
+                event_id: stable_id(&["churn_warning_cleared", &cid, &cause]),
+                customer_id: cid,
+                previous_level: c.old_level.name(),
+                owner,
+                trigger: trig,
+                event_time: event_time_text,
+                emitted_at,
+                source,
+                rules_version: version,
+                facts: headline,
+            })));
+        }
+        for o in outs {
+            self.emit(out, o);
+        }
+    }
+
+    pub(super) fn profile_at(&self, slot: u32, now: Ts) -> Profile {
+        let s = Arc::clone(&self.s);
+        let rec = self.store.rec(slot);
+        let mut facts = Facts::compute(&rec.days, rec, &s, now);
+        let tags = facts.with_extras(&rec.days, &s, &self.labels);
+        let get = |m| facts.get(m, &s);
+        let tier = if rec.tier == NO_TIER {
+            s.fallback_tier()
+        } else {
+            rec.tier as usize
+        };
+        let level = Level::from_u8(rec.level);
+        Profile {
+            schema: schema::PROFILE,
+            customer_id: Text::from(rec.id.as_str()),
+            tier: Text::from(s.tiers[tier].name.as_str()),
+            action: s.tiers[tier].action.clone(),
+            warning: WarningState {
+                level: level.name(),
+                reasons: if level > Level::Low {
+                    reasons(&s, &get)
+                } else {
+                    Vec::new()
+                },
+            },
+            rules_version: Text::from(s.rules_version.as_str()),
+            facts: facts_out(&facts, tags, rec, &s, &self.labels),
+        }
+    }
+}
+
+/// The headline facts of an alert (P(alive) must already be in `f`).
+fn headline(f: &Facts, s: &Settings, tier: &str) -> Headline {
+    let last = s.windows.len().saturating_sub(1);
+    let w = f.window(s, last);
+    Headline {
+        recency_days: f
+            .anchor(DayAnchor::LastOrder)
+            .map(|d| (f.today - d).max(0) as i64),
+        window_days: s.windows[last],
+        orders: w.orders,
+        monetary: w.amount as f64 / 100.0,
+        p_alive: f.p_alive,
+        clv: clv_of(f.expected_purchases(s), f.expected_order_value(s)),
+        tier: Text::from(tier),
+    }
+}
+
+/// The matched warning rules with each condition's value.
+pub(super) fn reasons(s: &Settings, get: &impl Fn(Metric) -> Option<f64>) -> Vec<Reason> {
+    s.warnings
+        .iter()
+        .filter(|w| w.rule.matches(get))
+        .map(|w| Reason {
+            rule: Text::from(w.rule.name.as_str()),
+            level: w.level.name(),
+            conditions: w
+                .rule
+                .conditions()
+                .map(|c| ConditionValue {
+                    condition: Text::from(c.text.as_str()),
+                    value: get(c.metric),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The full facts of a profile.
+fn facts_out(
+    f: &Facts,
+    (channel, category): (u32, u32),
+    rec: &Record,
+    s: &Settings,
+    labels: &Interner,
+) -> FactsOut {
+    let name = |id: u32| labels.name(id).map(Text::from);
+    let since = |a| f.anchor(a).map(|d| (f.today - d).max(0) as i64);
+    let tenure = since(DayAnchor::FirstSeen).unwrap_or(0);
+    // Once each: CLV is their product, and expected purchases sums a series.
+    let expected_purchases = f.expected_purchases(s);
+    let expected_order_value = f.expected_order_value(s);
+    FactsOut {
+        as_of: format_rfc3339(f.now),
+        recency_days: since(DayAnchor::LastOrder),
+        days_without_order: since(DayAnchor::LastOrderOrFirstSeen).unwrap_or(0),
+        tenure_days: tenure,
+        lifecycle: if tenure < s.new_customer_days as i64 {
+            "new"
+        } else {
+            "existing"
+        },
+        first_seen: format_date(f.first_seen_day),
+        first_order: f.first_order_day.map(format_date),
+        last_order: f.last_order_day.map(format_date),
+        lifetime_orders: f.lifetime_orders,
+        lifetime_value: f.lifetime_value as f64 / 100.0,
+        purchase_days: f.purchase_days,
+        open_complaints: f.open_complaints,
+        last_nps: f.last_nps,
+        windows: s
+            .windows
+            .iter()
+            .enumerate()
+            .map(|(i, &days)| {
+                let w = f.window(s, i);
+                WindowOut {
+                    days,
+                    orders: w.orders,
+                    monetary: w.amount as f64 / 100.0,
+                    aov: f.get(Metric::Window(WindowMetric::Aov, i as u8), s),
+                    visits: w.visits,
+                    complaints: w.complaints,
+                    surveys: w.surveys,
+                    satisfaction: f.get(Metric::Window(WindowMetric::Satisfaction, i as u8), s),
+                    campaign_touches: w.touches,
+                    campaign_conversions: w.conversions,
+                }
+            })
+            .collect(),
+        activity_score: f.activity_score(s),
+        churn_risk_index: f.churn_risk_index(s),
+        visit_drop_pct: f.visit_drop_pct(s),
+        visits_baseline: f.visits_baseline(s),
+        p_alive: f.p_alive,
+        expected_purchases,
+        expected_order_value,
+        clv: clv_of(expected_purchases, expected_order_value),
+        horizon_days: s.horizon_days,
+        preferred_channel: name(channel),
+        preferred_category: name(category),
+        account_manager: name(rec.labels[label::ACCOUNT_MANAGER] as u32),
+        industry: name(rec.labels[label::INDUSTRY] as u32),
+        region: name(rec.labels[label::REGION] as u32),
+        segment: name(rec.labels[label::SEGMENT] as u32),
+    }
+}
