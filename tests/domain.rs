@@ -923,3 +923,60 @@ fn profile_publish_every_change_or_on_standing_change() {
         "only intervals whose standing changed"
     );
 }
+
+/// One run of a generated stream with profiles drained every 1,000 lines: (alerts as JSON
+/// lines, per interval the published profiles as JSON lines, per interval the changelog
+/// records).
+type Drained = (Vec<Vec<u8>>, Vec<Vec<Vec<u8>>>, Vec<Vec<(String, Vec<u8>)>>);
+
+fn drained_run(publish: &str) -> Drained {
+    use churnwatch::gen::{GenOptions, Generator};
+    let mut h = Harness::with_config(|c| c.outputs.profile_publish = publish.into());
+    h.ctx.emitted_at = Some(0);
+    let mut g = Generator::new(GenOptions {
+        customers: 300,
+        events: 12_000,
+        seed: 5,
+        ..Default::default()
+    });
+    let (mut alerts, mut profiles, mut changelog) = (Vec::new(), Vec::new(), Vec::new());
+    let mut line = Vec::new();
+    let mut n = 0;
+    let mut more = true;
+    while more {
+        more = g.next_line(&mut line);
+        if more {
+            h.send(&line);
+            n += 1;
+        } else {
+            h.advance(at(800, 0));
+        }
+        if n % 1000 == 0 || !more {
+            alerts.extend(h.take().iter().map(Output::to_json));
+            let (mut outs, mut snaps) = (Vec::new(), Vec::new());
+            h.p.drain_changes(&mut outs, |id, s| snaps.push((id.to_string(), s)));
+            profiles.push(outs.iter().map(Output::to_json).collect());
+            changelog.push(snaps);
+        }
+    }
+    (alerts, profiles, changelog)
+}
+
+/// `on_standing_change` changes only which profiles are published: the alerts and the
+/// changelog are the same as with `every_change`, and each interval's published profiles
+/// are some of the ones `every_change` published in that interval, byte for byte.
+#[test]
+fn profile_publish_changes_only_which_profiles_are_published() {
+    let (a1, p1, c1) = drained_run("every_change");
+    let (a2, p2, c2) = drained_run("on_standing_change");
+    assert!(a1.len() > 1000, "the stream produces alerts");
+    assert_eq!(a1, a2, "alerts do not depend on the setting");
+    assert_eq!(c1, c2, "the changelog does not depend on the setting");
+    let (n1, n2): (usize, usize) = (p1.iter().map(Vec::len).sum(), p2.iter().map(Vec::len).sum());
+    assert!(n2 > 0 && n2 < n1, "{n2} of {n1} profiles published");
+    for (every, standing) in p1.iter().zip(&p2) {
+        for p in standing {
+            assert!(every.contains(p), "a profile every_change did not publish");
+        }
+    }
+}

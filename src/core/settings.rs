@@ -329,9 +329,6 @@ pub struct Tier {
     pub action: Arc<str>,
     /// Matching rule; `None` for the fallback.
     pub rule: Option<Rule>,
-    /// The rule in its configured form, as tier changes show it (formatted once here,
-    /// not on every tier change; shared, so a tier change clones a pointer).
-    pub rule_text: Arc<str>,
 }
 
 /// A compiled warning rule.
@@ -618,7 +615,6 @@ impl Settings {
             tiers.push(Tier {
                 name: r.name.clone(),
                 action: r.action.as_str().into(),
-                rule_text: rule.to_string().into(),
                 rule: Some(rule),
             });
         }
@@ -626,7 +622,6 @@ impl Settings {
             name: t.fallback.clone(),
             action: t.fallback_action.as_str().into(),
             rule: None,
-            rule_text: "no other tier matched".into(),
         });
 
         let w = &c.warnings;

@@ -4,7 +4,7 @@
 use super::{sketch_keys, sketch_values, Processor, VALUE_TIER_SAMPLE};
 use crate::core::analytics::{CampaignSums, Population, Standing};
 use crate::core::facts::Facts;
-use crate::core::store::{unpack, NO_DAY, NO_TIER, SKETCHED};
+use crate::core::store::{unpack, Record, NO_DAY, NO_TIER, SKETCHED};
 use crate::core::time::{day_of, Ts};
 
 impl Processor {
@@ -86,14 +86,7 @@ impl Processor {
                     continue;
                 }
                 sampled += 1;
-                let f = Facts::compute(&rec.days, rec, &self.s, rec.clock);
-                let keys = if rec.flags & SKETCHED != 0 {
-                    sketch_keys(rec)
-                } else {
-                    let (spend, activity) = sketch_values(&f, &self.s);
-                    pop.keys(spend, activity, rec.first_seen_day)
-                };
-                let t = match pop.standing(keys, f.churn_risk_index(&self.s)).value_tier {
+                let t = match self.standing_of(rec, pop).value_tier {
                     "A" => 0,
                     "B" => 1,
                     "C" => 2,
@@ -150,7 +143,11 @@ impl Processor {
         let own = self.pop.as_ref()?;
         let pop = among.unwrap_or(own);
         let slot = self.store.get(customer_id)?;
-        let rec = self.store.rec(slot);
+        Some(self.standing_of(self.store.rec(slot), pop))
+    }
+
+    /// A record's standing in `pop`, as of its latest evaluation (its clock).
+    fn standing_of(&self, rec: &Record, pop: &Population) -> Standing {
         let f = Facts::compute(&rec.days, rec, &self.s, rec.clock);
         let keys = if rec.flags & SKETCHED != 0 {
             sketch_keys(rec)
@@ -158,7 +155,7 @@ impl Processor {
             let (spend, activity) = sketch_values(&f, &self.s);
             pop.keys(spend, activity, rec.first_seen_day)
         };
-        Some(pop.standing(keys, f.churn_risk_index(&self.s)))
+        pop.standing(keys, f.churn_risk_index(&self.s))
     }
 
     /// The population sketches (analytics enabled).
