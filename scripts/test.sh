@@ -15,6 +15,7 @@ done
 
 step "tools (scripts/install-tools.sh tansu promtool: cached; Tansu takes 15–25 min the first time on a new machine)"
 bin_dir=$(scripts/install-tools.sh tansu promtool | tail -n 1)
+export CHURNWATCH_NODE_MODULES="$(scripts/install-browser.sh | tail -n 1)"  # console browser tests (tests/console.rs): Debian's chromium + playwright-core, cached
 export TANSU_BIN="$bin_dir/tansu"
 "$TANSU_BIN" --version >/dev/null 2>&1 || { echo "error: $TANSU_BIN does not run" >&2; exit 2; }
 

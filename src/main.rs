@@ -78,6 +78,11 @@ fn init_logs(cfg: &Config) {
     };
 }
 
+/// The tier names in rule order (the console's series are indexed like this).
+fn tier_names(s: &churnwatch::core::Settings) -> Vec<String> {
+    s.tiers.iter().map(|t| t.name.to_string()).collect()
+}
+
 /// `KEY=VALUE` client settings; `env:NAME` values come from the environment.
 fn client_settings(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     pairs
@@ -140,17 +145,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = Arc::new(cfg.settings()?);
             let kafka = cfg.kafka.compile()?;
             let status = Status::new();
+            let live = churnwatch::http::Live::new(tier_names(&settings));
             let service = Service::new(RunOptions {
                 settings,
                 kafka,
                 clock: wall_clock(),
-                hook: None,
+                hook: Some(live.hook()),
                 status: status.clone(),
             })?;
             let _bg = churnwatch::http::start(
                 &cfg.http.listen,
                 cfg.http.token(),
-                Some(service.handle()),
+                Some((service.handle(), live)),
                 status,
             )?;
             service.run()?;
@@ -164,6 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seconds,
             listen,
             seed,
+            verbose,
         } => {
             let mut cfg = Config::load(config.as_deref())?;
             // The demo's stdout is the alerts; only problems go to the log (RUST_LOG
@@ -180,6 +187,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     seconds,
                     listen,
                     seed,
+                    verbose,
                 },
             )?;
             Ok(())
