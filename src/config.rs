@@ -150,9 +150,7 @@ fn explain(e: &figment::Error) -> String {
             Some(k) => format!("did you mean `{k}`?"),
             None => format!("valid keys: {}", expected.join(", ")),
         };
-        out.push(format!(
-            "unknown key `{found}` {section}{source}; {hint}"
-        ));
+        out.push(format!("unknown key `{found}` {section}{source}; {hint}"));
     }
     out.join("; ")
 }
@@ -302,7 +300,10 @@ action = "call them"
             .to_string();
         assert!(e.contains("valid keys: listen, token_env"), "{e}");
         assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(nearest("group_di", &["group_id", "brokers"]), Some("group_id"));
+        assert_eq!(
+            nearest("group_di", &["group_id", "brokers"]),
+            Some("group_id")
+        );
     }
 
     #[test]

@@ -718,9 +718,15 @@ mod tests {
     fn wrong_types_are_said_in_words_without_the_value() {
         let d = |b: &[u8]| decode(b, &Limits::default(), None).unwrap_err().detail;
         let x = d(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":"12"}"#);
-        assert!(x.starts_with("field `amount` has the wrong JSON type: expected a number"), "{x}");
+        assert!(
+            x.starts_with("field `amount` has the wrong JSON type: expected a number"),
+            "{x}"
+        );
         let x = d(br#"{"event_id":"e","customer_id":13800138000,"type":"visit","ts":"2026-01-01T00:00:00Z"}"#);
-        assert!(x.starts_with("field `customer_id` has the wrong JSON type: expected a string"), "{x}");
+        assert!(
+            x.starts_with("field `customer_id` has the wrong JSON type: expected a string"),
+            "{x}"
+        );
         assert!(!x.contains("1380"), "{x}");
         let x = d(b"{\"event_id\":\"e\",\n\"nps\": [1]}");
         assert!(x.contains("`nps`") && x.contains("whole number"), "{x}");
