@@ -33,7 +33,7 @@ pub struct Realism {
 /// The bounds of the default demo.
 pub const REALISM: Realism = Realism {
     max_per_manager_day: 5.0,
-    min_per_manager_day: 0.2,
+    min_per_manager_day: 0.1,
     max_open_share: 0.15,
     max_per_customer: 6,
 };
