@@ -107,21 +107,21 @@ impl Live {
         let msg = match o {
             Output::Warning(w) => {
                 let lvl = usize::from(w.level == "high");
-                {
-                    let mut g = self.lock();
-                    g.raised.insert(
-                        w.customer_id.to_string(),
-                        Raised {
-                            raised_at: w.event_time.to_string(),
-                            due: w.due.to_string(),
-                            due_ms: parse_rfc3339(&w.due).unwrap_or(Ts::MAX),
-                        },
-                    );
-                    g.totals.raised[lvl] += 1;
-                    if let Some(p) = day_point(&mut g, &w.event_time) {
-                        p.raised[lvl] += 1;
-                    }
-                }
+                self.tally(
+                    &w.event_time,
+                    |g| {
+                        g.raised.insert(
+                            w.customer_id.to_string(),
+                            Raised {
+                                raised_at: w.event_time.to_string(),
+                                due: w.due.to_string(),
+                                due_ms: parse_rfc3339(&w.due).unwrap_or(Ts::MAX),
+                            },
+                        );
+                        g.totals.raised[lvl] += 1;
+                    },
+                    |p| p.raised[lvl] += 1,
+                );
                 serde_json::json!({
                     "kind": "churn_warning",
                     "customer_id": w.customer_id,
@@ -136,14 +136,14 @@ impl Live {
                 })
             }
             Output::Cleared(c) => {
-                {
-                    let mut g = self.lock();
-                    g.raised.remove(c.customer_id.as_str());
-                    g.totals.cleared += 1;
-                    if let Some(p) = day_point(&mut g, &c.event_time) {
-                        p.cleared += 1;
-                    }
-                }
+                self.tally(
+                    &c.event_time,
+                    |g| {
+                        g.raised.remove(c.customer_id.as_str());
+                        g.totals.cleared += 1;
+                    },
+                    |p| p.cleared += 1,
+                );
                 serde_json::json!({
                     "kind": "churn_warning_cleared",
                     "customer_id": c.customer_id,
@@ -154,13 +154,11 @@ impl Live {
                 })
             }
             Output::TierChanged(t) => {
-                {
-                    let mut g = self.lock();
-                    g.totals.tier_changes += 1;
-                    if let Some(p) = day_point(&mut g, &t.event_time) {
-                        p.tier_changes += 1;
-                    }
-                }
+                self.tally(
+                    &t.event_time,
+                    |g| g.totals.tier_changes += 1,
+                    |p| p.tier_changes += 1,
+                );
                 serde_json::json!({
                     "kind": "tier_changed",
                     "customer_id": t.customer_id,
@@ -178,6 +176,21 @@ impl Live {
         };
         // No receiver is normal (nobody has the console open).
         let _ = self.tx.send(msg.to_string().into());
+    }
+
+    /// Updates the memory for one output (`all`) and the series point of its event day
+    /// (`day`), under one lock.
+    fn tally(
+        &self,
+        event_time: &str,
+        all: impl FnOnce(&mut Inner),
+        day: impl FnOnce(&mut DayPoint),
+    ) {
+        let mut g = self.lock();
+        all(&mut g);
+        if let Some(p) = day_point(&mut g, event_time) {
+            day(p);
+        }
     }
 
     /// A new reader of the alert stream.

@@ -4,11 +4,7 @@
 // Protocol with the Rust side: this script prints "need-alert" on stdout when the page
 // is open, and the test then produces the event that raises LIVE_CUSTOMER's warning.
 // Exits non-zero with the failed check on stderr.
-import { createRequire } from 'node:module';
-
-// playwright-core lives in the tools cache (scripts/install-browser.sh), not beside this
-// file, and ES modules ignore NODE_PATH: resolve it from there.
-const { chromium } = createRequire(process.env.NODE_MODULES + '/')('playwright-core');
+import { launch } from './launch.mjs';
 
 const url = process.env.CONSOLE_URL;
 const token = process.env.CONSOLE_TOKEN;
@@ -32,11 +28,7 @@ async function noPii(page, where) {
   for (const p of pii) check(!html.includes(p) && !text.includes(p), `no personal data (${p}) on ${where}`);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
   const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();
   page.setDefaultTimeout(30000);

@@ -395,7 +395,7 @@ function historyChart(h) {
 
 function lineChart(series, names, opts) {
   const W = 560, H = 190, L = 44, R = 10, T = 10, B = 22;
-  const n = series.length;
+  const n = series.length ? series[0].values.length : 0; // points per series
   const max = Math.max(1, ...series.flatMap((s) => s.values.filter((v) => v !== null)));
   const x = (i) => L + (n <= 1 ? 0 : (W - L - R) * i / (n - 1));
   const y = (v) => T + (H - T - B) * (1 - v / max);
@@ -431,10 +431,12 @@ async function overviewView() {
     { name: 'raised (medium + high)', color: '#d98e04', offset: 0, values: days.map((d) => d.raised[0] + d.raised[1]) },
     { name: 'cleared', color: '#2e7d32', offset: 1, values: days.map((d) => d.cleared) },
   ];
+  // Open and overdue counts exist only on the days the sampler saw.
+  const openDays = days.filter((d) => d.open);
   const overdueSeries = [
-    { name: 'open high', color: '#c62828', values: days.map((d) => (d.open ? d.open[1] : null)) },
-    { name: 'open medium', color: '#d98e04', values: days.map((d) => (d.open ? d.open[0] : null)) },
-    { name: 'overdue', color: '#6a1b9a', values: days.map((d) => (d.overdue === null || d.overdue === undefined ? null : d.overdue)) },
+    { name: 'open high', color: '#c62828', values: openDays.map((d) => d.open[1]) },
+    { name: 'open medium', color: '#d98e04', values: openDays.map((d) => d.open[0]) },
+    { name: 'overdue', color: '#6a1b9a', values: openDays.map((d) => d.overdue) },
   ];
   const a = r.analytics;
   return el('div', { id: 'overview' },
@@ -451,9 +453,9 @@ async function overviewView() {
       el('div', { class: 'panel' }, el('h3', { text: 'Customers per tier' }),
         sampled.length ? lineChart(tierSeries, sampled.map((d) => d.date), { id: 'tiers-chart', label: 'customers per tier per day' }) : el('p', { class: 'muted', text: 'No sample yet.' })),
       el('div', { class: 'panel' }, el('h3', { text: 'Warnings raised and cleared per day' }),
-        lineChart(warnSeries, days.map((d) => d.date), { id: 'warnings-chart', label: 'warnings per day', bars: true })),
+        lineChart(warnSeries, days.map((d) => d.date), { id: 'warnings-chart', label: 'warnings per day' })),
       el('div', { class: 'panel' }, el('h3', { text: 'Open and overdue warnings' }),
-        lineChart(overdueSeries, days.map((d) => d.date), { id: 'open-chart', label: 'open and overdue warnings' })),
+        lineChart(overdueSeries, openDays.map((d) => d.date), { id: 'open-chart', label: 'open and overdue warnings' })),
       el('div', { class: 'panel' }, el('h3', { text: 'Per tier' }),
         el('table', { id: 'tier-table' },
           el('thead', {}, el('tr', {}, ['Tier', 'Customers', 'Share', 'Avg order', 'Avg frequency', 'Total spend'].map((x, i) => el('th', { class: i ? 'num' : '', text: x })))),
