@@ -148,12 +148,13 @@ fn console_in_headless_chromium() {
     let events = dir.path().join("events.jsonl");
     let gen = |extra: &[&str]| {
         let o = Command::new(BIN)
+            // 2,000 customers: two account managers, so that filtering by owner shows a part.
             .args([
                 "gen",
                 "--customers",
-                "1000",
+                "2000",
                 "--events",
-                "30000",
+                "40000",
                 "--seed",
                 "11",
             ])
