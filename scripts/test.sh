@@ -13,8 +13,9 @@ for tool in cargo rustfmt cargo-clippy; do
   fi
 done
 
-step "tools (cached: Apache Kafka from Maven Central ~1 min the first time, promtool from Debian)"
+step "tools (cached: Apache Kafka from Maven Central ~1 min the first time, promtool from Debian, Chromium and playwright-core for the console)"
 scripts/install-tools.sh kafka promtool >/dev/null
+export CHURNWATCH_NODE_MODULES="$(scripts/install-browser.sh | tail -n 1)"  # console browser tests (tests/console.rs): Debian's chromium + playwright-core, cached
 
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check

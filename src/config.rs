@@ -65,8 +65,9 @@ pub enum ConfigError {
     /// The file does not exist.
     #[error("config file {0} not found; pass an existing file with --config, or leave --config out to use the defaults")]
     NotFound(PathBuf),
-    /// Syntax errors, unknown keys, wrong types (figment names the key and the source).
-    #[error("invalid configuration: {0}")]
+    /// Syntax errors, unknown keys, wrong types (figment names the key and the source;
+    /// an unknown key also gets the nearest valid one).
+    #[error("invalid configuration: {}", explain(.0))]
     Parse(Box<figment::Error>),
     /// The values do not make a valid rule set.
     #[error("invalid rule set: {0}")]
@@ -120,6 +121,72 @@ impl Config {
     pub fn settings(&self) -> Result<Settings, crate::core::settings::ConfigError> {
         Settings::compile(&self.core())
     }
+}
+
+/// An error in words. An unknown key names its section and where it was written, and
+/// suggests the nearest valid key ("did you mean `brokers`?"): figment's own message
+/// lists every valid key of the section, which hides the one that was meant.
+fn explain(e: &figment::Error) -> String {
+    let mut out = Vec::new();
+    for one in e.clone() {
+        let figment::error::Kind::UnknownField(found, expected) = &one.kind else {
+            out.push(one.to_string());
+            continue;
+        };
+        let mut path = one.path.clone();
+        if path.last() == Some(found) {
+            path.pop();
+        }
+        let section = if path.is_empty() {
+            "at the top level".to_string()
+        } else {
+            format!("in section [{}]", path.join("."))
+        };
+        let source = match one.metadata.as_ref() {
+            Some(m) => match &m.source {
+                Some(figment::Source::File(f)) => format!(" of {}", f.display()),
+                _ if m.name.contains("environment") => {
+                    " (from a CHURNWATCH__… environment variable)".to_string()
+                }
+                _ => String::new(),
+            },
+            None => String::new(),
+        };
+        let hint = match nearest(found, expected) {
+            Some(k) => format!("did you mean `{k}`?"),
+            None => format!("valid keys: {}", expected.join(", ")),
+        };
+        out.push(format!("unknown key `{found}` {section}{source}; {hint}"));
+    }
+    out.join("; ")
+}
+
+/// The valid key closest to `found` by edit distance, if it is close enough to be a typo
+/// (at most a third of its length, and at most 3 edits).
+fn nearest<'a>(found: &str, valid: &[&'a str]) -> Option<&'a str> {
+    let found = found.to_ascii_lowercase();
+    valid
+        .iter()
+        .map(|v| (edit_distance(&found, v), *v))
+        .filter(|(d, v)| *d <= 3 && *d * 3 <= v.len().max(3))
+        .min()
+        .map(|(_, v)| v)
+}
+
+/// Levenshtein distance over characters (keys are short: the quadratic cost is nothing).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let up = row[j + 1];
+            row[j + 1] = (up + 1).min(row[j] + 1).min(diag + usize::from(ca != *cb));
+            diag = up;
+        }
+    }
+    row[b.len()]
 }
 
 /// `CHURNWATCH__SECTION__KEY` variables with their scalar values kept as the text that
@@ -222,6 +289,27 @@ action = "call them"
             .unwrap_err()
             .to_string();
         assert!(e.contains("not found"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_key_gets_the_nearest_valid_one_with_its_section_and_file() {
+        let f = file("[kafka]\nbrokerz = \"x:9092\"\n");
+        let e = Config::load_with_env(Some(f.path()), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean `brokers`?"), "{e}");
+        assert!(e.contains("[kafka]"), "{e}");
+        assert!(e.contains(&f.path().display().to_string()), "{e}");
+        let f = file("[http]\nzzzzzzzz = 1\n");
+        let e = Config::load_with_env(Some(f.path()), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("valid keys: listen, token_env"), "{e}");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(
+            nearest("group_di", &["group_id", "brokers"]),
+            Some("group_id")
+        );
     }
 
     #[test]

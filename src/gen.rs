@@ -2,8 +2,15 @@
 //! mix of types, Pareto-distributed spend, customers who go silent (some complain first),
 //! some who come back, and a configurable fraction of duplicates and bad records.
 //!
-//! It simulates each customer as a Poisson process whose rate depends on its state, merged
+//! It simulates each customer as a renewal process whose rate depends on its state, merged
 //! through a heap of next-event times, so memory is O(customers) and output is streamed.
+//!
+//! The population is shaped like the customers the default rules were written for, so
+//! that the rules flag a minority: most customers visit and order at a steady cadence
+//! (gaps vary around the customer's own rhythm instead of being memoryless, which made
+//! "90 days without an order" and "visits fell by 70 %" fire on chance gaps alone), most
+//! are satisfied (a minority is not), about one in five leaves during a year, slowing
+//! down and souring before it goes, and some of those come back.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -11,7 +18,7 @@ use std::io::Write;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Exp, LogNormal, Pareto};
+use rand_distr::{Distribution, Gamma, LogNormal, Normal, Pareto};
 
 use crate::core::time::{format_rfc3339, Ts, DAY_MS};
 
@@ -78,6 +85,33 @@ struct Customer {
     churn_at: Ts,
     return_at: Ts,
     started: bool,
+    /// A rough patch `[start, end)`: a customer who stays but goes quiet and sour for a
+    /// while (a budget freeze, a bad experience), then recovers.
+    dip: (Ts, Ts),
+    /// When the next order is due: orders follow their own steady rhythm rather than
+    /// being a random share of the events (a memoryless share left 90-day gaps between
+    /// orders of one customer in five every year).
+    next_order: Ts,
+}
+
+impl Customer {
+    /// Within 45 days of leaving.
+    fn leaving_soon(&self, t: Ts) -> bool {
+        self.churn_at != Ts::MAX && t < self.churn_at && self.churn_at - t < 45 * DAY_MS
+    }
+
+    /// How much longer the gaps between events are at `t`: customers about to leave slow
+    /// down first (what the visit-drop rule is meant to catch), and more so in a rough
+    /// patch they will recover from.
+    fn slowdown(&self, t: Ts) -> f64 {
+        if (self.dip.0..self.dip.1).contains(&t) {
+            4.0
+        } else if self.leaving_soon(t) {
+            2.0
+        } else {
+            1.0
+        }
+    }
 }
 
 /// Streams generated lines.
@@ -92,6 +126,9 @@ pub struct Generator {
     line_no: u64,
     now: Ts,
     key: Option<String>,
+    /// Account managers: one per ~1,000 customers (a pooled book of consumer and
+    /// small-business accounts), 1 to 40.
+    managers: u32,
 }
 
 impl Generator {
@@ -99,7 +136,11 @@ impl Generator {
     pub fn new(opts: GenOptions) -> Generator {
         let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
         let span = opts.days.max(1) as f64 * DAY_MS as f64;
-        let activity = LogNormal::new(0.0, 0.9).expect("valid");
+        // Spread of activity between customers: a quiet customer is about half as active
+        // as the median one, not a tenth (σ 0.9 made a fifth of them order less than every
+        // 90 days, each a standing silence warning).
+        let activity = LogNormal::new(0.0, 0.45).expect("valid");
+        let content: Normal<f64> = Normal::new(4.0, 0.6).expect("valid");
         let spend: Pareto<f64> = Pareto::new(300.0, 1.3).expect("valid");
         let n = opts.customers.max(1);
         let end = opts.start + span as Ts;
@@ -109,16 +150,26 @@ impl Generator {
         for i in 0..n {
             let w = activity.sample(&mut rng);
             let join = opts.start + (rng.gen::<f64>().powf(1.5) * span * 0.85) as Ts;
-            let churns = rng.gen_bool(0.35);
+            let churns = rng.gen_bool(0.2);
             let churn_at = if churns {
                 join + (rng.gen::<f64>() * (end - join) as f64) as Ts
             } else {
                 Ts::MAX
             };
-            let return_at = if churns && rng.gen_bool(0.3) {
+            let return_at = if churns && rng.gen_bool(0.35) {
                 churn_at + ((60.0 + rng.gen::<f64>() * 160.0) * DAY_MS as f64) as Ts
             } else {
                 Ts::MAX
+            };
+            // A third of those who stay have a rough patch of 30 to 75 days.
+            let dip = if !churns && rng.gen_bool(0.33) {
+                let at = join + (rng.gen::<f64>() * (end - join) as f64) as Ts;
+                (
+                    at,
+                    at + ((30.0 + rng.gen::<f64>() * 45.0) * DAY_MS as f64) as Ts,
+                )
+            } else {
+                (Ts::MAX, Ts::MAX)
             };
             // Active time inside the span: [join, end) minus the silent [churn_at, return_at).
             let silent = churn_at.min(end)..return_at.min(end);
@@ -129,11 +180,17 @@ impl Generator {
                 aov: spend.sample(&mut rng).min(2_000_000.0),
                 channel: rng.gen_range(0..CHANNELS.len()) as u8,
                 category: rng.gen_range(0..CATEGORIES.len()) as u8,
-                satisfaction: rng.gen_range(1.5..5.0),
+                satisfaction: if rng.gen_bool(0.1) {
+                    rng.gen_range(1.5..3.0)
+                } else {
+                    content.sample(&mut rng).clamp(3.0, 5.0)
+                },
                 complainer: rng.gen_bool(0.08),
                 churn_at,
                 return_at,
                 started: false,
+                next_order: join,
+                dip,
             });
             heap.push(Reverse((join, i)));
         }
@@ -153,6 +210,7 @@ impl Generator {
             line_no: 0,
             now: 0,
             key: None,
+            managers: (n / 1000).clamp(1, 40),
         }
     }
 
@@ -204,7 +262,10 @@ impl Generator {
             self.now = t;
             self.event(i, t, buf);
             let c = &self.customers[i as usize];
-            let gap = Exp::new(c.rate_per_ms.max(1e-15))
+            // Gamma gaps of shape 4: the same mean as a Poisson process, a quarter of its
+            // variance.
+            let mean = 1.0 / c.rate_per_ms.max(1e-15) * c.slowdown(t);
+            let gap = Gamma::new(4.0, mean / 4.0)
                 .expect("positive")
                 .sample(&mut self.rng);
             self.heap.push(Reverse((t + (gap as Ts).max(1_000), i)));
@@ -226,6 +287,7 @@ impl Generator {
         self.key = Some(cid.clone());
         let ts = format_rfc3339(t - t % 1000);
         let rng = &mut self.rng;
+        let managers = self.managers;
         let c = &mut self.customers[i as usize];
         let head = |buf: &mut Vec<u8>, kind: &str| {
             let _ = write!(
@@ -239,14 +301,14 @@ impl Generator {
             let _ = write!(
                 buf,
                 r#","account_manager":"AM-{:03}","industry":"{}","region":"{}","segment":"{}"}}"#,
-                rng.gen_range(1..=40),
+                rng.gen_range(1..=managers),
                 INDUSTRIES[rng.gen_range(0..INDUSTRIES.len())],
                 REGIONS[rng.gen_range(0..REGIONS.len())],
                 SEGMENTS[rng.gen_range(0..SEGMENTS.len())]
             );
             return;
         }
-        let near_churn = c.churn_at != Ts::MAX && t < c.churn_at && c.churn_at - t < 45 * DAY_MS;
+        let near_churn = c.leaving_soon(t);
         let complain_p = if c.complainer && near_churn {
             0.25
         } else if c.complainer {
@@ -262,13 +324,17 @@ impl Generator {
             }
         };
         let r: f64 = rng.gen();
-        if r < complain_p {
-            head(buf, "complaint");
-            buf.push(b'}');
-        } else if r < complain_p + 0.02 {
-            head(buf, "complaint_resolved");
-            buf.push(b'}');
-        } else if r < complain_p + 0.20 {
+        // The orders' old share of the mix (18 %) goes to visits, as orders keep their own
+        // rhythm (below); the other types keep their shares.
+        let r = if (complain_p + 0.02..complain_p + 0.20).contains(&r) {
+            1.0
+        } else {
+            r
+        };
+        if t >= c.next_order {
+            // Mean gap: the share of events that were orders (18 %) at the customer's rate.
+            let mean = 1.0 / (0.18 * c.rate_per_ms.max(1e-15)) * c.slowdown(t);
+            c.next_order = t + Gamma::new(4.0, mean / 4.0).expect("positive").sample(rng) as Ts;
             head(buf, "order");
             let amount = (c.aov * LogNormal::new(0.0, 0.4).expect("valid").sample(rng) * 100.0)
                 .round()
@@ -279,6 +345,12 @@ impl Generator {
                 CHANNELS[pick(rng, c.channel, CHANNELS.len())],
                 CATEGORIES[pick(rng, c.category, CATEGORIES.len())]
             );
+        } else if r < complain_p {
+            head(buf, "complaint");
+            buf.push(b'}');
+        } else if r < complain_p + 0.02 {
+            head(buf, "complaint_resolved");
+            buf.push(b'}');
         } else if r < complain_p + 0.215 {
             head(buf, "refund");
             let _ = write!(
@@ -298,7 +370,11 @@ impl Generator {
             );
         } else if r < complain_p + 0.35 {
             head(buf, "survey");
-            let drift = if near_churn { -1.5 } else { 0.0 };
+            let drift = if near_churn || c.slowdown(t) > 1.0 {
+                -1.5
+            } else {
+                0.0
+            };
             let s = (c.satisfaction + drift + rng.gen_range(-0.7..0.7))
                 .clamp(1.0, 5.0)
                 .round();
@@ -311,7 +387,7 @@ impl Generator {
             let _ = write!(
                 buf,
                 r#","account_manager":"AM-{:03}"}}"#,
-                rng.gen_range(1..=40)
+                rng.gen_range(1..=managers)
             );
         } else if r < complain_p + 0.36005 {
             head(buf, "erase");

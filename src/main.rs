@@ -65,14 +65,22 @@ fn init_logs(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only on a terminal: in a file, a pipe or a log collector they are
+    // noise around every level and field name.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
         .with_writer(io::stderr);
     let _ = if cfg.log.format == "json" {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// The tier names in rule order (the console's series are indexed like this).
+fn tier_names(s: &churnwatch::core::Settings) -> Vec<String> {
+    s.tiers.iter().map(|t| t.name.to_string()).collect()
 }
 
 /// `KEY=VALUE` client settings; `env:NAME` values come from the environment.
@@ -137,17 +145,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = Arc::new(cfg.settings()?);
             let kafka = cfg.kafka.compile()?;
             let status = Status::new();
+            let live = churnwatch::http::Live::new(tier_names(&settings));
             let service = Service::new(RunOptions {
                 settings,
                 kafka,
                 clock: wall_clock(),
-                hook: None,
+                hook: Some(live.hook()),
                 status: status.clone(),
             })?;
             let _bg = churnwatch::http::start(
                 &cfg.http.listen,
                 cfg.http.token(),
-                Some(service.handle()),
+                Some((service.handle(), live)),
                 status,
             )?;
             service.run()?;
@@ -161,6 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seconds,
             listen,
             seed,
+            verbose,
         } => {
             let mut cfg = Config::load(config.as_deref())?;
             // The demo's stdout is the alerts; only problems go to the log (RUST_LOG
@@ -177,6 +187,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     seconds,
                     listen,
                     seed,
+                    verbose,
                 },
             )?;
             Ok(())

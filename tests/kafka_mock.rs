@@ -226,6 +226,7 @@ fn demo_prints_alerts_serves_http_and_stops_cleanly() {
             "800",
             "--rate",
             "3000",
+            "--verbose",
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])
@@ -286,6 +287,129 @@ fn demo_prints_alerts_serves_http_and_stops_cleanly() {
     assert!(
         !after.contains("ERROR"),
         "errors after the clean stop: {after}"
+    );
+}
+
+/// What kind of line the demo printed, or `None` for one it must not print by default.
+fn demo_line_kind(line: &str) -> Option<&'static str> {
+    if line.starts_with("-- ") && line.contains(" summary: ") {
+        Some("summary")
+    } else if line.contains("  WARNING  HIGH ") {
+        Some("high warning")
+    } else if line.contains("  OVERDUE ") {
+        Some("overdue escalation")
+    } else if line.contains(" tier     ") && line.contains("high_value") {
+        Some("top-tier change")
+    } else {
+        None
+    }
+}
+
+/// The default demo (smaller and shorter): a readable terminal of high warnings, top-tier changes
+/// and summaries in event-time order, and an alert volume within the realism bounds of
+/// `churnwatch::demo::terminal::REALISM`: new warnings per account manager and simulated
+/// day, warnings per customer, and the share of customers with an open warning.
+#[test]
+fn the_default_demo_tells_a_readable_story_within_realism_bounds() {
+    use churnwatch::demo::terminal::REALISM;
+    let port = free_port();
+    let seconds = 50.0;
+    // The default population shape and rules, smaller and a little slower than the
+    // default demo (2,000 events/s instead of 6,250), so that the debug build that tests
+    // run keeps up on two busy cores: 200 simulated days.
+    let child = Command::new(env!("CARGO_BIN_EXE_churnwatch"))
+        .args([
+            "demo",
+            "--customers",
+            "2000",
+            "--days-per-second",
+            "4",
+            "--seconds",
+            &seconds.to_string(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Near the end: the share of customers with an open warning (the report's figures).
+    let t0 = Instant::now();
+    let mut report = None;
+    while t0.elapsed() < Duration::from_secs_f64(seconds - 3.0) {
+        std::thread::sleep(Duration::from_secs(1));
+        if t0.elapsed() > Duration::from_secs_f64(seconds - 8.0) {
+            if let Some((200, body)) = http_get(port, "/v1/report", None) {
+                report = serde_json::from_str::<serde_json::Value>(&body).ok();
+            }
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+
+    let mut last = String::new();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for line in stdout.lines() {
+        let kind = demo_line_kind(line)
+            .unwrap_or_else(|| panic!("the demo printed a line of no printed kind: {line}"));
+        *counts.entry(kind).or_default() += 1;
+        if kind != "summary" {
+            let time = line.get(..16).unwrap_or_default().to_string();
+            assert!(
+                time >= last,
+                "out of time order: {time} after {last}\n{stdout}"
+            );
+            last = time;
+        }
+    }
+    assert!(
+        counts.get("summary").copied().unwrap_or(0) >= 5,
+        "{counts:?}"
+    );
+    assert!(
+        counts.get("high warning").copied().unwrap_or(0) > 0,
+        "{counts:?}"
+    );
+    let alert_lines = stdout.lines().count() - counts["summary"];
+    assert!(
+        (alert_lines as f64) / seconds < 15.0,
+        "a readable terminal prints fewer than 15 alert lines a second: {alert_lines} in {seconds} s"
+    );
+
+    // The demo's own tally of warnings per manager-day and per customer.
+    let realism = stderr
+        .lines()
+        .find(|l| l.contains("realism:"))
+        .unwrap_or_else(|| panic!("no realism line: {stderr}"));
+    let value = |key: &str| -> f64 {
+        realism
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {key}= in {realism}"))
+    };
+    let (per_manager_day, per_customer, out_of_order) = (
+        value("per_manager_day"),
+        value("max_per_customer"),
+        value("out_of_order"),
+    );
+    assert!(
+        (REALISM.min_per_manager_day..=REALISM.max_per_manager_day).contains(&per_manager_day),
+        "{realism}"
+    );
+    assert!(per_customer <= REALISM.max_per_customer as f64, "{realism}");
+    assert_eq!(out_of_order, 0.0, "{realism}");
+
+    let report = report.expect("/v1/report answered near the end");
+    let open = report["overall"]["warnings_open"]["medium"]
+        .as_f64()
+        .unwrap()
+        + report["overall"]["warnings_open"]["high"].as_f64().unwrap();
+    let customers = report["overall"]["customers"].as_f64().unwrap();
+    assert!(
+        open / customers <= REALISM.max_open_share,
+        "{open} of {customers} customers have an open warning"
     );
 }
 

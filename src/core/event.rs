@@ -641,24 +641,19 @@ fn classify_json_error(bytes: &[u8], e: &serde_json::Error) -> Rejection {
             "the message is JSON but not an object",
         ),
         Category::Data => {
-            let msg = e.to_string();
-            let field = msg
-                .split('`')
-                .nth(1)
-                .filter(|f| f.len() <= 32)
-                .map(|f| format!(" in field `{f}`"))
-                .unwrap_or_default();
-            let expected = msg
-                .split("expected ")
-                .nth(1)
-                .and_then(|s| s.split(" at line").next())
-                .filter(|s| !s.contains('"'))
-                .map(|s| format!(", expected {s}"))
-                .unwrap_or_default();
-            Rejection::new(
-                RejectReason::WrongType,
-                format!("wrong JSON type{field}{expected} (column {})", e.column()),
-            )
+            // serde's message quotes the offending value (`integer `13800138000``) and
+            // names Rust types (`expected f64`): the field comes from the input's shape
+            // instead, and the expectation is said in words.
+            let field = field_at(bytes, e.line(), e.column());
+            let detail = match field {
+                Some(f) => format!(
+                    "field `{f}` has the wrong JSON type: expected {} (column {})",
+                    expected_of(f),
+                    e.column()
+                ),
+                None => format!("a field has the wrong JSON type (column {})", e.column()),
+            };
+            Rejection::new(RejectReason::WrongType, detail)
         }
         _ => Rejection::new(
             RejectReason::InvalidJson,
@@ -667,9 +662,80 @@ fn classify_json_error(bytes: &[u8], e: &serde_json::Error) -> Rejection {
     }
 }
 
+/// The contract fields of the wire shape, as written in events.
+const WIRE_FIELDS: [&str; 17] = [
+    "event_id",
+    "customer_id",
+    "type",
+    "ts",
+    "amount",
+    "channel",
+    "category",
+    "satisfaction",
+    "nps",
+    "campaign_id",
+    "action",
+    "cost",
+    "account_manager",
+    "industry",
+    "region",
+    "segment",
+    "currency",
+];
+
+/// The contract field whose value sits at (line, column) of the message: the last
+/// `"name":` before that position, if it is one of [`WIRE_FIELDS`] (any other name could
+/// be anything, so it is not repeated).
+fn field_at(bytes: &[u8], line: usize, column: usize) -> Option<&'static str> {
+    let start = bytes
+        .split_inclusive(|b| *b == b'\n')
+        .take(line.saturating_sub(1))
+        .map(<[u8]>::len)
+        .sum::<usize>();
+    let before = bytes.get(..(start + column).min(bytes.len()))?;
+    let colon = before.iter().rposition(|b| *b == b':')?;
+    let key = before[..colon].trim_ascii_end().strip_suffix(b"\"")?;
+    let open = key.iter().rposition(|b| *b == b'"')?;
+    let name = &key[open + 1..];
+    WIRE_FIELDS.iter().copied().find(|f| f.as_bytes() == name)
+}
+
+/// What a contract field holds, in words.
+fn expected_of(field: &str) -> &'static str {
+    match field {
+        "amount" | "cost" => "a number",
+        "satisfaction" => "a number from 1 to 5",
+        "nps" => "a whole number from 0 to 10",
+        _ => "a string",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrong_types_are_said_in_words_without_the_value() {
+        let d = |b: &[u8]| decode(b, &Limits::default(), None).unwrap_err().detail;
+        let x = d(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":"12"}"#);
+        assert!(
+            x.starts_with("field `amount` has the wrong JSON type: expected a number"),
+            "{x}"
+        );
+        let x = d(br#"{"event_id":"e","customer_id":13800138000,"type":"visit","ts":"2026-01-01T00:00:00Z"}"#);
+        assert!(
+            x.starts_with("field `customer_id` has the wrong JSON type: expected a string"),
+            "{x}"
+        );
+        assert!(!x.contains("1380"), "{x}");
+        let x = d(b"{\"event_id\":\"e\",\n\"nps\": [1]}");
+        assert!(x.contains("`nps`") && x.contains("whole number"), "{x}");
+        for x in [x, d(br#"{"phone":13800138000,"x":1}"#)] {
+            for rust in ["f64", "u8", "i64", "u32", "struct", "Option", "1380"] {
+                assert!(!x.contains(rust), "{x}");
+            }
+        }
+    }
 
     fn limits() -> Limits {
         Limits::default()

@@ -686,6 +686,31 @@ impl Processor {
             }
         }
     }
+
+    /// Profiles of the customers whose warning is open (medium or high), as of the
+    /// watermark like [`Processor::profile`]: the console's inbox. Facts are computed
+    /// only for those customers; the others cost a glance at their record.
+    pub fn open_warning_profiles(&self) -> Vec<super::output::Profile> {
+        self.store
+            .iter()
+            .filter(|(_, r)| r.level > 0)
+            .map(|(slot, r)| {
+                let now = self.watermark.map_or(r.clock, |w| w.max(r.clock));
+                self.profile_at(slot, now)
+            })
+            .collect()
+    }
+
+    /// A customer's active days within the retained history, ascending: (day, that
+    /// day's counters). The console charts orders and visits from it.
+    pub fn day_history(&self, customer_id: &str) -> Option<Vec<(Day, days::Counts)>> {
+        let slot = self.store.get(customer_id)?;
+        Some(
+            days::iter(&self.store.rec(slot).days)
+                .map(|e| (e.day, e.counts))
+                .collect(),
+        )
+    }
 }
 
 /// A decoded event re-encoded for a dead letter raised after decoding, when the caller

@@ -11,9 +11,9 @@ use crate::core::time::parse_duration_ms;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TopicsConfig {
-    /// `churnwatch.tier_changed.v1` records.
+    /// `churnwatch.tier_changed.v2` records.
     pub tier_changes: String,
-    /// `churnwatch.churn_warning.v1` and `churnwatch.churn_warning_cleared.v1` records.
+    /// `churnwatch.churn_warning.v2` and `churnwatch.churn_warning_cleared.v2` records.
     pub warnings: String,
     /// Latest profile per customer (compacted; a null value after erase).
     pub profiles: String,

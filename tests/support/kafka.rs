@@ -545,7 +545,7 @@ pub fn wait_caught_up(
                         (
                             p["next_offset"].as_i64().unwrap(),
                             p["durable_offset"].as_i64().unwrap(),
-                            p["watermark"].as_i64(),
+                            p["watermark_ms"].as_i64(),
                         ),
                     );
                 }

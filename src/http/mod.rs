@@ -1,23 +1,39 @@
 //! HTTP endpoints and signal handling, on a small tokio runtime beside the service loop:
-//! `/metrics`, `/healthz`, `/readyz`, `/v1/status` and `/v1/customers/{id}`. When an API
+//! the routes, the token rule, and the runtime's start and stop. The probes and
+//! `/metrics` are here; the `/v1/…` JSON endpoints are in [`api`], the console's pages
+//! in [`console`], and what the console remembers of the alerts in [`live`]. When an API
 //! token is configured, `/v1/…` requires `Authorization: Bearer <token>` (per-customer
-//! look-ups are for authorized users only); probes and metrics stay open.
+//! look-ups are for authorized users only); probes, metrics and the console's static
+//! pages (which hold no data) stay open.
 //!
 //! The service loop is synchronous (librdkafka's poll model, rebalance callbacks on the
 //! polling thread); the endpoints reach its state through [`ServiceHandle`], whose lock is
 //! only taken for a look-up, never across a poll.
 
+pub mod api;
+pub mod console;
+pub mod live;
+
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
 use crate::kafka::{ServiceHandle, Status};
+pub use live::Live;
+
+/// What the handlers share: the service and the console's memory.
+#[derive(Clone)]
+pub struct App {
+    /// The service's state.
+    pub handle: ServiceHandle,
+    /// Alerts, raise times and the time series.
+    pub live: Arc<Live>,
+}
 
 /// Why the background runtime could not start.
 #[derive(Debug, thiserror::Error)]
@@ -36,21 +52,12 @@ pub enum HttpError {
     Runtime(std::io::Error),
 }
 
-fn json(status: StatusCode, body: serde_json::Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(h): State<ServiceHandle>) -> Response {
-    match h.status.not_ready_reason() {
+async fn readyz(State(app): State<App>) -> Response {
+    match app.handle.status.not_ready_reason() {
         None => (StatusCode::OK, "ready\n").into_response(),
         Some(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -60,25 +67,8 @@ async fn readyz(State(h): State<ServiceHandle>) -> Response {
     }
 }
 
-async fn status(State(h): State<ServiceHandle>) -> Response {
-    let h2 = h.clone();
-    let parts = tokio::task::spawn_blocking(move || h2.with_engine(|e| e.partitions()))
-        .await
-        .unwrap_or_default();
-    let s = &h.status;
-    json(
-        StatusCode::OK,
-        serde_json::json!({
-            "ready": s.not_ready_reason().is_none(),
-            "reason": s.not_ready_reason(),
-            "events": s.events.load(Ordering::Relaxed),
-            "commits": s.commits.load(Ordering::Relaxed),
-            "partitions": parts,
-        }),
-    )
-}
-
-async fn metrics(State(h): State<ServiceHandle>) -> Response {
+async fn metrics(State(app): State<App>) -> Response {
+    let h = app.handle.clone();
     let text = tokio::task::spawn_blocking(move || h.metrics_text())
         .await
         .unwrap_or_default();
@@ -118,84 +108,50 @@ async fn require_token(
     next.run(req).await
 }
 
-async fn report(State(h): State<ServiceHandle>) -> Response {
-    let r = tokio::task::spawn_blocking(move || h.with_engine(|e| e.report())).await;
-    match r.ok().and_then(|r| serde_json::to_value(r).ok()) {
-        Some(v) => json(StatusCode::OK, v),
-        None => json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            serde_json::json!({"error": "report failed"}),
-        ),
-    }
-}
-
-async fn customer(State(h): State<ServiceHandle>, Path(id): Path<String>) -> Response {
-    if id.is_empty() || id.len() > 256 {
-        return json(
-            StatusCode::BAD_REQUEST,
-            serde_json::json!({"error": "customer id must be 1 to 256 bytes"}),
-        );
-    }
-    let h2 = h.clone();
-    let found = tokio::task::spawn_blocking(move || h2.lookup(&id)).await;
-    match found {
-        Ok(Some(l)) => match serde_json::to_value(&l.profile) {
-            Ok(mut v) => {
-                let topic = h.with_engine(|e| e.input_topic().to_string());
-                v["input"] = serde_json::json!({"topic": topic, "partition": l.partition, "offset": l.offset});
-                v["standing"] = serde_json::to_value(&l.standing).unwrap_or_default();
-                json(StatusCode::OK, v)
-            }
-            Err(_) => json(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                serde_json::json!({"error": "encoding failed"}),
-            ),
-        },
-        Ok(None) => json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({"error": "customer not held by this instance: unknown, erased, or owned by another instance of the group"}),
-        ),
-        Err(_) => json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            serde_json::json!({"error": "look-up failed"}),
-        ),
-    }
-}
-
 /// The endpoints, for the answer to a path that is none of them.
-const ENDPOINTS: [&str; 6] = [
+const ENDPOINTS: [&str; 11] = [
+    "/",
     "/healthz",
     "/readyz",
     "/metrics",
     "/v1/status",
     "/v1/customers/{id}",
+    "/v1/customers/{id}/history",
     "/v1/report",
+    "/v1/warnings",
+    "/v1/timeline",
+    "/v1/alerts/stream",
 ];
 
 /// Any other path: a 404 that says what exists (a typo such as `/v1/customer/C1` used to
 /// get an empty body).
 async fn not_found(uri: axum::http::Uri) -> Response {
-    json(
+    api::json(
         StatusCode::NOT_FOUND,
         serde_json::json!({"error": format!("no endpoint at {}", uri.path()), "endpoints": ENDPOINTS}),
     )
 }
 
 /// The routes; `token` protects `/v1/…`.
-pub fn router(h: ServiceHandle, token: Option<String>) -> Router {
+pub fn router(app: App, token: Option<String>) -> Router {
     let token: Option<Arc<str>> = token.map(Into::into);
-    let api = Router::new()
-        .route("/v1/status", get(status))
-        .route("/v1/customers/{id}", get(customer))
-        .route("/v1/report", get(report))
+    let v1 = Router::new()
+        .route("/v1/status", get(api::status))
+        .route("/v1/customers/{id}", get(api::customer))
+        .route("/v1/customers/{id}/history", get(api::history))
+        .route("/v1/report", get(api::report))
+        .route("/v1/warnings", get(api::warnings))
+        .route("/v1/timeline", get(api::timeline))
+        .route("/v1/alerts/stream", get(api::stream))
         .route_layer(axum::middleware::from_fn_with_state(token, require_token));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(api)
+        .merge(console::routes())
+        .merge(v1)
         .fallback(not_found)
-        .with_state(h)
+        .with_state(app)
 }
 
 /// The background runtime: HTTP server (if any) and SIGTERM/SIGINT handling. Dropping it
@@ -219,11 +175,12 @@ impl Drop for Background {
 }
 
 /// Starts the HTTP server on `listen` (empty = none) and turns SIGTERM/SIGINT into a
-/// shutdown request on `status`.
+/// shutdown request on `status`. `live` is the console's memory: give the service its
+/// [`Live::hook`] so that the console sees the alerts.
 pub fn start(
     listen: &str,
     token: Option<String>,
-    handle: Option<ServiceHandle>,
+    handle: Option<(ServiceHandle, Arc<Live>)>,
     status: Arc<Status>,
 ) -> Result<Background, HttpError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -261,7 +218,7 @@ pub fn start(
         }
     });
     let mut addr = None;
-    if let (false, Some(h)) = (listen.trim().is_empty(), handle) {
+    if let (false, Some((handle, live))) = (listen.trim().is_empty(), handle) {
         let std_listener =
             std::net::TcpListener::bind(listen).map_err(|source| HttpError::Bind {
                 addr: listen.to_string(),
@@ -271,7 +228,9 @@ pub fn start(
             .set_nonblocking(true)
             .map_err(HttpError::Runtime)?;
         addr = std_listener.local_addr().ok();
-        let app = router(h, token);
+        let app = App { handle, live };
+        rt.spawn(api::sampler(app.clone()));
+        let app = router(app, token);
         rt.spawn(async move {
             match tokio::net::TcpListener::from_std(std_listener) {
                 Ok(l) => {

@@ -1,0 +1,347 @@
+//! The `/v1/…` JSON endpoints: status, customer look-up and day history, the population
+//! report, the open warnings (the console's inbox), the overview's time series, and the
+//! live alert stream. Every answer comes from the state of the partitions this instance
+//! holds; nothing here writes.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::live::{Live, Raised};
+use super::App;
+use crate::core::output::Profile;
+use crate::core::time::{day_of, format_date, format_rfc3339, Ts};
+
+/// A JSON answer.
+pub(super) fn json(status: StatusCode, body: serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn failed(what: &str) -> Response {
+    json(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        serde_json::json!({ "error": format!("{what} failed") }),
+    )
+}
+
+/// Runs `f` on the engine off the async workers (it takes the engine's lock).
+async fn on_engine<R: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&mut crate::kafka::runtime::Engine) -> R + Send + 'static,
+) -> Option<R> {
+    let h = app.handle.clone();
+    tokio::task::spawn_blocking(move || h.with_engine(f))
+        .await
+        .ok()
+}
+
+/// An optional millisecond instant in RFC 3339, like every other time in the API.
+fn instant(ms: Option<Ts>) -> serde_json::Value {
+    ms.map_or(serde_json::Value::Null, |t| {
+        serde_json::Value::from(format_rfc3339(t).as_str())
+    })
+}
+
+pub(super) async fn status(State(app): State<App>) -> Response {
+    let parts = on_engine(&app, |e| e.partitions())
+        .await
+        .unwrap_or_default();
+    let parts: Vec<serde_json::Value> = parts
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "partition": p.partition,
+                "next_offset": p.next_offset,
+                "durable_offset": p.durable_offset,
+                "customers": p.customers,
+                "stream_time": instant(p.stream_time),
+                "watermark": instant(p.watermark),
+                "stream_time_ms": p.stream_time,
+                "watermark_ms": p.watermark,
+            })
+        })
+        .collect();
+    let s = &app.handle.status;
+    json(
+        StatusCode::OK,
+        serde_json::json!({
+            "ready": s.not_ready_reason().is_none(),
+            "reason": s.not_ready_reason(),
+            "events": s.events.load(Ordering::Relaxed),
+            "commits": s.commits.load(Ordering::Relaxed),
+            "partitions": parts,
+        }),
+    )
+}
+
+pub(super) async fn report(State(app): State<App>) -> Response {
+    let r = on_engine(&app, |e| e.report()).await;
+    match r.and_then(|r| serde_json::to_value(r).ok()) {
+        Some(v) => json(StatusCode::OK, v),
+        None => failed("report"),
+    }
+}
+
+fn bad_id(id: &str) -> Option<Response> {
+    (id.is_empty() || id.len() > 256).then(|| {
+        json(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": "customer id must be 1 to 256 bytes"}),
+        )
+    })
+}
+
+fn not_held() -> Response {
+    json(
+        StatusCode::NOT_FOUND,
+        serde_json::json!({"error": "customer not held by this instance: unknown, erased, or owned by another instance of the group"}),
+    )
+}
+
+pub(super) async fn customer(State(app): State<App>, Path(id): Path<String>) -> Response {
+    if let Some(r) = bad_id(&id) {
+        return r;
+    }
+    let found = on_engine(&app, move |e| {
+        e.lookup(&id).map(|l| (l, e.input_topic().to_string()))
+    })
+    .await;
+    match found {
+        Some(Some((l, topic))) => match serde_json::to_value(&l.profile) {
+            Ok(mut v) => {
+                v["input"] = serde_json::json!({"topic": topic, "partition": l.partition, "offset": l.offset});
+                v["standing"] = serde_json::to_value(&l.standing).unwrap_or_default();
+                json(StatusCode::OK, v)
+            }
+            Err(_) => failed("encoding"),
+        },
+        Some(None) => not_held(),
+        None => failed("look-up"),
+    }
+}
+
+/// `/v1/customers/{id}/history`: orders and visits per day over the last 365 days of the
+/// retained history (the console's chart), and when this instance saw the open warning
+/// raised and when it is due.
+pub(super) async fn history(State(app): State<App>, Path(id): Path<String>) -> Response {
+    if let Some(r) = bad_id(&id) {
+        return r;
+    }
+    let id2 = id.clone();
+    let found = on_engine(&app, move |e| {
+        let mut out = None;
+        let mut now = None;
+        e.for_each_processor(|_, p| {
+            now = now.max(p.watermark());
+            if out.is_none() {
+                out = p.day_history(&id2);
+            }
+        });
+        out.map(|d| (d, now))
+    })
+    .await;
+    let Some(found) = found else {
+        return failed("look-up");
+    };
+    let Some((days, now)) = found else {
+        return not_held();
+    };
+    let last = now.map(day_of).or(days.last().map(|d| d.0)).unwrap_or(0);
+    let days: Vec<serde_json::Value> = days
+        .iter()
+        .filter(|(d, _)| *d > last - 365 && *d <= last)
+        .filter(|(_, c)| c.orders > 0 || c.visits > 0)
+        .map(|(d, c)| serde_json::json!({"date": format_date(*d), "orders": c.orders, "visits": c.visits}))
+        .collect();
+    let raised = app.live.raised(&id);
+    json(
+        StatusCode::OK,
+        serde_json::json!({
+            "customer_id": id,
+            "as_of": instant(now),
+            "from": format_date(last - 364),
+            "to": format_date(last),
+            "days": days,
+            "warning": raised.map(|r| raised_json(&r, now)),
+        }),
+    )
+}
+
+fn raised_json(r: &Raised, now: Option<Ts>) -> serde_json::Value {
+    serde_json::json!({
+        "raised_at": r.raised_at,
+        "due": r.due,
+        "overdue": now.is_some_and(|n| r.due_ms < n),
+    })
+}
+
+/// Filters of `/v1/warnings`; empty or absent = any.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct WarningFilter {
+    owner: Option<String>,
+    level: Option<String>,
+    segment: Option<String>,
+    rule: Option<String>,
+}
+
+/// One row of the inbox.
+#[derive(Debug, Serialize)]
+struct Row {
+    customer_id: String,
+    level: &'static str,
+    tier: String,
+    owner: Option<String>,
+    segment: Option<String>,
+    rules: Vec<String>,
+    raised_at: Option<String>,
+    due: Option<String>,
+    overdue: bool,
+    #[serde(skip)]
+    due_ms: Ts,
+}
+
+fn row(p: &Profile, raised: Option<&Raised>, now: Option<Ts>) -> Row {
+    Row {
+        customer_id: p.customer_id.to_string(),
+        level: p.warning.level,
+        tier: p.tier.to_string(),
+        owner: p.facts.account_manager.as_ref().map(|s| s.to_string()),
+        segment: p.facts.segment.as_ref().map(|s| s.to_string()),
+        rules: p
+            .warning
+            .reasons
+            .iter()
+            .map(|r| r.rule.to_string())
+            .collect(),
+        raised_at: raised.map(|r| r.raised_at.clone()),
+        due: raised.map(|r| r.due.clone()),
+        overdue: raised.is_some_and(|r| now.is_some_and(|n| r.due_ms < n)),
+        due_ms: raised.map_or(Ts::MAX, |r| r.due_ms),
+    }
+}
+
+fn wanted(filter: &Option<String>, value: Option<&str>) -> bool {
+    match filter.as_deref().map(str::trim) {
+        None | Some("") => true,
+        Some(f) => value == Some(f),
+    }
+}
+
+/// `/v1/warnings`: the open (medium and high) warnings of the customers this instance
+/// holds, filtered, sorted by due time (unknown due times last, then by level and id),
+/// with the values each filter can take.
+pub(super) async fn warnings(State(app): State<App>, Query(f): Query<WarningFilter>) -> Response {
+    let found = on_engine(&app, |e| {
+        let mut all = Vec::new();
+        let mut now = None;
+        e.for_each_processor(|_, p| {
+            now = now.max(p.watermark());
+            all.extend(p.open_warning_profiles());
+        });
+        (all, now)
+    })
+    .await;
+    let Some((profiles, now)) = found else {
+        return failed("listing warnings");
+    };
+    let ids: Vec<&str> = profiles.iter().map(|p| p.customer_id.as_str()).collect();
+    let raised = app.live.raised_of_open(&ids);
+    let rows: Vec<Row> = profiles
+        .iter()
+        .map(|p| row(p, raised.get(p.customer_id.as_str()), now))
+        .collect();
+    let facet = |get: &dyn Fn(&Row) -> Vec<String>| -> BTreeSet<String> {
+        rows.iter().flat_map(get).collect()
+    };
+    let owners = facet(&|r| r.owner.iter().cloned().collect());
+    let segments = facet(&|r| r.segment.iter().cloned().collect());
+    let rules = facet(&|r| r.rules.clone());
+    let mut rows: Vec<Row> = rows
+        .into_iter()
+        .filter(|r| {
+            wanted(&f.owner, r.owner.as_deref())
+                && wanted(&f.level, Some(r.level))
+                && wanted(&f.segment, r.segment.as_deref())
+                && (f.rule.as_deref().is_none_or(|x| x.trim().is_empty())
+                    || r.rules
+                        .iter()
+                        .any(|x| Some(x.as_str()) == f.rule.as_deref()))
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (a.due_ms, a.level, &a.customer_id).cmp(&(b.due_ms, b.level, &b.customer_id))
+    });
+    let overdue = rows.iter().filter(|r| r.overdue).count();
+    json(
+        StatusCode::OK,
+        serde_json::json!({
+            "as_of": instant(now),
+            "count": rows.len(),
+            "overdue": overdue,
+            "warnings": rows,
+            "owners": owners,
+            "segments": segments,
+            "rules": rules,
+            "levels": ["high", "medium"],
+        }),
+    )
+}
+
+/// `/v1/timeline`: the overview's per-day series (customers per tier, open, overdue,
+/// raised and cleared warnings, tier changes) since this process started.
+pub(super) async fn timeline(State(app): State<App>) -> Response {
+    let live = Arc::clone(&app.live);
+    json(
+        StatusCode::OK,
+        serde_json::json!({
+            "tiers": live.tier_names(),
+            "days": live.series(),
+            "totals": live.totals(),
+        }),
+    )
+}
+
+/// `/v1/alerts/stream`: server-sent events, one `alert` event per tier change, warning,
+/// clearance or erasure as the service produces it. Readers that fall behind get a
+/// `lagged` event with the number of alerts they missed.
+pub(super) async fn stream(State(app): State<App>) -> impl IntoResponse {
+    let rx = app.live.subscribe();
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        use tokio::sync::broadcast::error::RecvError;
+        let ev = match rx.recv().await {
+            Ok(msg) => Event::default().event("alert").data(&*msg),
+            Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok::<_, Infallible>(ev), rx))
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// Keeps the overview's series: samples the engine a few times per second, so a
+/// compressed demo clock (5 simulated days a second) still gets a point per day.
+pub(super) async fn sampler(app: App) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let (live, h): (Arc<Live>, _) = (Arc::clone(&app.live), app.handle.clone());
+        if tokio::task::spawn_blocking(move || live.sample_engine(&h))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
