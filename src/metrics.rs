@@ -51,6 +51,9 @@ pub struct Metrics {
     pub output_bytes: IntCounterVec,
     /// Poll-loop errors from the consumer.
     pub consumer_errors: IntCounter,
+    /// Transactions aborted (`exactly_once`): their partitions were rebuilt from the
+    /// changelog and re-read from the last commit.
+    pub transactions_aborted: IntCounter,
     report_overall: prometheus::GaugeVec,
     report_value_tier: IntGaugeVec,
     report_abc_customers: IntGaugeVec,
@@ -198,6 +201,7 @@ impl Metrics {
             report_core_spend_share: prometheus::Gauge::new("churnwatch_report_core_spend_share", "Share of 365-day spend made by core customers (0-1).").expect("valid metric"),
             report_campaign: fgv("report_campaign", "Campaign effect by campaign (tracked campaigns and `other`).", &["campaign", "figure"]),
             consumer_errors: c("consumer_errors_total", "Errors reported by the consumer's poll (retried)."),
+            transactions_aborted: c("transactions_aborted_total", "Transactions aborted (exactly_once); their partitions are rebuilt from the changelog."),
         };
         let r = &m.registry;
         let all: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -229,6 +233,7 @@ impl Metrics {
             Box::new(m.delivery_failures.clone()),
             Box::new(m.output_bytes.clone()),
             Box::new(m.consumer_errors.clone()),
+            Box::new(m.transactions_aborted.clone()),
             Box::new(m.report_overall.clone()),
             Box::new(m.report_value_tier.clone()),
             Box::new(m.report_abc_customers.clone()),

@@ -305,6 +305,41 @@ fn load_config(text: &str) -> churnwatch::config::Config {
     churnwatch::config::Config::load_with_env(Some(f.path()), false).unwrap()
 }
 
+/// The Kafka version the tests run against (`KAFKA_VERSION` in scripts/kafka.sh).
+fn tested_kafka_version() -> String {
+    let script = std::fs::read_to_string(root().join("scripts/kafka.sh")).unwrap();
+    let line = script
+        .lines()
+        .find(|l| l.starts_with("KAFKA_VERSION="))
+        .expect("scripts/kafka.sh sets KAFKA_VERSION");
+    line.split(":-")
+        .nth(1)
+        .and_then(|v| v.split('}').next())
+        .expect("KAFKA_VERSION=\"${KAFKA_VERSION:-X.Y.Z}\"")
+        .to_string()
+}
+
+#[test]
+fn compose_and_kubernetes_name_the_kafka_version_the_tests_use() {
+    let v = tested_kafka_version();
+    let major = v.split('.').next().unwrap();
+    let c = yaml("docker-compose.yml");
+    for svc in ["kafka", "kafka-init"] {
+        let image = c["services"][svc]["image"].as_str().unwrap();
+        assert_eq!(
+            image,
+            format!("apache/kafka:{v}"),
+            "{svc} runs the tested Kafka"
+        );
+    }
+    let cm = std::fs::read_to_string(root().join("deploy/k8s/configmap.yaml")).unwrap();
+    assert!(
+        cm.contains(&format!("Apache Kafka {major}.x"))
+            && cm.contains(&format!("apache/kafka {v}")),
+        "deploy/k8s/configmap.yaml names the Kafka version the tests use ({v})"
+    );
+}
+
 #[test]
 fn compose_stack_is_wired_to_config_and_deploy_files() {
     let c = yaml("docker-compose.yml");

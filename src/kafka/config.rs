@@ -51,6 +51,15 @@ pub struct KafkaConfig {
     pub broker_timeout: String,
     /// Changelog partitions restored at the same time when partitions are assigned.
     pub restore_parallelism: u32,
+    /// `at_least_once` or `exactly_once` (Kafka transactions).
+    pub guarantee: String,
+    /// `classic` or `consumer` (KIP-848).
+    pub group_protocol: String,
+    /// With `exactly_once`: the producer's `transactional.id`; empty = one per start.
+    pub transactional_id: String,
+    /// With `exactly_once`: how long the broker keeps an open transaction of a silent
+    /// producer before aborting it.
+    pub transaction_timeout: String,
     /// `[kafka.topics]`.
     pub topics: TopicsConfig,
     /// `[kafka.client]`: librdkafka settings, nested tables joined with dots.
@@ -90,6 +99,28 @@ pub enum Start {
     Latest,
 }
 
+/// What a read_committed consumer of the outputs may see after a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guarantee {
+    /// Outputs of the interval in flight at a crash may be produced again, with the same
+    /// `event_id`. No transactions: works on any Kafka-API broker.
+    AtLeastOnce,
+    /// Each interval's outputs, changelog records, checkpoints and input offsets commit in
+    /// one Kafka transaction (Kafka Streams' EOS v2): a read_committed consumer sees every
+    /// output once.
+    ExactlyOnce,
+}
+
+/// The consumer group protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// The classic protocol, with the cooperative-sticky assignor.
+    Classic,
+    /// KIP-848: the broker assigns partitions; incremental rebalances without a
+    /// group-wide barrier (Kafka 4.0+).
+    Consumer,
+}
+
 /// `[kafka]` validated.
 #[derive(Debug, Clone)]
 pub struct KafkaSettings {
@@ -117,6 +148,14 @@ pub struct KafkaSettings {
     pub broker_timeout: Duration,
     /// Changelog partitions restored at the same time (≥ 1).
     pub restore_parallelism: usize,
+    /// Delivery guarantee of the outputs.
+    pub guarantee: Guarantee,
+    /// Consumer group protocol.
+    pub group_protocol: GroupProtocol,
+    /// `transactional.id` with `exactly_once` (empty: the service makes one per start).
+    pub transactional_id: String,
+    /// `transaction.timeout.ms` with `exactly_once`.
+    pub transaction_timeout: Duration,
     /// Topic names.
     pub topics: TopicsConfig,
     /// librdkafka settings with `env:` values resolved.
@@ -257,6 +296,8 @@ const OWNED: &[&str] = &[
     "partition.assignment.strategy",
     "group.protocol",
     "isolation.level",
+    "transactional.id",
+    "transaction.timeout.ms",
 ];
 
 impl KafkaConfig {
@@ -338,8 +379,55 @@ impl KafkaConfig {
                 "kafka.restore_parallelism must be at least 1 (partitions restored at the same time), e.g. 4".into(),
             ));
         }
+        let guarantee = match self.guarantee.as_str() {
+            "at_least_once" => Guarantee::AtLeastOnce,
+            "exactly_once" => Guarantee::ExactlyOnce,
+            other => {
+                return Err(KafkaConfigError(format!(
+                    "kafka.guarantee = \"{other}\": use \"at_least_once\" (any Kafka-API broker) or \"exactly_once\" (needs Kafka transactions)"
+                )))
+            }
+        };
+        let group_protocol = match self.group_protocol.as_str() {
+            "classic" => GroupProtocol::Classic,
+            "consumer" => GroupProtocol::Consumer,
+            other => {
+                return Err(KafkaConfigError(format!(
+                    "kafka.group_protocol = \"{other}\": use \"classic\" or \"consumer\" (KIP-848, Kafka 4.0+ brokers)"
+                )))
+            }
+        };
+        let transaction_timeout = duration("transaction_timeout", &self.transaction_timeout)?;
+        if transaction_timeout < Duration::from_secs(1) {
+            return Err(KafkaConfigError(format!(
+                "kafka.transaction_timeout = \"{}\" is too short: use at least \"1s\" (default \"10s\")",
+                self.transaction_timeout
+            )));
+        }
+        if guarantee == Guarantee::ExactlyOnce
+            && transaction_timeout.as_millis() as u64 <= commit_interval.as_millis() as u64 * 2
+        {
+            return Err(KafkaConfigError(format!(
+                "kafka.transaction_timeout = \"{}\" must be well above kafka.commit_interval = \"{}\" (one transaction per interval); raise it",
+                self.transaction_timeout, self.commit_interval
+            )));
+        }
         let mut client = Vec::new();
         flatten("", &self.client, &mut client)?;
+        if group_protocol == GroupProtocol::Consumer {
+            // With KIP-848 the broker owns these (group.consumer.* broker settings);
+            // librdkafka refuses them.
+            for (k, _) in &client {
+                if matches!(
+                    k.as_str(),
+                    "session.timeout.ms" | "heartbeat.interval.ms" | "group.protocol.type"
+                ) {
+                    return Err(KafkaConfigError(format!(
+                        "kafka.client.{k} does not apply with kafka.group_protocol = \"consumer\": the broker sets it (group.consumer.session.timeout.ms, group.consumer.heartbeat.interval.ms); remove it"
+                    )));
+                }
+            }
+        }
         for (k, _) in &client {
             if OWNED.contains(&k.as_str()) {
                 return Err(KafkaConfigError(format!(
@@ -367,6 +455,10 @@ impl KafkaConfig {
             drain_timeout: duration("drain_timeout", &self.drain_timeout)?,
             broker_timeout: duration("broker_timeout", &self.broker_timeout)?,
             restore_parallelism: self.restore_parallelism as usize,
+            guarantee,
+            group_protocol,
+            transactional_id: self.transactional_id.clone(),
+            transaction_timeout,
             topics: self.topics.clone(),
             client,
         })

@@ -1,35 +1,36 @@
-//! End-to-end tests of `churnwatch run` against a real Kafka-API broker (Tansu with
-//! sqlite storage, started per test on a free port): the Kafka path equals replay, and
-//! stays equal through kill -9, rebalances, a stalled broker and SIGTERM.
-//!
-//! Tansu is installed by `scripts/install-tools.sh tansu` (scripts/test.sh runs it).
+//! End-to-end tests of `churnwatch run` against Apache Kafka (single-node KRaft, started
+//! per test on free loopback ports by `scripts/kafka.sh`): the Kafka path equals replay,
+//! and stays equal through kill -9, rebalances, a stalled broker and SIGTERM, with both
+//! delivery guarantees and both group protocols. With `exactly_once`, a read_committed
+//! consumer sees every alert exactly once, and a zombie instance's writes stay invisible.
 
+#[path = "support/kafka.rs"]
+mod kafka;
 #[path = "support/net.rs"]
 mod net;
-#[path = "support/tansu.rs"]
-mod tansu;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use kafka::*;
 use rand::{Rng, SeedableRng};
-use tansu::*;
 
 const PARTITIONS: i32 = 4;
 const LIMIT: Duration = Duration::from_secs(600);
 
 struct Run {
-    broker: Tansu,
+    broker: Kafka,
     names: Names,
     dir: tempfile::TempDir,
     events: std::path::PathBuf,
     highs: BTreeMap<i32, i64>,
     started_ms: i64,
+    mode: Mode,
 }
 
 /// A broker with the input topic filled by `churnwatch gen`, and the same events in a file.
-fn setup(test: &str, customers: u32, events: u64, seed: u64) -> Run {
-    let broker = Tansu::start();
+fn setup(test: &str, customers: u32, events: u64, seed: u64, mode: Mode) -> Run {
+    let broker = Kafka::start();
     let names = Names::new(test);
     broker.create_topic(&names.input, PARTITIONS);
     let dir = tempfile::tempdir().unwrap();
@@ -70,23 +71,24 @@ fn setup(test: &str, customers: u32, events: u64, seed: u64) -> Run {
         events: file,
         highs,
         started_ms: now_ms(),
+        mode,
     }
 }
 
 impl Run {
     fn config(&self, http: u16, names: &Names) -> std::path::PathBuf {
-        write_config(self.dir.path(), &self.broker.brokers(), names, http, "")
+        write_config_mode(
+            self.dir.path(),
+            &self.broker.brokers(),
+            names,
+            http,
+            "",
+            self.mode,
+        )
     }
 
     fn service(&self, tag: &str) -> Service {
         self.service_with(tag, &self.names)
-    }
-
-    /// A service in a consumer group of its own (same topics and changelog).
-    fn service_in_new_group(&self, tag: &str) -> Service {
-        let mut names = self.names.clone();
-        names.group = format!("{}-{tag}", names.group);
-        self.service_with(tag, &names)
     }
 
     fn service_with(&self, tag: &str, names: &Names) -> Service {
@@ -153,6 +155,13 @@ fn compare(run: &Run, until_ms: i64) -> usize {
         expected.dead_letters,
         "every rejected record dead-lettered once (by source)"
     );
+    if run.mode.exactly_once {
+        assert_eq!(
+            dlq.len(),
+            expected.dead_letters,
+            "exactly_once: no dead letter is visible twice"
+        );
+    }
     eprintln!(
         "compared: {} profiles, {} alert ids, {} dead letters; {} repeated alert records",
         profiles.len(),
@@ -188,7 +197,7 @@ fn wait_consumed(services: &[&Service], at_least: i64) {
 
 #[test]
 fn kafka_path_equals_replay() {
-    let run = setup("equal", 1500, 20_000, 11);
+    let run = setup("equal", 1500, 20_000, 11, Mode::AT_LEAST_ONCE);
     let mut s = run.service("a");
     let dups = run.finish_and_compare(&mut [&mut s]);
     assert_eq!(dups, 0, "no crash, so no repeated outputs");
@@ -196,20 +205,17 @@ fn kafka_path_equals_replay() {
     assert!(log.contains("created missing topics"), "{log}");
 }
 
-#[test]
-fn kill_9_at_random_points_loses_nothing() {
-    let run = setup("crash", 5000, 100_000, 12);
+/// kill -9 at five random points of 200,000 events, each restart joining the same
+/// consumer group (it takes the partitions once the dead member's session expires).
+/// Returns the repeated alert records seen by a read_committed consumer.
+fn kill_9_five_times(test: &str, mode: Mode) -> usize {
+    let run = setup(test, 8000, 200_000, 12, mode);
     let total: i64 = run.highs.values().sum();
     let mut rng = rand::rngs::StdRng::seed_from_u64(now_ms() as u64);
-    let mut points: Vec<f64> = (0..3).map(|_| rng.gen_range(0.1..0.9)).collect();
+    let mut points: Vec<f64> = (0..5).map(|_| rng.gen_range(0.05..0.95)).collect();
     points.sort_by(f64::total_cmp);
-    // Each restart joins a fresh consumer group. State and position come from the
-    // changelog and its checkpoints, not from the group, so this tests exactly what a
-    // restart in the same group does after the dead member's session expires. It also
-    // avoids a Tansu 0.6 quirk: a member killed with -9 can stay in the group as a ghost
-    // that keeps its partitions, and the restarted instance gets none (seen in CI).
     for (tag, p) in points.iter().enumerate() {
-        let s = run.service_in_new_group(&format!("crash{tag}"));
+        let s = run.service(&format!("crash{tag}"));
         // Crash once the group has consumed up to this fraction (measured in the restored
         // instance, so each crash lands later in the input than the last).
         wait_consumed(&[&s], (total as f64 * p) as i64);
@@ -217,20 +223,39 @@ fn kill_9_at_random_points_loses_nothing() {
         s.kill9();
         eprintln!("kill -9 at {:.0} % of the input", p * 100.0);
     }
-    let mut s = run.service_in_new_group("final");
+    let mut s = run.service("final");
     let dups = run.finish_and_compare(&mut [&mut s]);
     eprintln!(
-        "kill -9 x{}: {dups} repeated alert records (same event_id, dropped by consumers)",
+        "{mode:?}, kill -9 x{}: {dups} repeated alert records",
         points.len()
     );
     assert!(s
         .log_text()
         .contains("partition restored from the changelog"));
+    dups
 }
 
 #[test]
-fn rebalance_hands_state_over() {
-    let run = setup("rebal", 3000, 40_000, 13);
+fn kill_9_at_random_points_loses_nothing() {
+    // At least once: repeats carry the same event_id (consumers drop them).
+    kill_9_five_times("crash-alo", Mode::AT_LEAST_ONCE);
+}
+
+#[test]
+fn exactly_once_kill_9_neither_loses_nor_repeats() {
+    let dups = kill_9_five_times("crash-eos", Mode::EXACTLY_ONCE);
+    assert_eq!(dups, 0, "exactly_once: every alert visible once");
+}
+
+#[test]
+fn exactly_once_kill_9_neither_loses_nor_repeats_with_the_consumer_protocol() {
+    let dups = kill_9_five_times("crash-eos848", Mode::EXACTLY_ONCE_KIP848);
+    assert_eq!(dups, 0, "exactly_once: every alert visible once");
+}
+
+/// Two instances over four partitions; one stops mid-run and the survivor takes over.
+fn hand_over(test: &str, mode: Mode) -> usize {
+    let run = setup(test, 3000, 40_000, 13, mode);
     let total: i64 = run.highs.values().sum();
     let mut a = run.service("a");
     let mut b = run.service("b");
@@ -264,17 +289,36 @@ fn rebalance_hands_state_over() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    run.finish_and_compare(&mut [&mut a]);
+    let dups = run.finish_and_compare(&mut [&mut a]);
     let log = a.log_text();
     assert!(
         log.matches("partition restored from the changelog").count() > PARTITIONS as usize / 2,
         "{log}"
     );
+    dups
+}
+
+#[test]
+fn rebalance_hands_state_over() {
+    let dups = hand_over("rebal", Mode::AT_LEAST_ONCE);
+    assert_eq!(dups, 0, "a clean hand-over repeats nothing");
+}
+
+#[test]
+fn rebalance_hands_state_over_with_the_consumer_protocol() {
+    let dups = hand_over("rebal848", Mode::AT_LEAST_ONCE_KIP848);
+    assert_eq!(dups, 0, "a clean hand-over repeats nothing");
+}
+
+#[test]
+fn exactly_once_hand_over_with_the_consumer_protocol() {
+    let dups = hand_over("rebal-eos848", Mode::EXACTLY_ONCE_KIP848);
+    assert_eq!(dups, 0);
 }
 
 #[test]
 fn broker_stall_recovers_by_itself() {
-    let run = setup("stall", 2000, 30_000, 14);
+    let run = setup("stall", 2000, 30_000, 14, Mode::AT_LEAST_ONCE);
     let total: i64 = run.highs.values().sum();
     let mut s = run.service("a");
     wait_consumed(&[&s], total / 3);
@@ -291,8 +335,24 @@ fn broker_stall_recovers_by_itself() {
 }
 
 #[test]
-fn sigterm_drains_and_a_restart_continues() {
-    let run = setup("term", 2000, 30_000, 15);
+fn exactly_once_broker_stall_recovers_by_itself() {
+    let run = setup("stall-eos", 2000, 30_000, 14, Mode::EXACTLY_ONCE);
+    let total: i64 = run.highs.values().sum();
+    let mut s = run.service("a");
+    wait_consumed(&[&s], total / 3);
+    run.broker.signal("STOP");
+    std::thread::sleep(Duration::from_secs(20));
+    run.broker.signal("CONT");
+    assert!(
+        s.child.try_wait().unwrap().is_none(),
+        "the service stays alive"
+    );
+    let dups = run.finish_and_compare(&mut [&mut s]);
+    assert_eq!(dups, 0, "exactly_once: every alert visible once");
+}
+
+fn sigterm_and_restart(test: &str, mode: Mode) {
+    let run = setup(test, 2000, 30_000, 15, mode);
     let total: i64 = run.highs.values().sum();
     let mut s = run.service("a");
     wait_consumed(&[&s], total / 2);
@@ -309,10 +369,75 @@ fn sigterm_drains_and_a_restart_continues() {
 }
 
 #[test]
+fn sigterm_drains_and_a_restart_continues() {
+    sigterm_and_restart("term", Mode::AT_LEAST_ONCE);
+}
+
+#[test]
+fn sigterm_drains_and_a_restart_continues_exactly_once_with_the_consumer_protocol() {
+    sigterm_and_restart("term-eos848", Mode::EXACTLY_ONCE_KIP848);
+}
+
+/// A zombie: instance A is frozen (SIGSTOP) past its session and transaction timeouts
+/// while B takes its partitions and finishes the input. When A resumes, the transaction
+/// it had open cannot commit: nothing it wrote becomes visible (a read_committed consumer
+/// sees every alert once), and it rejoins the group and takes partitions again.
+fn zombie(test: &str, mode: Mode) {
+    let run = setup(test, 4000, 80_000, 16, mode);
+    let total: i64 = run.highs.values().sum();
+    let mut a = run.service("a");
+    wait_consumed(&[&a], total / 4);
+    a.signal("STOP");
+    let mut b = run.service("b");
+    wait_caught_up(&[&b], &run.highs, run.started_ms - 61_000, LIMIT);
+    // Past the transaction timeout (10 s) too: the broker has aborted A's transaction.
+    std::thread::sleep(Duration::from_secs(12));
+    let a_log_before = a.log_text().len();
+    a.signal("CONT");
+    // A notices it lost its partitions, rejoins, and the group spreads them again.
+    let t0 = Instant::now();
+    loop {
+        let held = |s: &Service| {
+            s.status()
+                .map_or(0, |st| st["partitions"].as_array().unwrap().len())
+        };
+        if held(&a) > 0 && held(&b) > 0 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < LIMIT,
+            "the zombie did not rejoin; log:\n{}",
+            &a.log_text()[a_log_before..]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let after = a.log_text()[a_log_before..].to_string();
+    assert!(
+        after.contains("partitions lost")
+            || after.contains("transaction aborted")
+            || after.contains("producer was fenced"),
+        "the zombie saw that it lost its partitions or its transaction:\n{after}"
+    );
+    let dups = run.finish_and_compare(&mut [&mut a, &mut b]);
+    assert_eq!(dups, 0, "nothing the zombie wrote became visible twice");
+}
+
+#[test]
+fn exactly_once_zombie_is_fenced_and_rejoins() {
+    zombie("zombie", Mode::EXACTLY_ONCE);
+}
+
+#[test]
+fn exactly_once_zombie_is_fenced_and_rejoins_with_the_consumer_protocol() {
+    zombie("zombie848", Mode::EXACTLY_ONCE_KIP848);
+}
+
+#[test]
 fn poison_messages_go_to_the_dead_letter_topic_and_the_offset_advances() {
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-    let broker = Tansu::start();
+    let broker = Kafka::start();
     let names = Names::new("poison");
+    // Exactly once: the dead letters commit with the offsets that skip the poison.
     broker.create_topic(&names.input, 1);
     let p: ThreadedProducer<DefaultProducerContext> = rdkafka::config::ClientConfig::new()
         .set("bootstrap.servers", broker.brokers())
@@ -336,7 +461,14 @@ fn poison_messages_go_to_the_dead_letter_topic_and_the_offset_advances() {
     p.flush(Duration::from_secs(30)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let http = free_port();
-    let cfg = write_config(dir.path(), &broker.brokers(), &names, http, "");
+    let cfg = write_config_mode(
+        dir.path(),
+        &broker.brokers(),
+        &names,
+        http,
+        "",
+        Mode::EXACTLY_ONCE,
+    );
     let mut s = Service::start(&cfg, http, dir.path().join("s.log"));
     let highs = high_watermarks(&broker.brokers(), &names.input);
     wait_caught_up(&[&s], &highs, now_ms() - 61_000, LIMIT);

@@ -1,8 +1,9 @@
-//! A real Kafka-API broker (Tansu, sqlite storage) for end-to-end tests, and helpers to
-//! run the `churnwatch` binary against it and read topics back.
+//! Apache Kafka (single-node KRaft, started per test by `scripts/kafka.sh`) for the
+//! end-to-end tests, and helpers to run the `churnwatch` binary against it and read
+//! topics back.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,101 +19,103 @@ pub use crate::net::{free_port, http_get};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_churnwatch");
 
-/// The Tansu binary: `$TANSU_BIN`, or where `scripts/install-tools.sh tansu` puts it.
-pub fn tansu_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("TANSU_BIN") {
-        return PathBuf::from(p);
-    }
-    let tools = std::env::var("CHURNWATCH_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            let cache = std::env::var("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache"));
-            cache.join("churnwatch/tools")
-        });
-    let p = tools.join("bin/tansu");
-    assert!(
-        p.is_file(),
-        "the Tansu broker is not installed at {}: run `scripts/install-tools.sh tansu` (scripts/test.sh does this)",
-        p.display()
-    );
-    p
+/// `scripts/kafka.sh`, which installs (cached) and starts Apache Kafka.
+pub fn kafka_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh")
 }
 
-/// A Tansu broker on a free port with a fresh sqlite database, stopped on drop.
-pub struct Tansu {
-    child: Option<Child>,
+/// A single-node Apache Kafka (KRaft) on free loopback ports with a fresh log directory,
+/// started by `scripts/kafka.sh` and stopped on drop.
+pub struct Kafka {
     pub dir: tempfile::TempDir,
-    pub port: u16,
+    bootstrap: String,
+    pid: u32,
 }
 
-impl Tansu {
-    pub fn start() -> Tansu {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut t = Tansu {
-            child: None,
-            dir,
-            port,
-        };
-        t.spawn();
-        t
+impl Kafka {
+    pub fn start() -> Kafka {
+        Kafka::start_with("")
     }
 
-    fn spawn(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let log = std::fs::File::create(self.dir.path().join("tansu.log")).unwrap();
-        let child = Command::new(tansu_bin())
-            .current_dir(self.dir.path())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "sqlite://tansu.db",
-            ])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start tansu");
-        self.child = Some(child);
-        let t0 = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "tansu did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+    /// Group timeouts short enough that a killed member's partitions move within seconds
+    /// (both protocols; with KIP-848 the broker owns them).
+    const TEST_PROPERTIES: &'static str = "group.consumer.min.session.timeout.ms=6000
+group.consumer.session.timeout.ms=6000
+group.consumer.min.heartbeat.interval.ms=1000
+group.consumer.heartbeat.interval.ms=1000
+";
+
+    /// With extra broker properties (`key=value` lines), e.g. fast compaction.
+    pub fn start_with(extra_properties: &str) -> Kafka {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(kafka_script())
+            .arg("start")
+            .arg(dir.path())
+            .env(
+                "KAFKA_EXTRA_PROPERTIES",
+                format!("{}{extra_properties}", Kafka::TEST_PROPERTIES),
+            )
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/kafka.sh");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let bootstrap = text
+            .lines()
+            .find_map(|l| l.strip_prefix("bootstrap="))
+            .unwrap_or_else(|| {
+                panic!(
+                    "scripts/kafka.sh start failed ({}): {text}\n{}",
+                    out.status,
+                    std::fs::read_to_string(dir.path().join("kafka.log")).unwrap_or_default()
+                )
+            })
+            .to_string();
+        let pid = std::fs::read_to_string(dir.path().join("kafka.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        Kafka {
+            dir,
+            bootstrap,
+            pid,
         }
     }
 
     pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.bootstrap.clone()
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
+        self.pid
+    }
+
+    /// Creates a topic (`compact`: cleanup.policy=compact with the given topic configs).
+    pub fn create_topic_with(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        use rdkafka::client::DefaultClientContext;
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", self.brokers())
+            .create()
+            .unwrap();
+        let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        for (k, v) in configs {
+            t = t.set(k, v);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = rt
+            .block_on(admin.create_topics([&t], &AdminOptions::new()))
+            .unwrap();
+        for x in r {
+            x.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+        }
     }
 
     pub fn create_topic(&self, name: &str, partitions: i32) {
-        let st = Command::new(tansu_bin())
-            .current_dir(self.dir.path())
-            .args([
-                "topic",
-                "create",
-                "--broker",
-                &format!("tcp://127.0.0.1:{}", self.port),
-                "--partitions",
-                &partitions.to_string(),
-                name,
-            ])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success(), "tansu topic create {name}");
+        self.create_topic_with(name, partitions, &[]);
     }
 
     /// SIGSTOP / SIGCONT the broker (a stall).
@@ -121,13 +124,12 @@ impl Tansu {
     }
 }
 
-impl Drop for Tansu {
+impl Drop for Kafka {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            signal(c.id(), "CONT");
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        let _ = Command::new(kafka_script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -159,8 +161,72 @@ impl Names {
     }
 }
 
-/// Writes a service config for `churnwatch run`.
+/// The delivery guarantee and group protocol a service runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    pub exactly_once: bool,
+    pub consumer_protocol: bool,
+}
+
+impl Mode {
+    pub const AT_LEAST_ONCE: Mode = Mode {
+        exactly_once: false,
+        consumer_protocol: false,
+    };
+    pub const EXACTLY_ONCE: Mode = Mode {
+        exactly_once: true,
+        consumer_protocol: false,
+    };
+    pub const EXACTLY_ONCE_KIP848: Mode = Mode {
+        exactly_once: true,
+        consumer_protocol: true,
+    };
+    pub const AT_LEAST_ONCE_KIP848: Mode = Mode {
+        exactly_once: false,
+        consumer_protocol: true,
+    };
+
+    /// `[kafka]` lines.
+    pub fn kafka_lines(&self) -> String {
+        format!(
+            "guarantee = \"{}\"\ngroup_protocol = \"{}\"\n",
+            if self.exactly_once {
+                "exactly_once"
+            } else {
+                "at_least_once"
+            },
+            if self.consumer_protocol {
+                "consumer"
+            } else {
+                "classic"
+            }
+        )
+    }
+
+    /// `[kafka.client]` lines: the classic protocol's session timeout is the client's.
+    pub fn client_lines(&self) -> &'static str {
+        if self.consumer_protocol {
+            ""
+        } else {
+            "\"session.timeout.ms\" = 6000\n\"heartbeat.interval.ms\" = 1000\n"
+        }
+    }
+}
+
+/// Writes a service config for `churnwatch run` (at least once, classic protocol).
 pub fn write_config(dir: &Path, brokers: &str, n: &Names, http_port: u16, extra: &str) -> PathBuf {
+    write_config_mode(dir, brokers, n, http_port, extra, Mode::AT_LEAST_ONCE)
+}
+
+/// Writes a service config for `churnwatch run` with `extra` lines in `[kafka]`.
+pub fn write_config_mode(
+    dir: &Path,
+    brokers: &str,
+    n: &Names,
+    http_port: u16,
+    extra: &str,
+    mode: Mode,
+) -> PathBuf {
     let p = dir.join(format!("churnwatch-{http_port}.toml"));
     let mut f = std::fs::File::create(&p).unwrap();
     write!(
@@ -175,7 +241,7 @@ commit_interval = "100ms"
 idle_timeout = "1s"
 drain_timeout = "20s"
 broker_timeout = "10s"
-{extra}
+{mode_lines}{extra}
 
 [kafka.topics]
 tier_changes = "{tc}"
@@ -186,7 +252,7 @@ changelog = "{c}"
 
 [kafka.client]
 "fetch.wait.max.ms" = 10
-
+{client_lines}
 [http]
 listen = "127.0.0.1:{http_port}"
 
@@ -201,6 +267,8 @@ level = "info"
         p = n.topic("profiles"),
         d = n.topic("dead-letters"),
         c = n.topic("changelog"),
+        mode_lines = mode.kafka_lines(),
+        client_lines = mode.client_lines(),
     )
     .unwrap();
     p
@@ -239,6 +307,11 @@ impl Service {
                 .then(|| serde_json::from_str(&body).ok())
                 .flatten()
         })
+    }
+
+    /// SIGSTOP / SIGCONT the service.
+    pub fn signal(&self, sig: &str) {
+        signal(self.child.id(), sig);
     }
 
     pub fn kill9(&mut self) {
@@ -332,11 +405,14 @@ pub struct Rec {
     pub value: Option<Vec<u8>>,
 }
 
-/// Every record of `topic`, partition by partition in offset order.
+/// Every record of `topic` a read_committed consumer sees, partition by partition in
+/// offset order. Reads each partition to its end (the end-of-partition event: with
+/// transactions the last offsets may be commit or abort markers, never delivered).
 pub fn read_topic(brokers: &str, topic: &str) -> Vec<Rec> {
     let highs = high_watermarks(brokers, topic);
     let mut c = client(brokers);
-    c.set("enable.partition.eof", "false");
+    c.set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed");
     let consumer: BaseConsumer = c.create().unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in highs.keys() {
@@ -345,21 +421,16 @@ pub fn read_topic(brokers: &str, topic: &str) -> Vec<Rec> {
     }
     consumer.assign(&tpl).unwrap();
     let mut out = Vec::new();
-    let mut pos: HashMap<i32, i64> = HashMap::new();
-    let done = |pos: &HashMap<i32, i64>| {
-        highs
-            .iter()
-            .all(|(p, h)| *h == 0 || pos.get(p).is_some_and(|x| x >= h))
-    };
+    let mut at_end: BTreeSet<i32> = BTreeSet::new();
     let t0 = Instant::now();
-    while !done(&pos) {
+    while at_end.len() < highs.len() {
         assert!(
             t0.elapsed() < Duration::from_secs(300),
             "reading {topic} timed out"
         );
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
-                pos.insert(m.partition(), m.offset() + 1);
+                at_end.remove(&m.partition());
                 out.push(Rec {
                     partition: m.partition(),
                     offset: m.offset(),
@@ -367,7 +438,10 @@ pub fn read_topic(brokers: &str, topic: &str) -> Vec<Rec> {
                     value: m.payload().map(<[u8]>::to_vec),
                 });
             }
-            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            None => {}
             Some(Err(e)) => panic!("reading {topic}: {e}"),
         }
     }
