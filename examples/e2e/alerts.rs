@@ -51,12 +51,21 @@ pub struct Outcome {
     pub latency: Latency,
     /// Alerts received in all (with and without a source).
     pub alerts: u64,
+    /// Input records read.
+    pub inputs: u64,
 }
 
 impl Watch {
     /// Reads `input` and the `alert_topics` from their beginning; `read_committed` sets
     /// `isolation.level` (a transactional writer's records show only once committed).
-    pub fn start(brokers: &str, input: &str, alert_topics: &[&str], read_committed: bool) -> Watch {
+    /// It reads until [`Watch::finish`] and at least `inputs` input records.
+    pub fn start(
+        brokers: &str,
+        input: &str,
+        alert_topics: &[&str],
+        read_committed: bool,
+        inputs: u64,
+    ) -> Watch {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", "e2e-alert-reader")
@@ -82,13 +91,14 @@ impl Watch {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::spawn({
             let stop = Arc::clone(&stop);
-            move || read(&consumer, &input, &stop)
+            move || read(&consumer, &input, inputs, &stop)
         });
         Watch { stop, thread }
     }
 
-    /// Stops once nothing has arrived for a second and returns the latencies of alerts
-    /// whose input was created at or after `since_ms`.
+    /// Stops once every input record has been read and nothing has arrived for two seconds
+    /// (at most a minute after this call), and returns the latencies of alerts whose input
+    /// was created at or after `since_ms`.
     pub fn finish(self, since_ms: i64) -> Outcome {
         self.stop.store(true, Ordering::Relaxed);
         let seen = self.thread.join().expect("alert reader");
@@ -103,17 +113,31 @@ impl Watch {
         Outcome {
             latency,
             alerts: seen.alerts.len() as u64 + seen.unsourced,
+            inputs: seen.created.len() as u64,
         }
     }
 }
 
-fn read(consumer: &BaseConsumer, input: &str, stop: &AtomicBool) -> Seen {
+fn read(consumer: &BaseConsumer, input: &str, inputs: u64, stop: &AtomicBool) -> Seen {
     let now = wall_clock();
     let mut seen = Seen::default();
-    let mut last = Instant::now();
-    while !(stop.load(Ordering::Relaxed) && last.elapsed() > Duration::from_secs(1)) {
-        let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) else {
-            continue;
+    let (mut last, mut stopping) = (Instant::now(), None);
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            let since = *stopping.get_or_insert_with(Instant::now);
+            let done =
+                seen.created.len() as u64 >= inputs && last.elapsed() > Duration::from_secs(2);
+            if done || since.elapsed() > Duration::from_secs(60) {
+                return seen;
+            }
+        }
+        let m = match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                eprintln!("alert reader: {e}");
+                continue;
+            }
+            None => continue,
         };
         let received = now();
         last = Instant::now();
@@ -132,5 +156,4 @@ fn read(consumer: &BaseConsumer, input: &str, stop: &AtomicBool) -> Seen {
             None => seen.unsourced += 1,
         }
     }
-    seen
 }

@@ -14,16 +14,20 @@
 //! 1. Catch-up: pre-fill a 4-partition topic with EVENTS generated events over CUSTOMERS
 //!    customers, read it with a bare librdkafka consumer (no processing), then with the
 //!    service (outputs, profiles, changelog and checkpoints written back to the same
-//!    broker); print both rates, first to last event, and their ratio. The pair runs
+//!    broker) with `kafka.guarantee = "at_least_once"`, then `"exactly_once"`; print the
+//!    rates, first to last event, and each service rate's ratio to the bare one. This runs
 //!    `E2E_ROUNDS` times (default 2), each service run in a fresh group with fresh output
 //!    topics.
-//! 2. Latency: produce at a steady RATE events/s for LATENCY_SECS to a fresh topic while
-//!    the service runs, and print p50/p99/p99.9 after a 2 s warm-up, measured two ways:
-//!    (a) the service's own: input CreateTime → the service hands the alert to its
-//!    producer (in-process; before the broker's ack and before the commit interval makes
-//!    it durable); (b) downstream: input CreateTime → a consumer of the alert topics
-//!    receives the alert. Then the same rate through the broker alone (produce → a bare
-//!    consumer receives), the floor under both.
+//! 2. Latency, for each guarantee: produce at a steady RATE events/s for LATENCY_SECS to a
+//!    fresh topic while the service runs, and print p50/p99/p99.9 after a 2 s warm-up,
+//!    measured two ways: (a) the service's own: input CreateTime → the service hands the
+//!    event's outputs to its producer (in-process; before the broker's ack, and before the
+//!    commit interval makes them durable or, with exactly_once, visible); (b) downstream:
+//!    input CreateTime → a consumer of the alert topics (tier changes, churn warnings)
+//!    receives the alert: `read_uncommitted` for at_least_once, `read_committed` for
+//!    exactly_once (an alert shows once its interval's transaction commits). Then the same
+//!    rate through the broker alone (produce → a bare consumer receives), the floor under
+//!    both.
 //! 3. Restore: write RESTORE_CUSTOMERS customer snapshots to a compacted 4-partition
 //!    changelog and time restoring all partitions (customers/s and seconds).
 //!
@@ -106,10 +110,37 @@ impl Running {
     }
 }
 
+/// `kafka.guarantee`, both measured.
+#[derive(Clone, Copy, PartialEq)]
+enum Guarantee {
+    AtLeastOnce,
+    ExactlyOnce,
+}
+
+const GUARANTEES: [Guarantee; 2] = [Guarantee::AtLeastOnce, Guarantee::ExactlyOnce];
+
+impl Guarantee {
+    fn setting(self) -> &'static str {
+        match self {
+            Guarantee::AtLeastOnce => "at_least_once",
+            Guarantee::ExactlyOnce => "exactly_once",
+        }
+    }
+
+    /// For group and topic names.
+    fn short(self) -> &'static str {
+        match self {
+            Guarantee::AtLeastOnce => "alo",
+            Guarantee::ExactlyOnce => "eos",
+        }
+    }
+}
+
 /// Starts a service reading `input` in consumer group `group`, its output topics prefixed
 /// with the group's name and created here as `churnwatch run` would create them.
-fn service(kafka: &Kafka, input: &str, group: &str) -> Running {
+fn service(kafka: &Kafka, input: &str, group: &str, guarantee: Guarantee) -> Running {
     let mut k = Config::load_with_env(None, false).unwrap().kafka;
+    k.guarantee = guarantee.setting().into();
     k.brokers = kafka.brokers().into();
     k.input_topic = input.into();
     k.group_id = group.into();
@@ -229,16 +260,20 @@ fn catch_up(events: u64, customers: u32, rounds: u32) {
     );
     for round in 1..=rounds {
         let bare_rate = bare_catch_up(&kafka, "bench-in", total);
-        let svc = service(&kafka, "bench-in", &format!("catchup-{round}"));
-        let (n, secs) = count_until_done(&svc, total);
-        let rate = n as f64 / secs;
-        println!(
-            "round {round}: churnwatch run: {n} events in {secs:.2} s = {rate:.0} events/s; {} customers; ratio to the bare consumer {:.3}; {}",
-            svc.handle.with_engine(|e| e.customers()),
-            rate / bare_rate,
-            rss_and_load()
-        );
-        svc.stop();
+        for g in GUARANTEES {
+            let group = format!("catchup-{round}-{}", g.short());
+            let svc = service(&kafka, "bench-in", &group, g);
+            let (n, secs) = count_until_done(&svc, total);
+            let rate = n as f64 / secs;
+            println!(
+                "round {round}: churnwatch run, {}: {n} events in {secs:.2} s = {rate:.0} events/s; {} customers; ratio to the bare consumer {:.3}; {}",
+                g.setting(),
+                svc.handle.with_engine(|e| e.customers()),
+                rate / bare_rate,
+                rss_and_load()
+            );
+            svc.stop();
+        }
     }
 }
 
@@ -300,57 +335,72 @@ fn count_until_done(svc: &Running, total: u64) -> (u64, f64) {
     }
 }
 
-/// 2. Latency at a steady rate, for the service and for the broker alone.
+/// 2. Latency at a steady rate, for the service under each guarantee and for the broker
+/// alone.
 fn latency(rate: f64, latency_secs: u64) {
     let kafka = Kafka::start();
-    let live_events = (rate * latency_secs as f64) as u64;
+    let events = (rate * latency_secs as f64) as u64;
     // Realistic now-ish event times, so nothing is "future" or long-silent.
     let start = wall_clock()() - 300 * 86_400_000;
     let warm_up = Duration::from_secs(2);
-
-    kafka.create_topics(&[("bench-live", false)]);
-    let svc = service(&kafka, "bench-live", "live");
-    svc.wait_ready();
-    std::thread::sleep(Duration::from_secs(2));
-    let (h, ks) = (&svc.handle, &svc.settings);
-    let alert_topics = [ks.topics.tier_changes.as_str(), ks.topics.warnings.as_str()];
-    let watch = alerts::Watch::start(kafka.brokers(), "bench-live", &alert_topics, false);
-    let since = wall_clock()() + warm_up.as_millis() as i64;
-    let warm = std::thread::spawn({
-        let h = h.clone();
-        move || {
-            std::thread::sleep(warm_up);
-            h.with_engine(|e| e.reset_latency());
+    println!(
+        "latency at {rate:.0} events/s for {latency_secs} s, after a {} s warm-up:",
+        warm_up.as_secs()
+    );
+    for g in GUARANTEES {
+        let input = format!("live-{}", g.short());
+        kafka.create_topics(&[(&input, false)]);
+        let svc = service(&kafka, &input, &input, g);
+        svc.wait_ready();
+        std::thread::sleep(Duration::from_secs(2));
+        let (h, ks) = (&svc.handle, &svc.settings);
+        let alert_topics = [ks.topics.tier_changes.as_str(), ks.topics.warnings.as_str()];
+        let read_committed = g == Guarantee::ExactlyOnce;
+        let watch = alerts::Watch::start(
+            kafka.brokers(),
+            &input,
+            &alert_topics,
+            read_committed,
+            events,
+        );
+        let since = wall_clock()() + warm_up.as_millis() as i64;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(warm_up);
+                h.with_engine(|e| e.reset_latency());
+            });
+            produce_to(&kafka, &input, live_gen(events, start), Some(rate));
+        });
+        // The service may lag behind the producer: its latency counts once it has read all.
+        let t0 = Instant::now();
+        while svc.status.events.load(Ordering::Relaxed) < events
+            && t0.elapsed() < Duration::from_secs(120)
+        {
+            svc.check();
+            std::thread::sleep(Duration::from_millis(50));
         }
-    });
-    produce_to(
-        &kafka,
-        "bench-live",
-        live_gen(live_events, start),
-        Some(rate),
-    );
-    warm.join().unwrap();
-    std::thread::sleep(Duration::from_secs(1) + ks.commit_interval);
-    let own = h.with_engine(|e| e.latency().clone());
-    println!(
-        "latency at {rate:.0} events/s for {latency_secs} s, after a {} s warm-up, commit interval {} ms:",
-        warm_up.as_secs(),
-        ks.commit_interval.as_millis()
-    );
-    println!(
-        "  (a) input CreateTime -> the service hands the outputs to its producer, {} events with outputs: {}",
-        own.count(),
-        quantiles(&own)
-    );
-    let seen = watch.finish(since);
-    println!(
-        "  (b) input CreateTime -> a read_uncommitted consumer receives the alert, {} of {} alerts: {}; {}",
-        seen.latency.count(),
-        seen.alerts,
-        quantiles(&seen.latency),
-        rss_and_load()
-    );
-    svc.stop();
+        std::thread::sleep(Duration::from_secs(1) + ks.commit_interval);
+        let own = h.with_engine(|e| e.latency().clone());
+        println!(
+            "  {}, commit interval {} ms: (a) input CreateTime -> the service hands the outputs to its producer, {} events with outputs: {}",
+            g.setting(),
+            ks.commit_interval.as_millis(),
+            own.count(),
+            quantiles(&own)
+        );
+        let seen = watch.finish(since);
+        println!(
+            "  {}: (b) input CreateTime -> a {} consumer receives the alert, {} of {} alerts ({} inputs read): {}; {}",
+            g.setting(),
+            if read_committed { "read_committed" } else { "read_uncommitted" },
+            seen.latency.count(),
+            seen.alerts,
+            seen.inputs,
+            quantiles(&seen.latency),
+            rss_and_load()
+        );
+        svc.stop();
+    }
 
     // 2b. The same steady rate through the broker alone: a bare consumer's produce→receive
     // latency, the floor under the service's number.
@@ -362,33 +412,24 @@ fn latency(rate: f64, latency_secs: u64) {
         .create()
         .unwrap();
     bare.subscribe(&["bench-bare"]).unwrap();
-    let producer = std::thread::spawn({
-        let brokers = kafka.brokers().to_string();
-        move || {
-            std::thread::sleep(Duration::from_secs(3));
-            let opts = ProduceOptions {
-                brokers,
-                topic: "bench-bare".into(),
-                rate: Some(rate),
-                client: vec![("linger.ms".into(), "0".into())],
-                progress: false,
-            };
-            produce(live_gen(live_events, start), &opts).unwrap()
-        }
-    });
     let mut bare_lat = Latency::default();
-    let (mut seen, t0) = (0u64, Instant::now());
-    while seen < live_events && t0.elapsed() < Duration::from_secs(latency_secs + 60) {
-        if let Some(Ok(m)) = bare.poll(Duration::from_millis(100)) {
-            seen += 1;
-            if let Some(ts) = m.timestamp().to_millis() {
-                if seen > (rate * warm_up.as_secs_f64()) as u64 {
-                    bare_lat.record((wall_clock()() - ts).max(0) as u64);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_secs(3));
+            produce_to(&kafka, "bench-bare", live_gen(events, start), Some(rate));
+        });
+        let (mut seen, t0) = (0u64, Instant::now());
+        while seen < events && t0.elapsed() < Duration::from_secs(latency_secs + 60) {
+            if let Some(Ok(m)) = bare.poll(Duration::from_millis(100)) {
+                seen += 1;
+                if let Some(ts) = m.timestamp().to_millis() {
+                    if seen > (rate * warm_up.as_secs_f64()) as u64 {
+                        bare_lat.record((wall_clock()() - ts).max(0) as u64);
+                    }
                 }
             }
         }
-    }
-    producer.join().unwrap();
+    });
     println!(
         "  broker alone at {rate:.0} events/s (produce -> bare consumer receives): {}; {}",
         quantiles(&bare_lat),
