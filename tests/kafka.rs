@@ -253,6 +253,19 @@ fn exactly_once_kill_9_neither_loses_nor_repeats_with_the_consumer_protocol() {
     assert_eq!(dups, 0, "exactly_once: every alert visible once");
 }
 
+/// Waits until both services hold partitions; `why` explains a time-out.
+fn wait_both_hold(a: &Service, b: &Service, why: impl Fn() -> String) {
+    let held = |s: &Service| {
+        s.status()
+            .map_or(0, |st| st["partitions"].as_array().unwrap().len())
+    };
+    let t0 = Instant::now();
+    while held(a) == 0 || held(b) == 0 {
+        assert!(t0.elapsed() < LIMIT, "{}", why());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Two instances over four partitions; one stops mid-run and the survivor takes over.
 fn hand_over(test: &str, mode: Mode) -> usize {
     let run = setup(test, 3000, 40_000, 13, mode);
@@ -260,18 +273,7 @@ fn hand_over(test: &str, mode: Mode) -> usize {
     let mut a = run.service("a");
     let mut b = run.service("b");
     // Both members hold partitions before one leaves.
-    let t0 = Instant::now();
-    loop {
-        let held = |s: &Service| {
-            s.status()
-                .map_or(0, |st| st["partitions"].as_array().unwrap().len())
-        };
-        if held(&a) > 0 && held(&b) > 0 {
-            break;
-        }
-        assert!(t0.elapsed() < LIMIT, "group did not spread partitions");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_both_hold(&a, &b, || "group did not spread partitions".into());
     wait_consumed(&[&a, &b], total / 3);
     let (code, _) = b.terminate();
     assert_eq!(code, Some(0), "{}", b.log_text());
@@ -395,22 +397,12 @@ fn zombie(test: &str, mode: Mode) {
     let a_log_before = a.log_text().len();
     a.signal("CONT");
     // A notices it lost its partitions, rejoins, and the group spreads them again.
-    let t0 = Instant::now();
-    loop {
-        let held = |s: &Service| {
-            s.status()
-                .map_or(0, |st| st["partitions"].as_array().unwrap().len())
-        };
-        if held(&a) > 0 && held(&b) > 0 {
-            break;
-        }
-        assert!(
-            t0.elapsed() < LIMIT,
+    wait_both_hold(&a, &b, || {
+        format!(
             "the zombie did not rejoin; log:\n{}",
             &a.log_text()[a_log_before..]
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        )
+    });
     let after = a.log_text()[a_log_before..].to_string();
     assert!(
         after.contains("partitions lost")

@@ -662,29 +662,9 @@ fn classify_json_error(bytes: &[u8], e: &serde_json::Error) -> Rejection {
     }
 }
 
-/// The contract fields of the wire shape, as written in events.
-const WIRE_FIELDS: [&str; 17] = [
-    "event_id",
-    "customer_id",
-    "type",
-    "ts",
-    "amount",
-    "channel",
-    "category",
-    "satisfaction",
-    "nps",
-    "campaign_id",
-    "action",
-    "cost",
-    "account_manager",
-    "industry",
-    "region",
-    "segment",
-    "currency",
-];
-
 /// The contract field whose value sits at (line, column) of the message: the last
-/// `"name":` before that position, if it is one of [`WIRE_FIELDS`] (any other name could
+/// `"name":` before that position, if it is one of the input contract's
+/// fields ([`super::redact::CONTRACT_FIELDS`]) (any other name could
 /// be anything, so it is not repeated).
 fn field_at(bytes: &[u8], line: usize, column: usize) -> Option<&'static str> {
     let start = bytes
@@ -697,7 +677,10 @@ fn field_at(bytes: &[u8], line: usize, column: usize) -> Option<&'static str> {
     let key = before[..colon].trim_ascii_end().strip_suffix(b"\"")?;
     let open = key.iter().rposition(|b| *b == b'"')?;
     let name = &key[open + 1..];
-    WIRE_FIELDS.iter().copied().find(|f| f.as_bytes() == name)
+    super::redact::CONTRACT_FIELDS
+        .iter()
+        .copied()
+        .find(|f| f.as_bytes() == name)
 }
 
 /// What a contract field holds, in words.

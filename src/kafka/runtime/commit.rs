@@ -25,6 +25,27 @@ pub(super) struct Interval {
 }
 
 impl Engine {
+    /// The first error of records refused since the last call (counted in the metrics),
+    /// or `None` if none was. Such a record is not in any interval that may be committed.
+    pub(super) fn new_delivery_failure(&mut self) -> Option<String> {
+        let failed = self.deliveries.failed.load(Ordering::SeqCst);
+        if failed <= self.failures_seen {
+            return None;
+        }
+        self.metrics
+            .delivery_failures
+            .inc_by(failed - self.failures_seen);
+        self.failures_seen = failed;
+        Some(
+            self.deliveries
+                .first_error
+                .lock()
+                .ok()
+                .and_then(|mut f| f.take())
+                .unwrap_or_default(),
+        )
+    }
+
     /// Closes the current interval: profiles of changed customers are sent (as outputs
     /// of the interval), and the interval's changelog records and checkpoints are queued
     /// until its outputs are acknowledged. Returns whether an interval was cut.
@@ -109,19 +130,7 @@ impl Engine {
         &mut self,
         consumer: &BaseConsumer<C>,
     ) -> Result<(), RunError> {
-        let failed = self.deliveries.failed.load(Ordering::SeqCst);
-        if failed > self.failures_seen {
-            self.metrics
-                .delivery_failures
-                .inc_by(failed - self.failures_seen);
-            self.failures_seen = failed;
-            let first = self
-                .deliveries
-                .first_error
-                .lock()
-                .ok()
-                .and_then(|mut f| f.take())
-                .unwrap_or_default();
+        if let Some(first) = self.new_delivery_failure() {
             return Err(RunError::Delivery(first));
         }
         while self.outputs_acked_through + 1 < self.epoch

@@ -132,19 +132,7 @@ impl Engine {
         }
         // A record the producer refused at once is not in the transaction: committing
         // would lose it.
-        let failed = self.deliveries.failed.load(Ordering::SeqCst);
-        if failed > self.failures_seen {
-            self.metrics
-                .delivery_failures
-                .inc_by(failed - self.failures_seen);
-            self.failures_seen = failed;
-            let why = self
-                .deliveries
-                .first_error
-                .lock()
-                .ok()
-                .and_then(|mut f| f.take())
-                .unwrap_or_default();
+        if let Some(why) = self.new_delivery_failure() {
             return self.abort_and_rewind(consumer, &why);
         }
         if offsets.count() > 0 {
