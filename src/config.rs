@@ -304,7 +304,10 @@ action = "call them"
         let e = Config::load_with_env(Some(f.path()), false)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("valid keys: listen, token_env"), "{e}");
+        assert!(
+            e.contains("valid keys: listen, token_env, tokens_file, allow_anonymous"),
+            "{e}"
+        );
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(
             nearest("group_di", &["group_id", "brokers"]),

@@ -155,7 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             let _bg = churnwatch::http::start(
                 &cfg.http.listen,
-                cfg.http.token(),
+                &cfg.http.access(),
                 Some((service.handle(), live)),
                 status,
             )?;
@@ -231,6 +231,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 if let Err(e) = listen.to_socket_addrs() {
                     bail!("http.listen = {listen:?} is not an address to listen on ({e}); write it like \"0.0.0.0:8080\", or \"\" to turn HTTP off");
                 }
+                churnwatch::http::Access::new(listen, &cfg.http.access())?;
             }
             println!(
                 "{}: valid.\n",
@@ -259,7 +260,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if listen.is_empty() {
                 println!("\nHTTP: off");
             } else {
-                println!("\nHTTP: {listen} (/healthz, /readyz, /metrics, /v1/status, /v1/customers/{{id}}, /v1/report)");
+                println!(
+                    "\nHTTP: {listen}\n  endpoints: {}",
+                    churnwatch::http::ENDPOINTS.join(" ")
+                );
+                let a = cfg.http.access();
+                let tokens = match (a.env_token.is_some(), a.tokens_file.trim()) {
+                    (false, "") => "none configured".to_string(),
+                    (env, file) => [
+                        env.then(|| format!("${} (name \"default\")", a.token_env)),
+                        (!file.is_empty())
+                            .then(|| format!("named tokens from {file} (re-read on change)")),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                };
+                println!("  API tokens: {tokens}; customer look-ups are logged with the token's name (target churnwatch::audit)");
             }
             Ok(())
         }

@@ -14,12 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
-
+#[path = "support/mock.rs"]
+mod mock;
 #[path = "support/net.rs"]
 mod net;
+use mock::{produce, wait_http, Killed};
 use net::{free_port, http_get};
 
 const BIN: &str = env!("CARGO_BIN_EXE_churnwatch");
@@ -72,77 +71,10 @@ fn browser_tools() -> (PathBuf, PathBuf) {
     (modules, chromium)
 }
 
-/// Records delivery failures, which `BaseProducer::flush` does not report.
-struct Deliveries(std::sync::Mutex<Vec<String>>);
-impl rdkafka::ClientContext for Deliveries {}
-impl rdkafka::producer::ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-    fn delivery(&self, r: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = r {
-            self.0.lock().unwrap().push(e.to_string());
-        }
-    }
-}
-
-fn produce(brokers: &str, lines: &[(String, String)]) {
-    let p: BaseProducer<Deliveries> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create_with_context(Deliveries(std::sync::Mutex::new(Vec::new())))
-        .unwrap();
-    for (key, value) in lines {
-        p.send(BaseRecord::to("customer-events").key(key).payload(value))
-            .map_err(|(e, _)| e)
-            .unwrap();
-    }
-    p.flush(Duration::from_secs(10)).unwrap();
-    let failed = p.context().0.lock().unwrap().clone();
-    assert!(failed.is_empty(), "not delivered: {failed:?}");
-}
-
-/// Waits until the service has handled `events` input records and made them durable.
-fn wait_consumed(port: u16, events: u64) {
-    let t0 = Instant::now();
-    loop {
-        assert!(
-            t0.elapsed() < Duration::from_secs(90),
-            "the service did not consume the input"
-        );
-        if let Some((200, body)) = http_get(port, "/v1/status", Some(TOKEN)) {
-            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-            let durable = v["partitions"]
-                .as_array()
-                .is_some_and(|ps| ps.iter().all(|p| p["durable_offset"] == p["next_offset"]));
-            if v["events"].as_u64().unwrap_or(0) >= events && durable {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Kills the service when the test ends, however it ends.
-struct Killed(std::process::Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn console_in_headless_chromium() {
     let (modules, chromium) = browser_tools();
-    let cluster = MockCluster::new(1).unwrap();
-    for t in [
-        "customer-events",
-        "churnwatch.tier-changes",
-        "churnwatch.churn-warnings",
-        "churnwatch.profiles",
-        "churnwatch.dead-letters",
-        "churnwatch.changelog",
-    ] {
-        cluster.create_topic(t, 2, 1).unwrap();
-    }
+    let cluster = mock::cluster(2);
     let brokers = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
@@ -195,12 +127,8 @@ fn console_in_headless_chromium() {
         .spawn()
         .unwrap();
     let _service = Killed(service);
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "HTTP never came up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    wait_consumed(port, lines);
+    wait_http(port);
+    mock::wait_consumed(port, TOKEN, lines);
     let (code, page) = http_get(port, "/", None).unwrap();
     assert_eq!(
         code, 200,

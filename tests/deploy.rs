@@ -388,6 +388,20 @@ fn compose_stack_is_wired_to_config_and_deploy_files() {
         .as_str()
         .unwrap()
         .contains(brokers));
+    // Listening on all interfaces, the service refuses to start without an API token; the
+    // stack passes the user's (and compose itself refuses to start without one).
+    let token_var = cw["environment"][docker.http.token_env.as_str()]
+        .as_str()
+        .unwrap_or_else(|| panic!("compose passes {} to churnwatch", docker.http.token_env));
+    assert!(
+        token_var.starts_with("${CHURNWATCH_API_TOKEN:?"),
+        "{token_var}"
+    );
+    let mut no_token = docker.http.access();
+    no_token.env_token = None;
+    assert!(churnwatch::http::Access::new(&docker.http.listen, &no_token).is_err());
+    no_token.env_token = Some("a-token-from-the-environment".into());
+    assert!(churnwatch::http::Access::new(&docker.http.listen, &no_token).is_ok());
     let mount = cw["volumes"][0].as_str().unwrap();
     assert!(mount.starts_with("./config/docker.toml:/etc/churnwatch/churnwatch.toml"));
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();

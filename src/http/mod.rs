@@ -1,9 +1,10 @@
 //! HTTP endpoints and signal handling, on a small tokio runtime beside the service loop:
 //! the routes, the token rule, and the runtime's start and stop. The probes and
 //! `/metrics` are here; the `/v1/…` JSON endpoints are in [`api`], the console's pages
-//! in [`console`], and what the console remembers of the alerts in [`live`]. When an API
-//! token is configured, `/v1/…` requires `Authorization: Bearer <token>` (per-customer
-//! look-ups are for authorized users only); probes, metrics and the console's static
+//! in [`console`], what the console remembers of the alerts in [`live`], and who may call
+//! `/v1/…` in [`auth`]. When API tokens are configured, `/v1/…` requires
+//! `Authorization: Bearer <token>` (per-customer look-ups are for authorized users only,
+//! and each is logged with the token's name); probes, metrics and the console's static
 //! pages (which hold no data) stay open.
 //!
 //! The service loop is synchronous (librdkafka's poll model, rebalance callbacks on the
@@ -11,6 +12,7 @@
 //! only taken for a look-up, never across a poll.
 
 pub mod api;
+pub mod auth;
 pub mod console;
 pub mod live;
 
@@ -24,6 +26,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::kafka::{ServiceHandle, Status};
+pub use auth::{Access, AccessConfig, AuthError};
 pub use live::Live;
 
 /// What the handlers share: the service and the console's memory.
@@ -50,6 +53,9 @@ pub enum HttpError {
     /// The runtime could not be built.
     #[error("cannot start the HTTP runtime: {0}")]
     Runtime(std::io::Error),
+    /// The access settings are unsafe or unreadable.
+    #[error(transparent)]
+    Access(#[from] AuthError),
 }
 
 async fn healthz() -> &'static str {
@@ -80,36 +86,49 @@ async fn metrics(State(app): State<App>) -> Response {
         .into_response()
 }
 
-/// Compares without stopping at the first difference, so timing does not reveal a prefix.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The authenticated caller of a `/v1/…` request: the token's name (or
+/// [`auth::ANONYMOUS`]), for the audit log and as the default actor of interventions.
+#[derive(Debug, Clone)]
+pub struct Caller(pub String);
+
+/// Endpoints that answer with per-customer data: each call is logged for audit.
+fn customer_data(path: &str) -> bool {
+    path.starts_with("/v1/customers/")
+        || path == "/v1/warnings"
+        || path == "/v1/alerts/stream"
+        || path == "/v1/interventions"
 }
 
 async fn require_token(
-    State(token): State<Option<Arc<str>>>,
-    req: axum::extract::Request,
+    State(access): State<Arc<Access>>,
+    mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if let Some(t) = token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| same(g.as_bytes(), t.as_bytes())) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "{\"error\":\"this API needs Authorization: Bearer <token> (the token is in the service's http.token_env variable)\"}",
-            )
-                .into_response();
-        }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(name) = access.caller(given) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "{\"error\":\"this API needs Authorization: Bearer <token> with a token the service knows (from its http.token_env variable or http.tokens_file); a revoked token gets this answer too\"}",
+        )
+            .into_response();
+    };
+    let path = req.uri().path();
+    if customer_data(path) {
+        // The audit trail: who read which customer's data. Ids only (the path carries the
+        // customer id, an identifier of the input contract), never profile contents.
+        tracing::info!(target: "churnwatch::audit", caller = %name, method = %req.method(), path = %path, "customer data access");
     }
+    req.extensions_mut().insert(Caller(name));
     next.run(req).await
 }
 
 /// The endpoints, for the answer to a path that is none of them.
-const ENDPOINTS: [&str; 11] = [
+pub const ENDPOINTS: [&str; 11] = [
     "/",
     "/healthz",
     "/readyz",
@@ -132,9 +151,8 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     )
 }
 
-/// The routes; `token` protects `/v1/…`.
-pub fn router(app: App, token: Option<String>) -> Router {
-    let token: Option<Arc<str>> = token.map(Into::into);
+/// The routes; `access` guards `/v1/…`.
+pub fn router(app: App, access: Arc<Access>) -> Router {
     let v1 = Router::new()
         .route("/v1/status", get(api::status))
         .route("/v1/customers/{id}", get(api::customer))
@@ -143,7 +161,7 @@ pub fn router(app: App, token: Option<String>) -> Router {
         .route("/v1/warnings", get(api::warnings))
         .route("/v1/timeline", get(api::timeline))
         .route("/v1/alerts/stream", get(api::stream))
-        .route_layer(axum::middleware::from_fn_with_state(token, require_token));
+        .route_layer(axum::middleware::from_fn_with_state(access, require_token));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -176,13 +194,15 @@ impl Drop for Background {
 
 /// Starts the HTTP server on `listen` (empty = none) and turns SIGTERM/SIGINT into a
 /// shutdown request on `status`. `live` is the console's memory: give the service its
-/// [`Live::hook`] so that the console sees the alerts.
+/// [`Live::hook`] so that the console sees the alerts. Refuses to serve customer data
+/// beyond loopback without a token (see [`auth`]).
 pub fn start(
     listen: &str,
-    token: Option<String>,
+    access: &AccessConfig,
     handle: Option<(ServiceHandle, Arc<Live>)>,
     status: Arc<Status>,
 ) -> Result<Background, HttpError> {
+    let access = Arc::new(Access::new(listen, access)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("churnwatch-http")
@@ -230,7 +250,7 @@ pub fn start(
         addr = std_listener.local_addr().ok();
         let app = App { handle, live };
         rt.spawn(api::sampler(app.clone()));
-        let app = router(app, token);
+        let app = router(app, access);
         rt.spawn(async move {
             match tokio::net::TcpListener::from_std(std_listener) {
                 Ok(l) => {

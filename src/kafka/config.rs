@@ -73,9 +73,14 @@ pub struct KafkaConfig {
 pub struct HttpConfig {
     /// Listen address; empty = no HTTP server.
     pub listen: String,
-    /// Name of the environment variable holding the API token. When that variable is
-    /// set and not empty, `/v1/…` requires `Authorization: Bearer <token>`.
+    /// Name of the environment variable holding the API token (named `default`). When
+    /// that variable is set and not empty, `/v1/…` requires `Authorization: Bearer <token>`.
     pub token_env: String,
+    /// A file of named tokens, one `NAME TOKEN` per line, re-read when it changes (revoke a
+    /// client by deleting its line); empty = none.
+    pub tokens_file: String,
+    /// Serve `/v1/…` without a token even when listening beyond loopback.
+    pub allow_anonymous: bool,
 }
 
 impl HttpConfig {
@@ -87,6 +92,16 @@ impl HttpConfig {
         std::env::var(&self.token_env)
             .ok()
             .filter(|t| !t.is_empty())
+    }
+
+    /// The access settings the HTTP server checks (with the environment token read).
+    pub fn access(&self) -> crate::http::AccessConfig {
+        crate::http::AccessConfig {
+            env_token: self.token(),
+            token_env: self.token_env.clone(),
+            tokens_file: self.tokens_file.clone(),
+            allow_anonymous: self.allow_anonymous,
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+#[allow(unused_imports)]
 pub use crate::net::{free_port, http_get};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_churnwatch");
