@@ -16,7 +16,7 @@ mod mock;
 #[path = "support/net.rs"]
 mod net;
 use mock::{produce, wait_http, Killed};
-use net::{free_port, http_get};
+use net::{free_port, http_get, http_post};
 
 const BIN: &str = env!("CARGO_BIN_EXE_churnwatch");
 const ENV_TOKEN: &str = "env-token-for-the-operator";
@@ -218,6 +218,28 @@ fn named_tokens_audit_revocation_and_no_personal_data_anywhere() {
     answers.push_str(&http_get(port, "/metrics", None).unwrap().1);
     answers.push_str(&http_get(port, "/", None).unwrap().1);
     assert_clean("an HTTP answer", &answers);
+
+    // Actions: the token is needed, the body is checked (no free text in ids), and an
+    // accepted one names the token as the actor.
+    let ack = r#"{"customer_id":"CPII01","status":"acknowledged","outcome":"called"}"#;
+    assert_eq!(
+        http_post(port, "/v1/interventions", None, ack).unwrap().0,
+        401
+    );
+    for bad in [
+        r#"{"customer_id":"CPII01","status":"maybe"}"#,
+        r#"{"customer_id":"CPII01","status":"done","actor":"Zhang Wei"}"#,
+        r#"{"customer_id":"CPII01","status":"done","note":"free text"}"#,
+        "not json",
+    ] {
+        let (code, body) = http_post(port, "/v1/interventions", Some(CRM), bad).unwrap();
+        assert_eq!(code, 400, "{bad}: {body}");
+    }
+    let (code, body) = http_post(port, "/v1/interventions", Some(CRM), ack).unwrap();
+    assert_eq!(code, 202, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["event"]["actor"], "crm");
+    assert_eq!(v["event"]["type"], "intervention");
 
     // Revoke crm: delete its line. The file is re-read within a second of the change.
     std::fs::write(&tokens, format!("console {CONSOLE}\n")).unwrap();

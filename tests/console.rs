@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/kafka.rs"]
+mod kafka;
 #[path = "support/mock.rs"]
 mod mock;
 #[path = "support/net.rs"]
@@ -206,5 +208,17 @@ fn console_in_headless_chromium() {
         "browser checks failed:\n{err}\nstdout:\n{out}"
     );
     assert!(out.contains("all browser checks passed"), "{out}\n{err}");
+    // The acknowledge click is an `intervention` event on the input topic, keyed by the
+    // customer, with the caller's token name as the actor.
+    let acks: Vec<serde_json::Value> = kafka::read_topic(&brokers, "customer-events")
+        .into_iter()
+        .filter(|r| r.key.as_deref() == Some(LIVE_CUSTOMER.as_bytes()))
+        .filter_map(|r| serde_json::from_slice(r.value.as_deref()?).ok())
+        .filter(|v: &serde_json::Value| v["type"] == "intervention")
+        .collect();
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert_eq!(acks[0]["status"], "acknowledged");
+    assert_eq!(acks[0]["actor"], "default");
+    assert!(churnwatch::core::time::parse_rfc3339(acks[0]["ts"].as_str().unwrap()).is_some());
     eprintln!("{err}");
 }

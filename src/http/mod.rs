@@ -11,6 +11,7 @@
 //! polling thread); the endpoints reach its state through [`ServiceHandle`], whose lock is
 //! only taken for a look-up, never across a poll.
 
+pub mod actions;
 pub mod api;
 pub mod auth;
 pub mod console;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::kafka::{ServiceHandle, Status};
@@ -128,7 +129,7 @@ async fn require_token(
 }
 
 /// The endpoints, for the answer to a path that is none of them.
-pub const ENDPOINTS: [&str; 11] = [
+pub const ENDPOINTS: [&str; 12] = [
     "/",
     "/healthz",
     "/readyz",
@@ -140,6 +141,7 @@ pub const ENDPOINTS: [&str; 11] = [
     "/v1/warnings",
     "/v1/timeline",
     "/v1/alerts/stream",
+    "/v1/interventions (POST)",
 ];
 
 /// Any other path: a 404 that says what exists (a typo such as `/v1/customer/C1` used to
@@ -161,6 +163,7 @@ pub fn router(app: App, access: Arc<Access>) -> Router {
         .route("/v1/warnings", get(api::warnings))
         .route("/v1/timeline", get(api::timeline))
         .route("/v1/alerts/stream", get(api::stream))
+        .route("/v1/interventions", post(actions::intervention))
         .route_layer(axum::middleware::from_fn_with_state(access, require_token));
     Router::new()
         .route("/healthz", get(healthz))

@@ -7,5 +7,6 @@ pub mod runtime;
 
 pub use config::{KafkaConfig, KafkaSettings, TopicsConfig};
 pub use runtime::{
-    wall_clock, Clock, OutputHook, RunError, RunOptions, RunSummary, Service, ServiceHandle, Status,
+    wall_clock, Clock, OutputHook, RunError, RunOptions, RunSummary, Service, ServiceHandle,
+    Status, Submitter, Written,
 };

@@ -64,6 +64,7 @@ mod query;
 mod rebalance;
 mod service;
 mod status;
+mod submit;
 mod transaction;
 
 use commit::*;
@@ -76,6 +77,7 @@ pub use query::{Lookup, PartitionInfo, ServiceHandle};
 pub use rebalance::GroupCtx;
 pub use service::{RunOptions, RunSummary, Service};
 pub use status::Status;
+pub use submit::{Submitter, Written};
 
 /// The service's notion of "now" (the wall clock, or the demo's compressed clock).
 pub type Clock = Arc<dyn Fn() -> Ts + Send + Sync>;

@@ -135,6 +135,14 @@ try {
   check(await page.evaluate(() => window.__notReloaded === true) && marker, 'the inbox gained the row without a reload');
   await noPii(page, 'the inbox after the live alert');
 
+  // 7. Acknowledge from the inbox: an `intervention` event goes to the input topic (the
+  // Rust side checks it there), and the warning's status follows once it is consumed.
+  const row = `#inbox tbody tr[data-customer="${liveCustomer}"]`;
+  await page.click(`${row} button[data-action="acknowledged"]`);
+  await page.waitForFunction((r) => (document.querySelector(r + ' .action-note') || {}).textContent === 'acknowledged sent', row);
+  check(true, `acknowledging ${liveCustomer} from the inbox was accepted`);
+  console.log('acknowledged ' + liveCustomer);
+
   check(errors.length === 0, 'no script errors: ' + errors.join('; '));
   console.log('all browser checks passed');
 } finally {

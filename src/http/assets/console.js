@@ -76,6 +76,50 @@ async function api(path) {
   return body;
 }
 
+async function post(path, body) {
+  const r = await fetch(path, { method: 'POST', headers: Object.assign({ 'Content-Type': 'application/json' }, headers()), body: JSON.stringify(body) });
+  if (r.status === 401) {
+    askToken(token() ? 'The service refused that token.' : null);
+    throw new NeedToken();
+  }
+  const answer = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(answer.error || ('HTTP ' + r.status));
+  return answer;
+}
+
+// An action is an `intervention` event on the input topic: the row shows "sent", and the
+// warning's status changes once the service has consumed it (the next inbox refresh).
+async function act(row, r, status) {
+  const note = row.querySelector('.action-note');
+  for (const b of row.querySelectorAll('button')) b.disabled = true;
+  note.textContent = 'sending…';
+  try {
+    const body = { customer_id: r.customer_id, status };
+    if (r.warning_id) body.warning_id = r.warning_id;
+    await post('/v1/interventions', body);
+    note.textContent = status.replace('_', ' ') + ' sent';
+    row.dataset.sent = status;
+    setTimeout(scheduleInbox, 800);
+  } catch (e) {
+    if (e instanceof NeedToken) return;
+    note.textContent = 'not sent: ' + e.message;
+    for (const b of row.querySelectorAll('button')) b.disabled = false;
+  }
+}
+
+function actions(r) {
+  const cell = el('td', { class: 'actions' });
+  const done = r.status === 'done' || r.status === 'dismissed';
+  for (const [status, label] of [['acknowledged', 'Acknowledge'], ['done', 'Done'], ['dismissed', 'Dismiss']]) {
+    const b = el('button', { type: 'button', class: 'act', 'data-action': status, text: label });
+    if (done || r.status === status) b.disabled = true;
+    b.addEventListener('click', () => act(cell.parentElement, r, status));
+    cell.appendChild(b);
+  }
+  cell.appendChild(el('span', { class: 'action-note muted' }));
+  return cell;
+}
+
 // ---- token ----------------------------------------------------------------------
 
 function askToken(message) {
@@ -273,7 +317,7 @@ async function inboxView(params) {
   for (const k of ['owner', 'level', 'segment', 'rule']) if (params.get(k)) q.set(k, params.get(k));
   const w = await api('/v1/warnings' + (q.toString() ? '?' + q : ''));
   setClock(w.as_of);
-  const rows = w.warnings.map((r) => el('tr', { class: r.overdue ? 'overdue' : '', 'data-customer': r.customer_id, 'data-level': r.level, 'data-owner': r.owner || '' },
+  const rows = w.warnings.map((r) => el('tr', { class: r.overdue ? 'overdue' : '', 'data-customer': r.customer_id, 'data-level': r.level, 'data-owner': r.owner || '', 'data-status': r.status || 'open' },
     el('td', {}, r.due ? short(r.due) : el('span', { class: 'muted', title: 'raised before this instance started or took the partition', text: 'unknown' }),
       r.overdue ? [' ', badge('overdue', 'overdue')] : null),
     el('td', {}, badge(r.level, r.level), recent.has(r.customer_id) ? el('span', { class: 'muted', text: ' new' }) : null),
@@ -282,7 +326,9 @@ async function inboxView(params) {
     el('td', { text: r.owner || '–' }),
     el('td', { text: r.segment || '–' }),
     el('td', { text: r.rules.join(', ') }),
-    el('td', { class: 'muted', text: short(r.raised_at) })));
+    el('td', { class: 'muted', text: short(r.raised_at) }),
+    el('td', { class: 'status', text: (r.status || 'open').replace('_', ' ') }),
+    actions(r)));
   return el('div', {},
     el('h1', {}, 'Open warnings ', el('span', { class: 'muted', id: 'inbox-count', 'data-count': w.count, text: '(' + w.count + (w.overdue ? ', ' + w.overdue + ' overdue' : '') + ')' })),
     el('div', { class: 'filters' },
@@ -292,8 +338,8 @@ async function inboxView(params) {
       filterSelect('rule', 'Rule', w.rules, params.get('rule')),
       el('span', { class: 'muted', text: 'sorted by due time; overdue rows are red' })),
     el('table', { id: 'inbox' },
-      el('thead', {}, el('tr', {}, ['Due', 'Level', 'Customer', 'Tier', 'Owner', 'Segment', 'Rules', 'Raised'].map((h) => el('th', { text: h })))),
-      el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 8, class: 'muted', text: 'No open warnings match.' })))));
+      el('thead', {}, el('tr', {}, ['Due', 'Level', 'Customer', 'Tier', 'Owner', 'Segment', 'Rules', 'Raised', 'Status', 'Act'].map((h) => el('th', { text: h })))),
+      el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 10, class: 'muted', text: 'No open warnings match.' })))));
 }
 
 // ---- customer -------------------------------------------------------------------

@@ -40,9 +40,17 @@ pub struct ServiceHandle {
     pub(super) engine: Arc<Mutex<Engine>>,
     /// Health.
     pub status: Arc<Status>,
+    /// Writes actions (interventions) to the input topic.
+    pub submitter: Arc<super::Submitter>,
 }
 
 impl ServiceHandle {
+    /// The service's clock ("now": the wall clock, or the demo's compressed one).
+    pub fn now(&self) -> Ts {
+        let clock = Arc::clone(&lock(&self.engine).clock);
+        clock()
+    }
+
     /// The profile of a customer held by this instance, with the input partition and
     /// the offset of the last event it reflects.
     pub fn lookup(&self, customer_id: &str) -> Option<Lookup> {

@@ -96,6 +96,7 @@ pub struct Service {
     pub(super) engine: Arc<Mutex<Engine>>,
     pub(super) status: Arc<Status>,
     pub(super) base: ClientConfig,
+    pub(super) submitter: Arc<super::Submitter>,
 }
 
 /// Settings of the consumers (group, restore, metadata and admin clients).
@@ -112,6 +113,7 @@ impl Service {
     /// Creates the producer; nothing is contacted yet.
     pub fn new(opts: RunOptions) -> Result<Service, RunError> {
         let base = base_config(&opts.kafka);
+        let submitter = Arc::new(super::Submitter::new(&opts.kafka));
         tracing::info!(
             brokers = %opts.kafka.brokers,
             group = %opts.kafka.group_id,
@@ -158,6 +160,7 @@ impl Service {
             engine: Arc::new(Mutex::new(engine)),
             status: opts.status,
             base,
+            submitter,
         })
     }
 
@@ -166,6 +169,7 @@ impl Service {
         ServiceHandle {
             engine: Arc::clone(&self.engine),
             status: Arc::clone(&self.status),
+            submitter: Arc::clone(&self.submitter),
         }
     }
 
