@@ -152,6 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 clock: wall_clock(),
                 hook: Some(live.hook()),
                 status: status.clone(),
+                advertised_url: cfg.http.advertised(),
             })?;
             let _bg = churnwatch::http::start(
                 &cfg.http.listen,

@@ -91,6 +91,8 @@ pub fn produce(mut gen: Generator, opts: &ProduceOptions) -> Result<u64, Produce
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
+        // Kafka's default partitioner (Java clients): what kafka.input_partitioner assumes.
+        .set("partitioner", "murmur2_random")
         .set("message.timeout.ms", "60000");
     for (k, v) in &opts.client {
         cfg.set(k, v);

@@ -518,6 +518,17 @@ fn kubernetes_manifests_agree_on_ports_probes_labels_and_shutdown() {
         c["envFrom"][0]["secretRef"]["name"],
         secret["metadata"]["name"]
     );
+    // Replicas forward look-ups to each other at their pod address, on the HTTP port.
+    let advertised = c["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "CHURNWATCH__HTTP__ADVERTISED_URL")
+        .expect("the pod advertises its address");
+    assert_eq!(
+        advertised["value"].as_str(),
+        Some(format!("http://$(POD_IP):{port}").as_str())
+    );
     let mount = c["volumeMounts"][0]["mountPath"].as_str().unwrap();
     let args: Vec<&str> = c["args"]
         .as_sequence()

@@ -177,6 +177,7 @@ fn service(kafka: &Kafka, input: &str, group: &str, guarantee: Guarantee) -> Run
         clock: wall_clock(),
         hook: None,
         status: Arc::clone(&status),
+        advertised_url: String::new(),
     })
     .unwrap();
     Running {

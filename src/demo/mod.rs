@@ -140,6 +140,8 @@ pub fn run(settings: Arc<Settings>, o: &DemoOptions) -> Result<(), DemoError> {
         clock: Arc::clone(&clock),
         hook: Some(crate::http::live::chain(vec![term_hook, live.hook()])),
         status: Arc::clone(&status),
+        // One instance holds every partition: nothing to route.
+        advertised_url: String::new(),
     })?;
     let handle = service.handle();
     // The demo's customers are generated (no personal data), so its API needs no token
@@ -194,6 +196,7 @@ pub fn run(settings: Arc<Settings>, o: &DemoOptions) -> Result<(), DemoError> {
                 let producer: ThreadedProducer<DefaultProducerContext> = match ClientConfig::new()
                     .set("bootstrap.servers", &brokers)
                     .set("linger.ms", "2")
+                    .set("partitioner", "murmur2_random")
                     .create()
                 {
                     Ok(p) => p,

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,14 @@ pub(super) async fn status(State(app): State<App>) -> Response {
         })
         .collect();
     let s = &app.handle.status;
+    let h = app.handle.clone();
+    let (routing, members) = tokio::task::spawn_blocking(move || h.routing())
+        .await
+        .unwrap_or_default();
+    let members: Vec<serde_json::Value> = members
+        .iter()
+        .map(|c| serde_json::json!({"partition": c.partition, "url": c.url, "since": instant(Some(c.at))}))
+        .collect();
     json(
         StatusCode::OK,
         serde_json::json!({
@@ -82,6 +90,8 @@ pub(super) async fn status(State(app): State<App>) -> Response {
             "events": s.events.load(Ordering::Relaxed),
             "commits": s.commits.load(Ordering::Relaxed),
             "partitions": parts,
+            "routing": routing,
+            "members": members,
         }),
     )
 }
@@ -103,17 +113,16 @@ fn bad_id(id: &str) -> Option<Response> {
     })
 }
 
-fn not_held() -> Response {
-    json(
-        StatusCode::NOT_FOUND,
-        serde_json::json!({"error": "customer not held by this instance: unknown, erased, or owned by another instance of the group"}),
-    )
-}
-
-pub(super) async fn customer(State(app): State<App>, Path(id): Path<String>) -> Response {
+pub(super) async fn customer(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     if let Some(r) = bad_id(&id) {
         return r;
     }
+    let id2 = id.clone();
     let found = on_engine(&app, move |e| {
         e.lookup(&id).map(|l| (l, e.input_topic().to_string()))
     })
@@ -127,7 +136,7 @@ pub(super) async fn customer(State(app): State<App>, Path(id): Path<String>) -> 
             }
             Err(_) => failed("encoding"),
         },
-        Some(None) => not_held(),
+        Some(None) => super::route::elsewhere(&app, &id2, &headers, &uri).await,
         None => failed("look-up"),
     }
 }
@@ -135,7 +144,12 @@ pub(super) async fn customer(State(app): State<App>, Path(id): Path<String>) -> 
 /// `/v1/customers/{id}/history`: orders and visits per day over the last 365 days of the
 /// retained history (the console's chart), and when this instance saw the open warning
 /// raised and when it is due.
-pub(super) async fn history(State(app): State<App>, Path(id): Path<String>) -> Response {
+pub(super) async fn history(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     if let Some(r) = bad_id(&id) {
         return r;
     }
@@ -156,7 +170,7 @@ pub(super) async fn history(State(app): State<App>, Path(id): Path<String>) -> R
         return failed("look-up");
     };
     let Some((days, now)) = found else {
-        return not_held();
+        return super::route::elsewhere(&app, &id, &headers, &uri).await;
     };
     let last = now.map(day_of).or(days.last().map(|d| d.0)).unwrap_or(0);
     let days: Vec<serde_json::Value> = days

@@ -16,6 +16,7 @@ pub mod api;
 pub mod auth;
 pub mod console;
 pub mod live;
+pub mod route;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

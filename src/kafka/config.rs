@@ -21,6 +21,8 @@ pub struct TopicsConfig {
     pub dead_letters: String,
     /// Customer state and partition checkpoints (compacted).
     pub changelog: String,
+    /// Which member holds which input partition, for routing look-ups (compacted, small).
+    pub members: String,
 }
 
 /// `[kafka]` as written in the file.
@@ -55,6 +57,9 @@ pub struct KafkaConfig {
     pub guarantee: String,
     /// `classic` or `consumer` (KIP-848).
     pub group_protocol: String,
+    /// How the input topic is partitioned by key: `murmur2` (Kafka's default) or `crc32`
+    /// (librdkafka's default), for routing look-ups.
+    pub input_partitioner: String,
     /// With `exactly_once`: the producer's `transactional.id`; empty = one per start.
     pub transactional_id: String,
     /// With `exactly_once`: how long the broker keeps an open transaction of a silent
@@ -81,6 +86,10 @@ pub struct HttpConfig {
     pub tokens_file: String,
     /// Serve `/v1/…` without a token even when listening beyond loopback.
     pub allow_anonymous: bool,
+    /// The address other instances reach this one's HTTP at (`http://host:port`), for
+    /// look-ups they forward; empty = `http://` + `listen` when that names a host, else the
+    /// machine's host name with the listen port.
+    pub advertised_url: String,
 }
 
 impl HttpConfig {
@@ -92,6 +101,34 @@ impl HttpConfig {
         std::env::var(&self.token_env)
             .ok()
             .filter(|t| !t.is_empty())
+    }
+
+    /// The advertised URL: the configured one, or one derived from `listen` ("" when HTTP
+    /// is off).
+    pub fn advertised(&self) -> String {
+        let listen = self.listen.trim();
+        if listen.is_empty() {
+            return String::new();
+        }
+        if !self.advertised_url.trim().is_empty() {
+            return self.advertised_url.trim().trim_end_matches('/').to_string();
+        }
+        let (host, port) = listen.rsplit_once(':').unwrap_or((listen, "80"));
+        let wildcard = matches!(host, "0.0.0.0" | "[::]" | "::" | "");
+        if wildcard {
+            let name = std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .or_else(|| {
+                    std::fs::read_to_string("/etc/hostname")
+                        .ok()
+                        .map(|h| h.trim().to_string())
+                })
+                .unwrap_or_else(|| "localhost".into());
+            format!("http://{name}:{port}")
+        } else {
+            format!("http://{host}:{port}")
+        }
     }
 
     /// The access settings the HTTP server checks (with the environment token read).
@@ -167,6 +204,8 @@ pub struct KafkaSettings {
     pub guarantee: Guarantee,
     /// Consumer group protocol.
     pub group_protocol: GroupProtocol,
+    /// How the input is partitioned by key.
+    pub input_partitioner: super::partitioner::Partitioner,
     /// `transactional.id` with `exactly_once` (empty: the service makes one per start).
     pub transactional_id: String,
     /// `transaction.timeout.ms` with `exactly_once`.
@@ -344,6 +383,7 @@ impl KafkaConfig {
             ("profiles", &t.profiles),
             ("dead_letters", &t.dead_letters),
             ("changelog", &t.changelog),
+            ("members", &t.members),
         ];
         for (field, name) in names {
             nonempty(&format!("topics.{field}"), name)?;
@@ -354,7 +394,11 @@ impl KafkaConfig {
                 )));
             }
         }
-        for (field, name) in [("changelog", &t.changelog), ("profiles", &t.profiles)] {
+        for (field, name) in [
+            ("changelog", &t.changelog),
+            ("profiles", &t.profiles),
+            ("members", &t.members),
+        ] {
             if names.iter().filter(|(_, n)| *n == name).count() > 1 {
                 return Err(KafkaConfigError(format!(
                     "kafka.topics.{field} = \"{name}\" is also used for another output; compacted topics must not be shared"
@@ -412,6 +456,13 @@ impl KafkaConfig {
                 )))
             }
         };
+        let input_partitioner = super::partitioner::Partitioner::parse(&self.input_partitioner)
+            .ok_or_else(|| {
+                KafkaConfigError(format!(
+                    "kafka.input_partitioner = \"{}\": use \"murmur2\" (Kafka's default partitioner: Java clients, Kafka Streams, librdkafka's murmur2_random) or \"crc32\" (librdkafka's default consistent_random)",
+                    self.input_partitioner
+                ))
+            })?;
         let transaction_timeout = duration("transaction_timeout", &self.transaction_timeout)?;
         if transaction_timeout < Duration::from_secs(1) {
             return Err(KafkaConfigError(format!(
@@ -472,6 +523,7 @@ impl KafkaConfig {
             restore_parallelism: self.restore_parallelism as usize,
             guarantee,
             group_protocol,
+            input_partitioner,
             transactional_id: self.transactional_id.clone(),
             transaction_timeout,
             topics: self.topics.clone(),

@@ -3,10 +3,12 @@
 
 pub mod changelog;
 pub mod config;
+pub mod members;
+pub mod partitioner;
 pub mod runtime;
 
 pub use config::{KafkaConfig, KafkaSettings, TopicsConfig};
 pub use runtime::{
-    wall_clock, Clock, OutputHook, RunError, RunOptions, RunSummary, Service, ServiceHandle,
+    wall_clock, Clock, OutputHook, Route, RunError, RunOptions, RunSummary, Service, ServiceHandle,
     Status, Submitter, Written,
 };

@@ -62,6 +62,7 @@ mod process;
 mod produce;
 mod query;
 mod rebalance;
+mod route;
 mod service;
 mod status;
 mod submit;
@@ -75,6 +76,7 @@ use status::*;
 pub use latency::Latency;
 pub use query::{Lookup, PartitionInfo, ServiceHandle};
 pub use rebalance::GroupCtx;
+pub use route::Route;
 pub use service::{RunOptions, RunSummary, Service};
 pub use status::Status;
 pub use submit::{Submitter, Written};
@@ -185,6 +187,10 @@ pub struct Engine {
     /// The latest population report and when it was computed: metrics reuse it for
     /// [`REPORT_METRICS_EVERY`].
     report_cache: Option<(Instant, Arc<crate::core::report::Report>)>,
+    /// Who holds which input partition (routing look-ups).
+    members: Arc<crate::kafka::members::Members>,
+    /// Writes claims to the members topic (and API actions to the input).
+    submitter: Arc<Submitter>,
 }
 
 /// How old the report behind the `churnwatch_report_*` metrics may get. The report is kept

@@ -250,6 +250,7 @@ warnings = "{w}"
 profiles = "{p}"
 dead_letters = "{d}"
 changelog = "{c}"
+members = "{m}"
 
 [kafka.client]
 "fetch.wait.max.ms" = 10
@@ -268,6 +269,7 @@ level = "info"
         p = n.topic("profiles"),
         d = n.topic("dead-letters"),
         c = n.topic("changelog"),
+        m = n.topic("members"),
         mode_lines = mode.kafka_lines(),
         client_lines = mode.client_lines(),
     )

@@ -222,6 +222,7 @@ impl Engine {
         self.status
             .partitions
             .store(self.parts.len(), Ordering::Relaxed);
+        self.claim(p);
         start
     }
 }

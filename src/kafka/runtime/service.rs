@@ -80,6 +80,9 @@ pub struct RunOptions {
     pub hook: Option<OutputHook>,
     /// Shared health.
     pub status: Arc<Status>,
+    /// This instance's HTTP address as other instances reach it (`http.advertised()`;
+    /// "" = HTTP off: it claims no partitions in the members table).
+    pub advertised_url: String,
 }
 
 /// Counts of a finished run.
@@ -114,6 +117,11 @@ impl Service {
     pub fn new(opts: RunOptions) -> Result<Service, RunError> {
         let base = base_config(&opts.kafka);
         let submitter = Arc::new(super::Submitter::new(&opts.kafka));
+        let members = Arc::new(crate::kafka::members::Members::new(
+            &opts.advertised_url,
+            &opts.kafka.topics.members,
+            opts.kafka.input_partitioner,
+        ));
         tracing::info!(
             brokers = %opts.kafka.brokers,
             group = %opts.kafka.group_id,
@@ -155,6 +163,8 @@ impl Service {
             outputs_acked_through: 0,
             pending: Default::default(),
             report_cache: None,
+            members,
+            submitter: Arc::clone(&submitter),
         };
         Ok(Service {
             engine: Arc::new(Mutex::new(engine)),
@@ -181,6 +191,7 @@ impl Service {
             return Ok(RunSummary::default());
         };
         tracing::info!(partitions = input_partitions, "topics ready");
+        let members_reader = self.start_members(&k, input_partitions);
         let mut cc = self.base.clone();
         cc.set("group.id", &k.group_id)
             .set("enable.auto.commit", "false")
@@ -301,6 +312,9 @@ impl Service {
             }
         }
         drop(consumer);
+        if let Some(h) = members_reader {
+            let _ = h.join();
+        }
         result?;
         let summary = RunSummary {
             events: self.status.events.load(Ordering::Relaxed),
