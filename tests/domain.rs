@@ -5,7 +5,7 @@ mod common;
 use churnwatch::core::bgnbd;
 use churnwatch::core::output::Output;
 use churnwatch::core::settings::BgNbdParams;
-use churnwatch::core::time::{day_start, format_rfc3339, DAY_MS};
+use churnwatch::core::time::{day_of, day_start, format_date, format_rfc3339, DAY_MS};
 use churnwatch::core::{Outcome, RejectReason};
 use common::*;
 
@@ -143,6 +143,58 @@ fn tiers_follow_the_table_and_decay_with_time() {
     );
     assert!(t[0].action.contains("free trial"));
     assert_eq!(t[0].facts.recency_days, Some(90));
+}
+
+#[test]
+fn the_profile_says_since_when_the_tier_is_held_and_the_best_tier_ever() {
+    let mut h = Harness::new();
+    high_value_customer(&mut h, "H3");
+    let p = h.profile("H3");
+    assert_eq!(p.tier, "high_value");
+    // The fifth order (day 120) made the customer high value.
+    assert_eq!(
+        p.tier_since.as_deref(),
+        Some(format_date(day_of(at(120, 0))).as_str())
+    );
+    assert_eq!(p.peak_tier.as_deref(), Some("high_value"));
+    h.advance(at(210, 0));
+    let p = h.profile("H3");
+    assert_eq!(p.tier, "potential");
+    assert_eq!(
+        p.tier_since.as_deref(),
+        Some(format_date(day_of(at(210, 0))).as_str())
+    );
+    assert_eq!(
+        p.peak_tier.as_deref(),
+        Some("high_value"),
+        "the best tier stays"
+    );
+    // Both survive a snapshot and restore (the changelog), and erase forgets them.
+    let snap = h.p.snapshot("H3").unwrap();
+    let mut other = Harness::new();
+    other.p.restore(&snap).unwrap();
+    let q = other.profile("H3");
+    assert_eq!(
+        (q.tier_since, q.peak_tier),
+        (p.tier_since.clone(), p.peak_tier.clone())
+    );
+    h.ev("H3", "erase", at(211, 0), "");
+    h.ev("H3", "visit", at(212, 0), "");
+    let p = h.profile("H3");
+    assert_eq!(
+        p.peak_tier.as_deref(),
+        Some("regular"),
+        "a new customer after erase"
+    );
+    // A customer whose best tier is new (ranked above regular, below potential).
+    let mut h = Harness::new();
+    h.ev("N2", "order", at(0, 0), r#""amount":1000"#);
+    h.advance(at(60, 0));
+    let p = h.profile("N2");
+    assert_eq!(
+        (p.tier.as_str(), p.peak_tier.as_deref()),
+        ("regular", Some("new"))
+    );
 }
 
 #[test]

@@ -470,6 +470,8 @@ mod tests {
                 schema: schema::PROFILE,
                 customer_id: t[1].clone().into(),
                 tier: t[2].clone().into(),
+                tier_since: truncated.then(|| t[7].clone().into()),
+                peak_tier: (original_bytes % 2 == 0).then(|| t[5].clone().into()),
                 action: t[3].as_str().into(),
                 warning: WarningState { level: "medium", reasons: rs },
                 rules_version: t[4].clone().into(),

@@ -292,6 +292,11 @@ pub struct Profile {
     pub customer_id: Text,
     /// Tier.
     pub tier: Text,
+    /// Day the current tier began (`null` when unknown: state restored from before this
+    /// was kept).
+    pub tier_since: Option<Text>,
+    /// The best tier ever held, by `tiers.ranking`.
+    pub peak_tier: Option<Text>,
     /// Recommended action for the tier.
     pub action: Arc<str>,
     /// Warning.
@@ -653,6 +658,8 @@ impl Json for Profile {
             schema,
             customer_id,
             tier,
+            tier_since,
+            peak_tier,
             action,
             warning,
             rules_version,

@@ -670,6 +670,14 @@ impl Processor {
         }
         let (spend, activity) = sketch_values(&facts, &s);
         let rec = self.store.rec_mut(slot);
+        if tier_changed {
+            rec.tier_since = pack(day_of(rec.clock));
+            if rec.peak_tier == NO_TIER
+                || s.tier_rank.get(tier) < s.tier_rank.get(rec.peak_tier as usize)
+            {
+                rec.peak_tier = tier as u8;
+            }
+        }
         rec.tier = tier as u8;
         rec.level = level as u8;
         if tier_changed || level != old_level {

@@ -114,6 +114,8 @@ pub struct Settings {
     pub analytics: Option<AnalyticsSettings>,
     /// Tiers in evaluation order; the last is the fallback.
     pub tiers: Vec<Tier>,
+    /// Rank of each tier (indexed like `tiers`; 0 = best), from `tiers.ranking`.
+    pub tier_rank: Vec<u8>,
     /// Warning rules.
     pub warnings: Vec<WarningRule>,
     /// SLA in ms for medium and high.
@@ -347,6 +349,7 @@ impl Settings {
             action: t.fallback_action.as_str().into(),
             rule: None,
         });
+        let tier_rank = tier_ranking(&tiers, &t.ranking)?;
 
         let w = &c.warnings;
         let mut warnings = Vec::new();
@@ -478,6 +481,7 @@ impl Settings {
             lengths,
             windows,
             tiers,
+            tier_rank,
             warnings,
             sla_ms,
             level_action: [
@@ -529,6 +533,19 @@ impl Settings {
             }
             let _ = writeln!(s, "     action: {}", t.action);
         }
+        let mut best: Vec<(u8, &str)> = self
+            .tier_rank
+            .iter()
+            .zip(&self.tiers)
+            .map(|(r, t)| (*r, t.name.as_str()))
+            .collect();
+        best.sort();
+        let best: Vec<&str> = best.into_iter().map(|(_, n)| n).collect();
+        let _ = writeln!(
+            s,
+            "  Best tier first: {} (tiers.ranking; the profile's peak_tier is the best tier ever held)",
+            best.join(", ")
+        );
         let _ = writeln!(s, "\nChurn warnings (the highest matching level counts; raised when it rises, cleared when it falls to low):");
         for wr in &self.warnings {
             let _ = writeln!(
@@ -597,6 +614,30 @@ impl Settings {
 /// [`Settings::rules_version`]: the sections' values through their `Debug` form (fields
 /// in declaration order, numbers exactly), so the text of a file (comments, key order,
 /// `1e5` vs `100000.0`) does not matter, only the values do.
+/// Ranks tiers by `ranking` (best first); unlisted tiers follow in rule order, the
+/// fallback last. Names that are not tiers are skipped: a rule set that replaces the tiers
+/// inherits the default file's ranking, which must not make it invalid (`check-config`
+/// prints the order in effect, so a misspelt name shows there).
+fn tier_ranking(tiers: &[Tier], ranking: &[String]) -> Result<Vec<u8>, ConfigError> {
+    let mut order: Vec<usize> = Vec::with_capacity(tiers.len());
+    for name in ranking {
+        let Some(i) = tiers.iter().position(|t| &t.name == name) else {
+            continue;
+        };
+        if order.contains(&i) {
+            return Err(ConfigError(format!("tiers.ranking lists `{name}` twice")));
+        }
+        order.push(i);
+    }
+    let rest: Vec<usize> = (0..tiers.len()).filter(|i| !order.contains(i)).collect();
+    order.extend(rest);
+    let mut rank = vec![0u8; tiers.len()];
+    for (r, i) in order.into_iter().enumerate() {
+        rank[i] = r as u8;
+    }
+    Ok(rank)
+}
+
 fn rules_version(c: &CoreConfig) -> String {
     let text = format!(
         "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",

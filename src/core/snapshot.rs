@@ -12,7 +12,7 @@ use super::store::{Interner, Record, NO_TIER};
 use smallvec::SmallVec;
 
 /// Snapshot format version written by this build.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
 /// Why a snapshot could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +37,8 @@ pub struct Decoded {
     pub labels: [String; 4],
     /// The customer's latest campaign ("" = none).
     pub campaign: String,
+    /// The best tier ever held ("" = none or unknown).
+    pub peak_tier: String,
     /// Label strings the day history's tags refer to (by index).
     pub tag_names: Vec<String>,
     /// Day history with tag keys = tag_names index << 1 | kind.
@@ -106,10 +108,11 @@ impl Reader<'_> {
     }
 }
 
-/// Appends the snapshot of `rec` (with its tier's name) to `out`.
+/// Appends the snapshot of `rec` (with the names of its tier and best tier) to `out`.
 pub fn encode(
     rec: &Record,
     tier: Option<&str>,
+    peak_tier: Option<&str>,
     campaign: Option<&str>,
     labels: &Interner,
     out: &mut Vec<u8>,
@@ -139,6 +142,8 @@ pub fn encode(
         put_s(out, labels.name(l as u32).unwrap_or(""));
     }
     put_s(out, campaign.unwrap_or(""));
+    put(out, rec.tier_since as u64);
+    put_s(out, peak_tier.unwrap_or(""));
     // Tags: processor-local ids → a local string table, in order of first use.
     let mut names: SmallVec<[u32; 8]> = SmallVec::new();
     let mut hist = Vec::with_capacity(rec.days.len() + 8);
@@ -164,8 +169,9 @@ pub fn encode(
 /// Reads a snapshot.
 pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
     let version = *b.first().ok_or(SnapshotError::Malformed(0))?;
-    // Version 1 had no campaign; it reads as "none".
-    if version != VERSION && version != 1 {
+    // Version 1 had no campaign (it reads as "none"); versions before 3 kept neither
+    // since when the tier is held nor the best tier (they read as unknown).
+    if !(1..=VERSION).contains(&version) {
         return Err(SnapshotError::Version(version));
     }
     let mut r = Reader { b, i: 1 };
@@ -189,6 +195,12 @@ pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
     let tier = r.s()?;
     let labels = [r.s()?, r.s()?, r.s()?, r.s()?];
     let campaign = if version >= 2 { r.s()? } else { String::new() };
+    let peak_tier = if version >= 3 {
+        rec.tier_since = r.n()?;
+        r.s()?
+    } else {
+        String::new()
+    };
     let n: usize = r.n()?;
     let mut tag_names = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
@@ -215,6 +227,7 @@ pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
         tier,
         labels,
         campaign,
+        peak_tier,
         tag_names,
         days,
     })

@@ -92,6 +92,9 @@ pub struct Record {
     pub last_order_day: u16,
     /// Next deadline at which time alone can change a rule outcome, [`pack`]ed.
     pub timer_day: u16,
+    /// Day the current tier began, [`pack`]ed ([`NO_DAY`] when unknown: no tier yet, or
+    /// restored from a snapshot that did not keep it).
+    pub tier_since: u16,
     /// Lifetime orders.
     pub lifetime_orders: u32,
     /// Distinct purchase days.
@@ -115,6 +118,8 @@ pub struct Record {
     pub last_nps: u8,
     /// Current tier index or [`NO_TIER`].
     pub tier: u8,
+    /// The best tier ever held (by `tiers.ranking`) or [`NO_TIER`].
+    pub peak_tier: u8,
     /// Current warning level (0 low, 1 medium, 2 high).
     pub level: u8,
     /// [`DIRTY`] | [`LIVE`].
@@ -134,6 +139,7 @@ impl Record {
             first_order_day: NO_DAY16,
             last_order_day: NO_DAY16,
             timer_day: NO_DAY16,
+            tier_since: NO_DAY16,
             lifetime_orders: 0,
             purchase_days: 0,
             burst_minute: i32::MIN,
@@ -145,6 +151,7 @@ impl Record {
             burst_count: 0,
             last_nps: NO_NPS,
             tier: NO_TIER,
+            peak_tier: NO_TIER,
             level: 0,
             flags: LIVE,
         }
@@ -370,7 +377,7 @@ mod tests {
     #[test]
     fn record_is_compact() {
         assert!(
-            std::mem::size_of::<Record>() <= 104,
+            std::mem::size_of::<Record>() <= 112,
             "{}",
             std::mem::size_of::<Record>()
         );

@@ -80,6 +80,8 @@ try {
   const want = {
     customer_id: c.customer_id,
     tier: c.tier,
+    tier_since: c.tier_since,
+    peak_tier: c.peak_tier,
     'warning.level': c.warning.level,
     'facts.p_alive': c.facts.p_alive,
     'facts.clv': c.facts.clv,

@@ -44,10 +44,11 @@ impl Processor {
 
     pub(super) fn snapshot_of(&self, slot: u32) -> Vec<u8> {
         let rec = self.store.rec(slot);
-        let tier = (rec.tier != NO_TIER).then(|| self.s.tiers[rec.tier as usize].name.as_str());
+        let name = |t: u8| (t != NO_TIER).then(|| self.s.tiers[t as usize].name.as_str());
+        let (tier, peak) = (name(rec.tier), name(rec.peak_tier));
         let mut out = Vec::with_capacity(64 + rec.days.len());
         let campaign = self.book.as_ref().and_then(|b| b.name(rec.campaign));
-        crate::core::snapshot::encode(rec, tier, campaign, &self.labels, &mut out);
+        crate::core::snapshot::encode(rec, tier, peak, campaign, &self.labels, &mut out);
         out
     }
 
@@ -72,12 +73,19 @@ impl Processor {
             _ => 0,
         };
         // By name: under changed rules an unknown tier is re-evaluated, not trusted.
-        rec.tier = self
-            .s
-            .tiers
-            .iter()
-            .position(|t| t.name == d.tier)
-            .map_or(NO_TIER, |i| i as u8);
+        let index = |name: &str| {
+            self.s
+                .tiers
+                .iter()
+                .position(|t| t.name == name)
+                .map_or(NO_TIER, |i| i as u8)
+        };
+        rec.tier = index(&d.tier);
+        // A snapshot from before the best tier was kept: the current tier is the best known.
+        rec.peak_tier = match index(&d.peak_tier) {
+            NO_TIER => rec.tier,
+            p => p,
+        };
         if let Some(old) = self.store.get(&rec.id) {
             self.remove_slot(old);
         }

@@ -163,6 +163,12 @@ impl Processor {
             schema: schema::PROFILE,
             customer_id: Text::from(rec.id.as_str()),
             tier: Text::from(s.tiers[tier].name.as_str()),
+            tier_since: (crate::core::store::unpack(rec.tier_since) != crate::core::store::NO_DAY)
+                .then(|| {
+                    crate::core::time::format_date(crate::core::store::unpack(rec.tier_since))
+                }),
+            peak_tier: (rec.peak_tier != NO_TIER)
+                .then(|| Text::from(s.tiers[rec.peak_tier as usize].name.as_str())),
             action: s.tiers[tier].action.clone(),
             warning: WarningState {
                 level: level.name(),

@@ -181,6 +181,10 @@ pub struct TiersConfig {
     pub fallback_action: String,
     /// Rules in evaluation order.
     pub rules: Vec<TierRuleConfig>,
+    /// Tier names best first: what "the best tier held" (`peak_tier`) means. Tiers not
+    /// listed rank below the listed ones, in rule order, the fallback last.
+    #[serde(default)]
+    pub ranking: Vec<String>,
 }
 
 /// `[outputs]`: how often profiles are published.

@@ -105,3 +105,26 @@ fn unknown_keys_are_errors() {
     let e = toml::from_str::<CoreConfig>(&text).unwrap_err().to_string();
     assert!(e.contains("max_mesage_bytes"), "{e}");
 }
+
+#[test]
+fn tier_ranking_orders_the_best_tier() {
+    let s = Settings::defaults();
+    let rank = |n: &str| s.tier_rank[s.tiers.iter().position(|t| t.name == n).unwrap()];
+    assert!(rank("high_value") < rank("potential"));
+    assert!(rank("potential") < rank("new") && rank("new") < rank("regular"));
+    assert!(rank("regular") < rank("churn_risk"));
+    let mut c = CoreConfig::defaults();
+    c.tiers.ranking = vec!["high_value".into(), "high_value".into()];
+    assert!(Settings::compile(&c).unwrap_err().0.contains("twice"));
+    // A ranking of other tiers (the default one under a rule set with its own tiers):
+    // rule order, the fallback last.
+    c.tiers.ranking = vec!["gold".into()];
+    let s = Settings::compile(&c).unwrap();
+    assert_eq!(s.tier_rank, (0..s.tiers.len() as u8).collect::<Vec<_>>());
+    assert!(
+        s.explain()
+            .contains("Best tier first: high_value, new, potential, churn_risk, regular"),
+        "{}",
+        s.explain()
+    );
+}

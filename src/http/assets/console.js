@@ -387,8 +387,9 @@ async function customerView(id) {
           el('span', {}, el('i', { swatch: '#c62828' }), 'orders (right axis)'))),
       el('div', { class: 'panel' }, el('h3', { text: 'Why' }),
         reasons.length ? el('ul', { class: 'reasons' }, reasons) : el('p', { class: 'muted', text: 'No warning rule matches.' }),
-        el('p', { class: 'muted', text: 'Tier since: the state keeps the current tier, not when it started or the best tier held; first seen '
-          + (f.first_seen || '–') + ', first order ' + (f.first_order || '–') + ', last order ' + (f.last_order || '–') + '.' }))),
+        el('p', { class: 'muted' }, 'In ' + c.tier + ' since ', field('tier_since', c.tier_since, c.tier_since || 'unknown'),
+          ' · best tier held: ', field('peak_tier', c.peak_tier, c.peak_tier || '–'),
+          ' · first seen ' + (f.first_seen || '–') + ', first order ' + (f.first_order || '–') + ', last order ' + (f.last_order || '–') + '.'))),
     el('h2', { text: 'Facts per window' }),
     el('table', { id: 'windows' },
       el('thead', {}, el('tr', {}, ['Window', 'Orders', 'Monetary', 'Avg order', 'Visits', 'Complaints', 'Satisfaction', 'Campaigns touched / converted'].map((x, i) => el('th', { class: i ? 'num' : '', text: x })))),
