@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::scores::{value_tier, ValueTier};
-use super::sketch::{RankSketch, SpendSketch};
+use super::sketch::{RankSketch, RankWire, SpendSketch, SpendWire, WireError};
 
 /// Activity values above this count in the top bucket (visits + conversions in the
 /// activity window; an activity score of 127.5 and above ranks as one).
@@ -45,6 +45,17 @@ pub struct Population {
     pub spend: SpendSketch,
     activity: RankSketch,
     tenure: RankSketch,
+}
+
+/// A population's portable form (the sketches' non-zero tree cells).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PopulationWire {
+    /// Spend.
+    pub spend: SpendWire,
+    /// Activity.
+    pub activity: RankWire,
+    /// Tenure.
+    pub tenure: RankWire,
 }
 
 /// Where one customer stands in the population.
@@ -120,6 +131,22 @@ impl Population {
     /// Whether no customer is held.
     pub fn is_empty(&self) -> bool {
         self.spend.is_empty()
+    }
+
+    /// The portable form: another instance merges it for a group-wide report.
+    pub fn wire(&self) -> PopulationWire {
+        PopulationWire {
+            spend: self.spend.wire(),
+            activity: self.activity.wire(),
+            tenure: self.tenure.wire(),
+        }
+    }
+
+    /// Adds another instance's population (same analytics settings).
+    pub fn add_wire(&mut self, w: &PopulationWire) -> Result<(), WireError> {
+        self.spend.add_wire(&w.spend)?;
+        self.activity.add_wire(&w.activity)?;
+        self.tenure.add_wire(&w.tenure)
     }
 
     /// Adds another partition's sketches.
@@ -410,6 +437,33 @@ mod tests {
         assert_eq!(l.conversion_rate, Some(1.0));
         assert_eq!(l.cost_per_conversion, Some(10.0));
         assert_eq!(l.mean_satisfaction, Some(4.0));
+    }
+
+    #[test]
+    fn a_population_sent_between_instances_merges_like_the_sketches() {
+        let mut a = Population::new(0.01);
+        let mut b = Population::new(0.01);
+        for (i, p) in [&mut a, &mut b].into_iter().enumerate() {
+            for c in 0..200i64 {
+                let k = p.keys(
+                    c * 1234 + i as i64 * 7,
+                    (c % 17) as u32,
+                    20_000 + (c % 300) as u16,
+                );
+                p.add(k);
+            }
+        }
+        let mut merged = a.clone();
+        merged.merge(&b);
+        let mut sent = a.clone();
+        let wire: PopulationWire =
+            serde_json::from_slice(&serde_json::to_vec(&b.wire()).unwrap()).unwrap();
+        sent.add_wire(&wire).unwrap();
+        assert_eq!(sent, merged);
+        assert!(
+            Population::new(0.05).add_wire(&wire).is_err(),
+            "another accuracy is refused"
+        );
     }
 
     #[test]

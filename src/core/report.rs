@@ -33,7 +33,7 @@ use super::settings::Settings;
 use super::time::{format_rfc3339, Day, DAY_MS};
 
 /// Sums of one tier.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct TierSums {
     /// Customers.
     pub customers: u64,
@@ -43,8 +43,9 @@ pub struct TierSums {
     pub spend_cents: i64,
 }
 
-/// Mergeable sums behind the report.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Mergeable sums behind the report (serializable: instances exchange them for a
+/// group-wide report).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ReportSums {
     /// Day the figures are computed at.
     pub as_of_day: Day,

@@ -20,6 +20,33 @@
 //! Hash partitioning by customer id makes each partition a random sample of the customer
 //! base, so a partition's sketch estimates the whole population's ranks (DESIGN.md).
 
+/// A sketch sent by another instance does not fit this one's (another configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the population sketch does not match this instance's (different analytics settings?)")]
+pub struct WireError;
+
+/// A rank sketch's portable form: its size, count and the tree's non-zero cells.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RankWire {
+    /// Buckets.
+    pub buckets: usize,
+    /// Members.
+    pub total: i64,
+    /// Non-zero tree cells.
+    pub cells: Vec<(u32, i64)>,
+}
+
+/// A spend sketch's portable form.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SpendWire {
+    /// The counts.
+    pub ranks: RankWire,
+    /// The spend sums' non-zero tree cells.
+    pub sums: Vec<(u32, i64)>,
+    /// Total spend, cents.
+    pub total_cents: i64,
+}
+
 /// A Fenwick (binary indexed) tree of signed sums: point update and prefix sum in O(log n).
 #[derive(Debug, Clone, PartialEq)]
 struct Fenwick {
@@ -48,6 +75,25 @@ impl Fenwick {
             i -= i & i.wrapping_neg();
         }
         s
+    }
+
+    /// The tree's non-zero cells (the tree is linear, so cells add like the sums they hold).
+    fn cells(&self) -> Vec<(u32, i64)> {
+        self.t
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v != 0)
+            .map(|(i, v)| (i as u32, *v))
+            .collect()
+    }
+
+    /// Adds cells taken with [`Fenwick::cells`] from a tree of the same size.
+    fn add_cells(&mut self, cells: &[(u32, i64)]) -> Result<(), WireError> {
+        for (i, v) in cells {
+            let cell = self.t.get_mut(*i as usize).ok_or(WireError)?;
+            *cell = cell.wrapping_add(*v);
+        }
+        Ok(())
     }
 
     /// Fenwick trees are linear: the tree of a sum is the sum of the trees.
@@ -124,6 +170,25 @@ impl RankSketch {
         Some(100.0 * v / self.total as f64)
     }
 
+    /// The portable form (for merging another instance's population).
+    pub fn wire(&self) -> RankWire {
+        RankWire {
+            buckets: self.buckets,
+            total: self.total,
+            cells: self.counts.cells(),
+        }
+    }
+
+    /// Adds a sketch received in portable form.
+    pub fn add_wire(&mut self, w: &RankWire) -> Result<(), WireError> {
+        if w.buckets != self.buckets {
+            return Err(WireError);
+        }
+        self.counts.add_cells(&w.cells)?;
+        self.total += w.total;
+        Ok(())
+    }
+
     /// Adds another sketch over the same buckets (another partition's).
     pub fn merge(&mut self, o: &RankSketch) {
         if o.buckets == self.buckets {
@@ -167,6 +232,26 @@ impl SpendSketch {
             ln_gamma,
             gamma,
         }
+    }
+
+    /// The portable form.
+    pub fn wire(&self) -> SpendWire {
+        SpendWire {
+            ranks: self.ranks.wire(),
+            sums: self.sums.cells(),
+            total_cents: self.total_cents,
+        }
+    }
+
+    /// Adds a sketch received in portable form (same relative accuracy).
+    pub fn add_wire(&mut self, w: &SpendWire) -> Result<(), WireError> {
+        if w.ranks.buckets != self.ranks.buckets() {
+            return Err(WireError);
+        }
+        self.ranks.add_wire(&w.ranks)?;
+        self.sums.add_cells(&w.sums)?;
+        self.total_cents = self.total_cents.wrapping_add(w.total_cents);
+        Ok(())
     }
 
     /// γ = (1 + α)/(1 − α): the ratio between a bucket's bounds.

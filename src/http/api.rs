@@ -20,6 +20,14 @@ use crate::core::output::Profile;
 use crate::core::time::{day_of, format_date, format_rfc3339, Ts};
 
 /// A JSON answer.
+/// Runs `f` on the engine off the async workers (for the group report).
+pub(super) async fn with_engine<R: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&mut crate::kafka::runtime::Engine) -> R + Send + 'static,
+) -> Option<R> {
+    on_engine(app, f).await
+}
+
 pub(super) fn json(status: StatusCode, body: serde_json::Value) -> Response {
     (
         status,
@@ -96,10 +104,35 @@ pub(super) async fn status(State(app): State<App>) -> Response {
     )
 }
 
-pub(super) async fn report(State(app): State<App>) -> Response {
-    let r = on_engine(&app, |e| e.report()).await;
-    match r.and_then(|r| serde_json::to_value(r).ok()) {
-        Some(v) => json(StatusCode::OK, v),
+/// `?scope=instance|group`.
+#[derive(Debug, Deserialize)]
+pub(super) struct Scope {
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+pub(super) async fn report(
+    State(app): State<App>,
+    Query(q): Query<Scope>,
+    headers: HeaderMap,
+) -> Response {
+    match q.scope.as_deref() {
+        None | Some("instance") => {}
+        Some("group") => return super::group::report(&app, &headers).await,
+        Some(other) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": format!("scope={other}: use instance (this instance's partitions, the default) or group (every member's)")}),
+            )
+        }
+    }
+    let r = on_engine(&app, |e| (e.report(), e.held())).await;
+    match r.and_then(|(r, held)| Some((serde_json::to_value(r).ok()?, held))) {
+        Some((mut v, held)) => {
+            v["scope"] = "instance".into();
+            v["partitions"] = held.into();
+            json(StatusCode::OK, v)
+        }
         None => failed("report"),
     }
 }

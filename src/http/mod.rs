@@ -15,6 +15,7 @@ pub mod actions;
 pub mod api;
 pub mod auth;
 pub mod console;
+pub mod group;
 pub mod live;
 pub mod route;
 
@@ -130,7 +131,7 @@ async fn require_token(
 }
 
 /// The endpoints, for the answer to a path that is none of them.
-pub const ENDPOINTS: [&str; 12] = [
+pub const ENDPOINTS: [&str; 14] = [
     "/",
     "/healthz",
     "/readyz",
@@ -139,6 +140,8 @@ pub const ENDPOINTS: [&str; 12] = [
     "/v1/customers/{id}",
     "/v1/customers/{id}/history",
     "/v1/report",
+    "/v1/report/population",
+    "/v1/report/sums (POST)",
     "/v1/warnings",
     "/v1/timeline",
     "/v1/alerts/stream",
@@ -161,6 +164,8 @@ pub fn router(app: App, access: Arc<Access>) -> Router {
         .route("/v1/customers/{id}", get(api::customer))
         .route("/v1/customers/{id}/history", get(api::history))
         .route("/v1/report", get(api::report))
+        .route("/v1/report/population", get(group::population))
+        .route("/v1/report/sums", post(group::sums))
         .route("/v1/warnings", get(api::warnings))
         .route("/v1/timeline", get(api::timeline))
         .route("/v1/alerts/stream", get(api::stream))

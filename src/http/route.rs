@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode, Uri};
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
@@ -22,7 +22,7 @@ pub const FORWARDED: &str = "x-churnwatch-forwarded";
 /// Names the instance that answered a forwarded look-up.
 pub const SERVED_BY: &str = "x-churnwatch-served-by";
 
-/// How long a forwarded look-up may take.
+/// How long a forwarded request may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn unavailable(why: &str) -> Response {
@@ -64,36 +64,60 @@ pub(super) async fn elsewhere(
     }
 }
 
-async fn forward(url: &str, headers: &HeaderMap, uri: &Uri) -> Response {
-    let target = format!(
-        "{url}{}",
-        uri.path_and_query().map_or(uri.path(), |p| p.as_str())
-    );
-    let mut req = Request::get(&target).header(FORWARDED, "1");
-    if let Some(auth) = headers.get(header::AUTHORIZATION) {
-        req = req.header(header::AUTHORIZATION, auth);
+/// One request to another instance (marked forwarded, with the caller's authorization):
+/// its status, headers and body, or why there is none.
+pub(super) async fn call(
+    method: Method,
+    url: &str,
+    auth: Option<&HeaderValue>,
+    body: Option<Vec<u8>>,
+) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(url)
+        .header(FORWARDED, "1");
+    if let Some(a) = auth {
+        req = req.header(header::AUTHORIZATION, a);
     }
-    let Ok(req) = req.body(http_body_util::Empty::<axum::body::Bytes>::new()) else {
-        return unavailable("the holder's address is not a valid URL");
-    };
+    if body.is_some() {
+        req = req.header(header::CONTENT_TYPE, "application/json");
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .map_err(|_| format!("{url} is not a valid URL"))?;
     let client = Client::builder(TokioExecutor::new()).build_http();
     let answer = tokio::time::timeout(FORWARD_TIMEOUT, async {
         let r = client.request(req).await.map_err(|e| e.to_string())?;
         let (parts, body) = r.into_parts();
         let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok::<_, String>((parts, bytes))
+        Ok::<_, String>((parts.status, parts.headers, bytes))
     })
     .await;
-    match answer {
-        Ok(Ok((parts, bytes))) => {
+    answer.unwrap_or_else(|_| Err(format!("no answer within {FORWARD_TIMEOUT:?}")))
+}
+
+async fn forward(url: &str, headers: &HeaderMap, uri: &Uri) -> Response {
+    let target = format!(
+        "{url}{}",
+        uri.path_and_query().map_or(uri.path(), |p| p.as_str())
+    );
+    match call(
+        Method::GET,
+        &target,
+        headers.get(header::AUTHORIZATION),
+        None,
+    )
+    .await
+    {
+        Ok((status, h, bytes)) => {
             let mut resp = Response::new(Body::from(bytes));
-            *resp.status_mut() = parts.status;
+            *resp.status_mut() = status;
             for name in [
                 header::CONTENT_TYPE,
                 header::RETRY_AFTER,
                 header::WWW_AUTHENTICATE,
             ] {
-                if let Some(v) = parts.headers.get(&name) {
+                if let Some(v) = h.get(&name) {
                     resp.headers_mut().insert(name, v.clone());
                 }
             }
@@ -102,10 +126,9 @@ async fn forward(url: &str, headers: &HeaderMap, uri: &Uri) -> Response {
             }
             resp
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::debug!(holder = %url, error = %e, "forwarded look-up failed");
-            unavailable("the instance holding the customer did not answer")
+            unavailable("the instance holding the customer did not answer in time")
         }
-        Err(_) => unavailable("the instance holding the customer did not answer in time"),
     }
 }

@@ -93,6 +93,11 @@ impl Members {
         self.decided.load(Ordering::SeqCst)
     }
 
+    /// The input's partition count (0 before it is known).
+    pub fn input_partitions(&self) -> i32 {
+        self.input_partitions.load(Ordering::SeqCst)
+    }
+
     /// Whether look-ups can be routed.
     pub fn enabled(&self) -> bool {
         self.enabled.load(Ordering::SeqCst)

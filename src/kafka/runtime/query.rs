@@ -152,6 +152,52 @@ impl Engine {
         Some(all)
     }
 
+    /// The instant the report is for: the newest partition watermark (the clock before
+    /// any event).
+    pub fn report_as_of(&self) -> Ts {
+        self.parts
+            .values()
+            .filter_map(|p| p.proc.watermark())
+            .max()
+            .unwrap_or_else(|| (self.clock)())
+    }
+
+    /// The partitions held, in order.
+    pub fn held(&self) -> Vec<i32> {
+        self.parts.keys().copied().collect()
+    }
+
+    /// This instance's population sketches in portable form (`None` with analytics off or
+    /// no partition held), for a group-wide report.
+    pub fn population_wire(&self) -> Option<crate::core::analytics::PopulationWire> {
+        self.population().map(|p| p.wire())
+    }
+
+    /// The report's sums over the partitions held at `as_of`, ranking customers among
+    /// `among` (the group's population) or this instance's own.
+    pub fn report_sums(
+        &self,
+        as_of: Ts,
+        among: Option<&crate::core::analytics::Population>,
+    ) -> crate::core::report::ReportSums {
+        let own = if among.is_none() {
+            self.population()
+        } else {
+            None
+        };
+        let among = among.or(own.as_ref());
+        let mut sums = crate::core::report::ReportSums::new(&self.settings, 0);
+        for p in self.parts.values() {
+            sums.merge(&p.proc.report_among(as_of, among));
+        }
+        sums
+    }
+
+    /// The rule set.
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.settings
+    }
+
     /// The population report over the partitions this instance holds, as of the newest
     /// partition watermark (the clock before any event). A pass over every customer's
     /// record and history: on demand, never per event.

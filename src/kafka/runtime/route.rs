@@ -84,6 +84,18 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// This instance's advertised URL ("" with HTTP off).
+    pub fn advertised_url(&self) -> String {
+        self.members.url.clone()
+    }
+
+    /// The input topic's partition count (0 before it is known).
+    pub fn input_partitions(&self) -> i32 {
+        self.members.input_partitions()
+    }
+}
+
 impl ServiceHandle {
     /// Where a look-up of `customer_id`, not found in this instance's state, goes.
     /// `forwarded`: the request already came from another instance (never forwarded
