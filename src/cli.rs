@@ -33,7 +33,7 @@ pub enum Command {
         /// Write rejected input here as dead letters.
         #[arg(long)]
         dead_letters: Option<PathBuf>,
-        /// Write the population report (DOMAIN §5: per tier and overall) here as JSON, as
+        /// Write the population report (per tier and overall; docs/RULES.md §5) here as JSON, as
         /// of the final watermark (or `--until`).
         #[arg(long)]
         report: Option<PathBuf>,
