@@ -132,7 +132,7 @@ pub struct Settings {
     pub dead_letter_original: super::redact::OriginalMode,
     /// A short, stable version of the rule set: 12 hex digits of a hash of every setting
     /// that decides a fact, tier, warning, action or score (`[facts]`, `[tiers]`,
-    /// `[warnings]`, `[churn_probability]`, `[clv]`, `[analytics]`), taken once here.
+    /// `[warnings]`, `[churn_probability]`, `[clv]`, `[analytics]`, `[money]`), taken once here.
     /// Outputs carry it so a consumer can tell which rules produced an alert; it changes
     /// whenever one of those values changes, and not with `[limits]`, `[time]`,
     /// `[outputs]` or the order of keys in a file.
@@ -206,6 +206,7 @@ impl Settings {
             max_orders_per_minute: l.max_orders_per_minute,
             max_distinct_labels: l.max_distinct_labels,
             max_ids_per_customer_day: l.max_ids_per_customer_day,
+            money: compile_money(&c.money)?,
         };
         let allowed_lateness_ms = duration("time.allowed_lateness", &c.time.allowed_lateness)?;
         let dead_letter_original = super::redact::OriginalMode::parse(&c.dead_letters.original)
@@ -594,13 +595,23 @@ impl Settings {
     }
 }
 
+/// The `[money]` section, validated ([`super::money::Money::compile`] says what is checked).
+fn compile_money(m: &MoneyConfig) -> Result<super::money::Money, ConfigError> {
+    let rates: Vec<(String, String, Option<String>)> = m
+        .rates
+        .iter()
+        .map(|r| (r.currency.clone(), r.rate.clone(), r.from.clone()))
+        .collect();
+    super::money::Money::compile(&m.currency, &m.missing_currency, &rates).map_err(ConfigError)
+}
+
 /// [`Settings::rules_version`]: the sections' values through their `Debug` form (fields
 /// in declaration order, numbers exactly), so the text of a file (comments, key order,
 /// `1e5` vs `100000.0`) does not matter, only the values do.
 fn rules_version(c: &CoreConfig) -> String {
     let text = format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-        c.facts, c.tiers, c.warnings, c.churn_probability, c.clv, c.analytics
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        c.facts, c.tiers, c.warnings, c.churn_probability, c.clv, c.analytics, c.money
     );
     let h = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
     format!("{:012x}", h >> 16)
