@@ -349,6 +349,16 @@ fn validate<'a>(
     now: Option<Ts>,
     valid_customer: &mut Option<Cow<'a, str>>,
 ) -> Result<Event<'a>, Rejection> {
+    // A money field of the wrong JSON type is `wrong_type` before anything else, on any
+    // event type, as when serde typed it as a number (it is now kept as text).
+    for (v, field) in [(wire.amount, "amount"), (wire.cost, "cost")] {
+        if v.is_some_and(|t| !t.0.starts_with(|c: char| c == '-' || c.is_ascii_digit())) {
+            return Err(Rejection::new(
+                RejectReason::WrongType,
+                format!("field `{field}` has the wrong JSON type: expected a number"),
+            ));
+        }
+    }
     let customer_id = required_id(wire.customer_id, "customer_id", limits)?;
     // A clone of a borrowed id is a pointer copy; only a rejection makes it owned.
     *valid_customer = Some(customer_id.clone());
