@@ -510,6 +510,32 @@ impl Settings {
             "Windows: {:?} days; history kept per customer: {} days.",
             w, self.retention_days
         );
+        let m = &self.limits.money;
+        let _ = write!(
+            s,
+            "Money: every amount and threshold in {} (rounded once, half-even); without `currency`: {}; rates:",
+            m.reporting.as_str(),
+            match m.missing {
+                super::money::MissingCurrency::Reporting => "taken as the reporting currency",
+                super::money::MissingCurrency::Reject => "rejected",
+            }
+        );
+        if m.rates.is_empty() {
+            let _ = write!(
+                s,
+                " none (other currencies are rejected as unknown_currency)"
+            );
+        }
+        for r in &m.rates {
+            let rate = r.rate.digits as f64 / 10f64.powi(r.rate.scale);
+            let _ = write!(
+                s,
+                " {} {rate} from {};",
+                r.currency.as_str(),
+                super::time::format_rfc3339(r.from)
+            );
+        }
+        let _ = writeln!(s);
         let _ = writeln!(
             s,
             "Events later than {} s behind the newest are counted as late.",
