@@ -32,6 +32,8 @@ pub struct LogConfig {
 pub struct Config {
     /// `[limits]`
     pub limits: LimitsConfig,
+    /// `[money]`
+    pub money: crate::core::settings::MoneyConfig,
     /// `[time]`
     pub time: TimeConfig,
     /// `[facts]`
@@ -105,6 +107,7 @@ impl Config {
     pub fn core(&self) -> CoreConfig {
         CoreConfig {
             limits: self.limits.clone(),
+            money: self.money.clone(),
             time: self.time.clone(),
             facts: self.facts.clone(),
             churn_probability: self.churn_probability.clone(),

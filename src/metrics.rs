@@ -11,6 +11,7 @@ use prometheus::{
 
 use crate::core::event::{EventKind, RejectReason};
 use crate::core::output::OutputKind;
+use crate::core::quality;
 use crate::core::{Settings, Stats};
 
 /// Every metric of the service.
@@ -37,6 +38,10 @@ pub struct Metrics {
     watermark_delay: prometheus::GaugeVec,
     ready: IntGauge,
     commits: IntCounter,
+    input_events: IntCounterVec,
+    input_rejected: IntCounterVec,
+    input_duplicates: IntCounterVec,
+    input_late: IntCounterVec,
     /// Event → output latency (input CreateTime to the output's send).
     pub latency: Histogram,
     /// Cut → durable time of a commit interval.
@@ -187,6 +192,10 @@ impl Metrics {
             .expect("valid metric"),
             ready: g("ready", "1 when /readyz answers 200."),
             commits: c("commits_total", "Commit intervals made durable (outputs, changelog and checkpoint acknowledged)."),
+            input_events: cv("input_events_total", "Data quality: input messages by event type, valid (duplicates included) and rejected; `unknown` for rejected messages without a readable known type.", &["type"]),
+            input_rejected: cv("input_rejected_total", "Data quality: input messages rejected to the dead-letter topic, by event type (`unknown` if unreadable) and reason (abnormal_frequency and unknown_currency included).", &["type", "reason"]),
+            input_duplicates: cv("input_duplicates_total", "Data quality: duplicate events (same event_id for the customer), by event type.", &["type"]),
+            input_late: cv("input_late_total", "Data quality: events older than the partition's watermark, by event type.", &["type"]),
             latency: h("event_to_output_seconds", "From the input record's produce time to the output's produce, for events that produced output.", ms.to_vec()),
             commit_duration: h("commit_duration_seconds", "From cutting a commit interval to its checkpoint being acknowledged.", ms.to_vec()),
             restore_duration: h("restore_duration_seconds", "Time to rebuild one partition's state from the changelog.", vec![0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]),
@@ -226,6 +235,10 @@ impl Metrics {
             Box::new(m.watermark_delay.clone()),
             Box::new(m.ready.clone()),
             Box::new(m.commits.clone()),
+            Box::new(m.input_events.clone()),
+            Box::new(m.input_rejected.clone()),
+            Box::new(m.input_duplicates.clone()),
+            Box::new(m.input_late.clone()),
             Box::new(m.latency.clone()),
             Box::new(m.commit_duration.clone()),
             Box::new(m.restore_duration.clone()),
@@ -258,6 +271,16 @@ impl Metrics {
         }
         for reason in RejectReason::ALL {
             m.rejected.with_label_values(&[reason.code()]);
+        }
+        // 10 types × 15 reasons: a fixed set, created up front so the rejected-share
+        // alert's rate() sees a type's first rejection.
+        for t in (0..quality::TYPES).map(quality::type_name) {
+            m.input_events.with_label_values(&[t]);
+            m.input_duplicates.with_label_values(&[t]);
+            m.input_late.with_label_values(&[t]);
+            for reason in RejectReason::ALL {
+                m.input_rejected.with_label_values(&[t, reason.code()]);
+            }
         }
         for k in OutputKind::ALL {
             m.outputs.with_label_values(&[k.name()]);
@@ -356,6 +379,18 @@ impl Metrics {
                 s.stats.rejected[r.index()],
             );
         }
+        for (i, q) in s.stats.quality.types.iter().enumerate() {
+            let t = quality::type_name(i);
+            raise(&self.input_events.with_label_values(&[t]), q.seen);
+            raise(&self.input_duplicates.with_label_values(&[t]), q.duplicates);
+            raise(&self.input_late.with_label_values(&[t]), q.late);
+            for r in RejectReason::ALL {
+                raise(
+                    &self.input_rejected.with_label_values(&[t, r.code()]),
+                    q.rejected[r.index()],
+                );
+            }
+        }
         raise(&self.duplicates, s.stats.duplicates);
         raise(&self.skipped, s.stats.already_applied);
         raise(&self.late, s.stats.late);
@@ -453,8 +488,20 @@ mod tests {
         snap.stats.transitions[s.tiers.len() * s.tiers.len()] = 2; // none -> first tier
         m.update(&s, &snap);
         snap.stats.consumed[EventKind::Order.index()] = 7;
+        snap.stats
+            .quality
+            .rejected(Some(EventKind::Order), RejectReason::UnknownCurrency);
+        snap.stats.quality.rejected(None, RejectReason::InvalidJson);
         m.update(&s, &snap);
         let text = m.encode();
+        for line in [
+            "churnwatch_input_rejected_total{reason=\"unknown_currency\",type=\"order\"} 1",
+            "churnwatch_input_rejected_total{reason=\"invalid_json\",type=\"unknown\"} 1",
+            "churnwatch_input_events_total{type=\"unknown\"} 1",
+            "churnwatch_input_late_total{type=\"visit\"} 0",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
         assert!(
             text.contains("churnwatch_events_consumed_total{type=\"order\"} 7"),
             "{text}"

@@ -15,7 +15,7 @@ fn cases() -> u32 {
         .unwrap_or(400)
 }
 
-const SEEDS: [&str; 10] = [
+const SEEDS: [&str; 13] = [
     r#"{"event_id":"a1","customer_id":"C1","type":"order","ts":"2026-03-15T09:30:00Z","amount":18750.00,"currency":"CNY","channel":"web","category":"wealth"}"#,
     r#"{"event_id":"a2","customer_id":"C1","type":"refund","ts":"2026-03-16T09:30:00Z","amount":50}"#,
     r#"{"event_id":"a3","customer_id":"C2","type":"visit","ts":"2026-03-17T09:30:00+08:00","channel":"app"}"#,
@@ -26,7 +26,28 @@ const SEEDS: [&str; 10] = [
     r#"{"event_id":"a8","customer_id":"C3","type":"profile","ts":"2026-03-22T09:30:00Z","account_manager":"AM-1","industry":"retail","region":"north","segment":"smb"}"#,
     r#"{"event_id":"a9","customer_id":"C3","type":"erase","ts":"2026-03-23T09:30:00Z"}"#,
     r#"{"event_id":"a10","customer_id":"C4","type":"order","ts":"2099-12-31T23:59:59.999Z","amount":9999999999}"#,
+    r#"{"event_id":"a11","customer_id":"C4","type":"order","ts":"2026-03-15T09:30:00Z","amount":100.005,"currency":"USD"}"#,
+    r#"{"event_id":"a12","customer_id":"C4","type":"refund","ts":"2026-03-15T09:31:00Z","amount":1.5e3,"currency":"JPY"}"#,
+    r#"{"event_id":"a13","customer_id":"C5","type":"campaign","ts":"2026-03-21T09:30:00Z","campaign_id":"X","action":"touched","cost":0.123,"currency":"KWD"}"#,
 ];
+
+/// A harness with conversion rates, so currencies reach the conversion code.
+fn harness() -> Harness {
+    Harness::with_config(|c| {
+        for (cur, rate, from) in [
+            ("USD", "7.1234", None),
+            ("USD", "7.2", Some("2026-03-15T09:30:30Z")),
+            ("JPY", "0.04831", None),
+            ("KWD", "21.5678", None),
+        ] {
+            c.money.rates.push(churnwatch::core::settings::RateConfig {
+                currency: cur.into(),
+                rate: rate.into(),
+                from: from.map(Into::into),
+            });
+        }
+    })
+}
 
 #[derive(Debug, Clone)]
 enum Mutation {
@@ -49,6 +70,12 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         "\u{1F600}",
         "9223372036854775808",
         "-1e-320",
+        "1e999",
+        "123456789012345678901234567890",
+        "0.00000000000000000000000000000000000000001",
+        "\"USD\"",
+        "\"usd\"",
+        "\"XYZ\"",
         "\"2026-02-30T00:00:00Z\"",
         "true",
         "\"order\"",
@@ -117,7 +144,11 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
             "touched",
             "converted",
             "2026-01-01T00:00:00Z",
-            "C1"
+            "C1",
+            "USD",
+            "JPY",
+            "CNY",
+            "usd",
         ])
         .prop_map(|s| Value::String(s.to_string())),
     ];
@@ -156,13 +187,13 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes(msgs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..20)) {
-        exercise(&mut Harness::new(), &msgs);
+        exercise(&mut harness(), &msgs);
     }
 
     #[test]
     fn mutated_valid_events(picks in proptest::collection::vec((0usize..SEEDS.len(), proptest::collection::vec(mutation(), 0..4)), 1..30)) {
         let msgs: Vec<Vec<u8>> = picks.iter().map(|(i, ms)| mutate(SEEDS[*i].as_bytes().to_vec(), ms)).collect();
-        exercise(&mut Harness::new(), &msgs);
+        exercise(&mut harness(), &msgs);
     }
 
     #[test]
@@ -182,6 +213,6 @@ proptest! {
                 serde_json::to_vec(&m).unwrap()
             })
             .collect();
-        exercise(&mut Harness::new(), &msgs);
+        exercise(&mut harness(), &msgs);
     }
 }

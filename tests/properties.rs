@@ -438,3 +438,84 @@ proptest! {
         prop_assert_eq!(parse_rfc3339(&w[0].event_time), Some(deadline));
     }
 }
+
+/// Rates of the money property (currency, rate digits, rate decimals, from day): USD
+/// changes rate on day 60. The model below converts with its own integer arithmetic.
+const RATES: [(&str, u64, u32, i64); 4] = [
+    ("USD", 71_234, 4, 0),
+    ("USD", 72_001, 4, 60),
+    ("JPY", 4_831, 5, 0),
+    ("KWD", 215_678, 4, 0),
+];
+
+/// Currencies an event may carry (`None`: no `currency` field, taken as CNY).
+const CURRENCIES: [Option<&str>; 5] = [None, Some("CNY"), Some("USD"), Some("JPY"), Some("KWD")];
+
+/// `units × 10^-decimals` of `currency` on `day`, in fen, rounded once, half-even.
+fn model_fen(currency: Option<&str>, units: u64, decimals: u32, day: i64) -> i64 {
+    let (digits, scale) = match currency {
+        None | Some("CNY") => (1u64, 0u32),
+        Some(c) => RATES
+            .iter()
+            .rfind(|r| r.0 == c && r.3 <= day)
+            .map(|r| (r.1, r.2))
+            .expect("every test currency has a rate from day 0"),
+    };
+    let num = units as u128 * digits as u128 * 100;
+    let den = 10u128.pow(decimals + scale);
+    let (q, r) = (num / den, num % den);
+    let up = 2 * r > den || (2 * r == den && q % 2 == 1);
+    (q + u128::from(up)) as i64
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    /// Money (issue 23): for any interleaving of orders and refunds in several currencies,
+    /// around a rate change, each customer's converted monetary facts (lifetime value,
+    /// the longest window's monetary) and the report's total spend equal a from-scratch
+    /// fold of the same events in integer fen.
+    #[test]
+    fn converted_monetary_facts_equal_an_integer_fold(
+        evs in proptest::collection::vec(
+            (0usize..3, any::<bool>(), 0usize..CURRENCIES.len(), 0u64..100_000_000, 0u32..4, 0i64..120),
+            1..40,
+        )
+        .prop_flat_map(|v| Just(v).prop_shuffle())
+    ) {
+        let mut h = Harness::with_config(|c| {
+            c.money.rates = RATES
+                .iter()
+                .map(|(cur, digits, scale, day)| churnwatch::core::settings::RateConfig {
+                    currency: cur.to_string(),
+                    rate: format!("{}", *digits as f64 / 10f64.powi(*scale as i32)),
+                    from: Some(churnwatch::core::time::format_rfc3339(at(*day, 0)).to_string()),
+                })
+                .collect();
+        });
+        let mut want: BTreeMap<String, i64> = BTreeMap::new();
+        for (i, (cust, refund, cur, units, decimals, day)) in evs.iter().enumerate() {
+            let text = if *decimals == 0 {
+                units.to_string()
+            } else {
+                let s = format!("{:0>width$}", units, width = *decimals as usize + 1);
+                let (int, frac) = s.split_at(s.len() - *decimals as usize);
+                format!("{int}.{frac}")
+            };
+            let currency = CURRENCIES[*cur].map_or(String::new(), |c| format!(r#","currency":"{c}""#));
+            let kind = if *refund { "refund" } else { "order" };
+            // One event per minute: no abnormal-frequency rejections.
+            let l = line(&format!("m{i}"), &format!("C{cust}"), kind, at(*day, i as i64 * 60), &format!(r#""amount":{text}{currency}"#));
+            prop_assert_eq!(h.send(&l), churnwatch::core::Outcome::Applied);
+            let fen = model_fen(CURRENCIES[*cur], *units, *decimals, *day);
+            *want.entry(format!("C{cust}")).or_default() += if *refund { -fen } else { fen };
+        }
+        let fen = |v: f64| (v * 100.0).round() as i64;
+        for (cust, total) in &want {
+            let p = h.profile(cust);
+            prop_assert_eq!(fen(p.facts.lifetime_value), *total, "{}", cust);
+            prop_assert_eq!(fen(p.facts.windows.last().unwrap().monetary), *total, "{}", cust);
+        }
+        prop_assert_eq!(h.p.report(at(130, 0)).spend_cents, want.values().sum::<i64>());
+    }
+}

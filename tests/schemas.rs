@@ -99,6 +99,18 @@ fn real_outputs_match_their_schemas() {
     let v = serde_json::to_value(&report).unwrap();
     check(&validator("report.v1.json"), "the population report", &v);
     assert!(v["overall"]["customers"].as_u64().unwrap() > 300, "{v}");
+    assert_eq!(v["currency"], "CNY");
+    assert!(
+        v["data_quality"]["overall"]["rejected"].as_u64().unwrap() > 0,
+        "{v}"
+    );
+    // A currency without a rate: a dead letter of the v2 contract.
+    h.send(br#"{"event_id":"eur","customer_id":"C0000001","type":"order","ts":"2026-06-01T00:00:00Z","amount":1,"currency":"EUR"}"#);
+    let outs = h.take();
+    validate_all(&validators, &outs, &mut seen);
+    assert!(
+        matches!(&outs[..], [churnwatch::core::output::Output::DeadLetter(d)] if d.reason == "unknown_currency")
+    );
     for k in validators.keys() {
         assert!(
             seen.get(*k).copied().unwrap_or(0) > 0,

@@ -7,12 +7,13 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
-
 use super::settings::Limits;
 use super::time::{parse_rfc3339, Ts, MAX_TS, MIN_TS};
 
 mod scan;
+mod wire;
+
+use wire::{classify_json_error, NumText, Wire};
 
 /// Why an input was rejected. The `code()` strings are a stable, documented contract:
 /// they appear in dead letters and as metric label values.
@@ -21,7 +22,8 @@ mod scan;
 pub enum RejectReason {
     /// Larger than `limits.max_message_bytes`.
     TooLarge,
-    /// Not parseable as JSON (including invalid UTF-8 and numbers out of `f64` range).
+    /// Not parseable as JSON (including invalid UTF-8, and numbers out of `f64` range in
+    /// fields other than amounts, which are read exactly from their text).
     InvalidJson,
     /// Valid JSON, but not an object.
     NotAnObject,
@@ -48,11 +50,14 @@ pub enum RejectReason {
     LabelTooLong,
     /// More orders from one customer within one minute than `limits.max_orders_per_minute`.
     AbnormalFrequency,
+    /// A `currency` that is not an ISO 4217 code, or one without a rate
+    /// (`[[money.rates]]`) at the event's time.
+    UnknownCurrency,
 }
 
 impl RejectReason {
     /// Every reason, in a fixed order (for metrics and docs).
-    pub const ALL: [RejectReason; 14] = [
+    pub const ALL: [RejectReason; 15] = [
         RejectReason::TooLarge,
         RejectReason::InvalidJson,
         RejectReason::NotAnObject,
@@ -67,6 +72,7 @@ impl RejectReason {
         RejectReason::IdTooLong,
         RejectReason::LabelTooLong,
         RejectReason::AbnormalFrequency,
+        RejectReason::UnknownCurrency,
     ];
 
     /// The stable reason code.
@@ -86,6 +92,7 @@ impl RejectReason {
             RejectReason::IdTooLong => "id_too_long",
             RejectReason::LabelTooLong => "label_too_long",
             RejectReason::AbnormalFrequency => "abnormal_frequency",
+            RejectReason::UnknownCurrency => "unknown_currency",
         }
     }
 
@@ -105,6 +112,9 @@ pub struct Rejection {
     pub detail: String,
     /// The customer id, when the message got far enough to have a valid one.
     pub customer_id: Option<String>,
+    /// The event type, when the message has a known `type` (data-quality figures count
+    /// rejections by type; `None` counts as `unknown`).
+    pub kind: Option<EventKind>,
 }
 
 impl Rejection {
@@ -113,6 +123,7 @@ impl Rejection {
             reason,
             detail: detail.into(),
             customer_id: None,
+            kind: None,
         }
     }
 }
@@ -174,7 +185,8 @@ impl EventKind {
         self as usize
     }
 
-    fn from_name(s: &str) -> Option<EventKind> {
+    /// The kind of a wire name, if it is one.
+    pub fn from_name(s: &str) -> Option<EventKind> {
         Some(match s {
             "order" => EventKind::Order,
             "refund" => EventKind::Refund,
@@ -286,81 +298,6 @@ impl Event<'_> {
     }
 }
 
-/// Deserializes an optional string field, borrowing it from the input when it has no
-/// escapes. serde's own `Option<Cow<str>>` always allocates, even with
-/// `#[serde(borrow)]`: its borrowing applies only to a bare `Cow<str>` field. That was
-/// five allocations per event.
-fn opt_str<'de, D>(d: D) -> Result<Option<Cow<'de, str>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    struct Str;
-    impl<'de> serde::de::Visitor<'de> for Str {
-        type Value = Option<Cow<'de, str>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a string")
-        }
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_str(self)
-        }
-        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Borrowed(v)))
-        }
-        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v.to_owned())))
-        }
-        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v)))
-        }
-    }
-    d.deserialize_option(Str)
-}
-
-/// The wire shape. Every field is optional so that a missing field is reported as
-/// `missing_field` for that field rather than as a generic parse error.
-#[derive(Deserialize, Default)]
-#[cfg_attr(test, derive(Debug))]
-struct Wire<'a> {
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    event_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    customer_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, rename = "type", deserialize_with = "opt_str")]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    ts: Option<Cow<'a, str>>,
-    #[serde(default)]
-    amount: Option<f64>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    channel: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    category: Option<Cow<'a, str>>,
-    #[serde(default)]
-    satisfaction: Option<f64>,
-    #[serde(default)]
-    nps: Option<f64>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    campaign_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    action: Option<Cow<'a, str>>,
-    #[serde(default)]
-    cost: Option<f64>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    account_manager: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    industry: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    region: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    segment: Option<Cow<'a, str>>,
-}
-
 /// Decodes and validates one message. `now` is the current time if the caller knows it
 /// (wall clock in the service, `--until` in replay); events further ahead than
 /// `limits.max_future_skew_ms` are rejected so one bad clock cannot fire every timer.
@@ -397,9 +334,11 @@ fn decode_by<'a>(
         None => serde_json::from_slice(bytes).map_err(|e| classify_json_error(bytes, &e))?,
     };
     let mut customer_id = None;
+    let kind = wire.kind.as_deref().and_then(EventKind::from_name);
     let result = validate(wire, limits, now, &mut customer_id);
     result.map_err(|mut r| {
         r.customer_id = customer_id.map(|c| c.into_owned());
+        r.kind = kind;
         r
     })
 }
@@ -410,6 +349,16 @@ fn validate<'a>(
     now: Option<Ts>,
     valid_customer: &mut Option<Cow<'a, str>>,
 ) -> Result<Event<'a>, Rejection> {
+    // A money field of the wrong JSON type is `wrong_type` before anything else, on any
+    // event type, as when serde typed it as a number (it is now kept as text).
+    for (v, field) in [(wire.amount, "amount"), (wire.cost, "cost")] {
+        if v.is_some_and(|t| !t.0.starts_with(|c: char| c == '-' || c.is_ascii_digit())) {
+            return Err(Rejection::new(
+                RejectReason::WrongType,
+                format!("field `{field}` has the wrong JSON type: expected a number"),
+            ));
+        }
+    }
     let customer_id = required_id(wire.customer_id, "customer_id", limits)?;
     // A clone of a borrowed id is a pointer copy; only a rejection makes it owned.
     *valid_customer = Some(customer_id.clone());
@@ -461,12 +410,12 @@ fn validate<'a>(
     }
     let payload = match kind {
         EventKind::Order => Payload::Order {
-            amount_cents: amount(wire.amount, "amount", limits)?,
+            amount_cents: money(wire.amount, "amount", &wire.currency, ts, limits)?,
             channel: label(wire.channel, "channel", limits)?,
             category: label(wire.category, "category", limits)?,
         },
         EventKind::Refund => Payload::Refund {
-            amount_cents: amount(wire.amount, "amount", limits)?,
+            amount_cents: money(wire.amount, "amount", &wire.currency, ts, limits)?,
         },
         EventKind::Visit => Payload::Visit {
             channel: label(wire.channel, "channel", limits)?,
@@ -530,7 +479,7 @@ fn validate<'a>(
             };
             let cost_cents = match wire.cost {
                 None => None,
-                Some(_) => Some(amount(wire.cost, "cost", limits)?),
+                Some(_) => Some(money(wire.cost, "cost", &wire.currency, ts, limits)?),
             };
             Payload::Campaign {
                 campaign_id,
@@ -599,98 +548,79 @@ fn label<'a>(
     }
 }
 
-fn amount(v: Option<f64>, field: &str, limits: &Limits) -> Result<i64, Rejection> {
-    let a = v.ok_or_else(|| {
+/// A money field in hundredths of the reporting currency: read exactly from the number's
+/// text, converted at the rate of the event's time ([`crate::core::money`]).
+fn money(
+    v: Option<NumText<'_>>,
+    field: &str,
+    currency: &Option<Cow<'_, str>>,
+    ts: Ts,
+    limits: &Limits,
+) -> Result<i64, Rejection> {
+    use super::money::{parse_json_number, ConvertError, Currency, MissingCurrency, NumberError};
+    let text = v.ok_or_else(|| {
         Rejection::new(
             RejectReason::MissingField,
             format!("field `{field}` is required"),
         )
     })?;
-    if !a.is_finite() {
-        return Err(Rejection::new(
-            RejectReason::OutOfRange,
-            format!("field `{field}` is not finite"),
-        ));
-    }
-    if a < 0.0 {
-        return Err(Rejection::new(
+    let amount = parse_json_number(text.0).map_err(|e| match e {
+        NumberError::NotANumber => Rejection::new(
+            RejectReason::WrongType,
+            format!("field `{field}` has the wrong JSON type: expected a number"),
+        ),
+        NumberError::Negative => Rejection::new(
             RejectReason::NegativeAmount,
             format!("field `{field}` is negative; send a `refund` event to give money back"),
-        ));
-    }
-    if a > limits.max_amount {
-        return Err(Rejection::new(
+        ),
+        NumberError::OutOfRange => Rejection::new(
             RejectReason::OutOfRange,
+            format!("field `{field}` has more than 19 significant digits or is at least 1e40"),
+        ),
+    })?;
+    let m = &limits.money;
+    let code = match currency.as_deref() {
+        Some(c) if !c.is_empty() => Currency::parse(c).ok_or_else(|| {
+            Rejection::new(
+                RejectReason::UnknownCurrency,
+                "field `currency` is not an ISO 4217 code (three capital letters, e.g. \"CNY\")",
+            )
+        })?,
+        _ => match m.missing {
+            MissingCurrency::Reporting => m.reporting,
+            MissingCurrency::Reject => {
+                return Err(Rejection::new(
+                    RejectReason::MissingField,
+                    format!("field `currency` is required with `{field}` (money.missing_currency = \"reject\")"),
+                ))
+            }
+        },
+    };
+    let cents = m.to_cents(amount, code, ts).map_err(|e| match e {
+        ConvertError::NoRate => Rejection::new(
+            RejectReason::UnknownCurrency,
             format!(
-                "field `{field}` exceeds the limit (limits.max_amount = {})",
-                limits.max_amount
+                "no rate for {} to {} at the event's time; add a [[money.rates]] entry for it with `from` at or before the event",
+                code.as_str(),
+                m.reporting.as_str()
             ),
-        ));
-    }
-    Ok((a * 100.0).round() as i64)
-}
-
-/// Maps a serde_json error to a reason without echoing input text: serde's messages quote
-/// offending string values, which may be personal data.
-fn classify_json_error(bytes: &[u8], e: &serde_json::Error) -> Rejection {
-    use serde_json::error::Category;
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    match e.classify() {
-        Category::Data if first != Some(b'{') => Rejection::new(
-            RejectReason::NotAnObject,
-            "the message is JSON but not an object",
         ),
-        Category::Data => {
-            // serde's message quotes the offending value (`integer `13800138000``) and
-            // names Rust types (`expected f64`): the field comes from the input's shape
-            // instead, and the expectation is said in words.
-            let field = field_at(bytes, e.line(), e.column());
-            let detail = match field {
-                Some(f) => format!(
-                    "field `{f}` has the wrong JSON type: expected {} (column {})",
-                    expected_of(f),
-                    e.column()
-                ),
-                None => format!("a field has the wrong JSON type (column {})", e.column()),
-            };
-            Rejection::new(RejectReason::WrongType, detail)
-        }
-        _ => Rejection::new(
-            RejectReason::InvalidJson,
-            format!("not valid JSON at line {} column {}", e.line(), e.column()),
+        ConvertError::TooLarge => too_large(field, limits),
+    })?;
+    if cents as f64 / 100.0 > limits.max_amount {
+        return Err(too_large(field, limits));
+    }
+    Ok(cents)
+}
+
+fn too_large(field: &str, limits: &Limits) -> Rejection {
+    Rejection::new(
+        RejectReason::OutOfRange,
+        format!(
+            "field `{field}` exceeds the limit (limits.max_amount = {}, in the reporting currency)",
+            limits.max_amount
         ),
-    }
-}
-
-/// The contract field whose value sits at (line, column) of the message: the last
-/// `"name":` before that position, if it is one of the input contract's
-/// fields ([`super::redact::CONTRACT_FIELDS`]) (any other name could
-/// be anything, so it is not repeated).
-fn field_at(bytes: &[u8], line: usize, column: usize) -> Option<&'static str> {
-    let start = bytes
-        .split_inclusive(|b| *b == b'\n')
-        .take(line.saturating_sub(1))
-        .map(<[u8]>::len)
-        .sum::<usize>();
-    let before = bytes.get(..(start + column).min(bytes.len()))?;
-    let colon = before.iter().rposition(|b| *b == b':')?;
-    let key = before[..colon].trim_ascii_end().strip_suffix(b"\"")?;
-    let open = key.iter().rposition(|b| *b == b'"')?;
-    let name = &key[open + 1..];
-    super::redact::CONTRACT_FIELDS
-        .iter()
-        .copied()
-        .find(|f| f.as_bytes() == name)
-}
-
-/// What a contract field holds, in words.
-fn expected_of(field: &str) -> &'static str {
-    match field {
-        "amount" | "cost" => "a number",
-        "satisfaction" => "a number from 1 to 5",
-        "nps" => "a whole number from 0 to 10",
-        _ => "a string",
-    }
+    )
 }
 
 #[cfg(test)]

@@ -93,6 +93,9 @@ pub struct FactsOut {
     pub lifetime_orders: u32,
     /// All-time order value minus refunds.
     pub lifetime_value: f64,
+    /// The reporting currency (ISO 4217) of every money figure in these facts: lifetime
+    /// value, the windows' monetary and AOV, expected order value, CLV.
+    pub currency: Text,
     /// Distinct purchase days.
     pub purchase_days: u32,
     /// Open complaints.
@@ -145,6 +148,8 @@ pub struct Headline {
     pub orders: u32,
     /// Order value minus refunds in the tier window.
     pub monetary: f64,
+    /// The reporting currency (ISO 4217) of `monetary` and `clv`.
+    pub currency: Text,
     /// BG/NBD P(alive).
     pub p_alive: Option<f64>,
     /// Customer lifetime value over the configured horizon.
@@ -524,6 +529,7 @@ impl Json for FactsOut {
             last_order,
             lifetime_orders,
             lifetime_value,
+            currency,
             purchase_days,
             open_complaints,
             last_nps,
@@ -556,6 +562,7 @@ impl Json for Headline {
             window_days,
             orders,
             monetary,
+            currency,
             p_alive,
             clv,
             tier

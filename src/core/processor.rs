@@ -88,7 +88,7 @@ pub struct Stats {
     /// Valid events by [`EventKind::index`] (duplicates included).
     pub consumed: [u64; 9],
     /// Rejections by [`RejectReason::index`].
-    pub rejected: [u64; 14],
+    pub rejected: [u64; RejectReason::ALL.len()],
     /// Duplicates dropped.
     pub duplicates: u64,
     /// Re-consumed events skipped by offset.
@@ -107,6 +107,8 @@ pub struct Stats {
     pub warnings_cleared: u64,
     /// Deadlines fired.
     pub timers_fired: u64,
+    /// The input's data quality by event type (the report's `data_quality`).
+    pub quality: super::quality::QualitySums,
 }
 
 impl Stats {
@@ -131,6 +133,7 @@ impl Stats {
         self.beyond_retention += o.beyond_retention;
         self.warnings_cleared += o.warnings_cleared;
         self.timers_fired += o.timers_fired;
+        self.quality.merge(&o.quality);
     }
 }
 
@@ -340,7 +343,7 @@ impl Processor {
         match decode(bytes, &self.s.limits, ctx.now) {
             Ok(ev) => self.apply_with_raw(&ev, Some(bytes), src, ctx, out),
             Err(r) => {
-                self.reject(bytes, src, ctx, r.reason, r.detail, out);
+                self.reject(bytes, src, ctx, r.kind, r.reason, r.detail, out);
                 Outcome::Rejected(r.reason)
             }
         }
@@ -386,22 +389,25 @@ impl Processor {
             total_len,
             src,
             ctx,
+            None,
             RejectReason::TooLarge,
             detail,
             out,
         );
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn reject(
         &mut self,
         bytes: &[u8],
         src: Source<'_>,
         ctx: &Ctx,
+        kind: Option<EventKind>,
         reason: RejectReason,
         detail: String,
         out: &mut Vec<Output>,
     ) {
-        self.reject_sized(bytes, bytes.len(), src, ctx, reason, detail, out);
+        self.reject_sized(bytes, bytes.len(), src, ctx, kind, reason, detail, out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -411,11 +417,13 @@ impl Processor {
         total_len: usize,
         src: Source<'_>,
         ctx: &Ctx,
+        kind: Option<EventKind>,
         reason: RejectReason,
         detail: String,
         out: &mut Vec<Output>,
     ) {
         self.stats.rejected[reason.index()] += 1;
+        self.stats.quality.rejected(kind, reason);
         let dl = DeadLetter {
             schema: schema::DEAD_LETTER,
             event_id: stable_id(&[
@@ -470,6 +478,7 @@ impl Processor {
                 self.remove_slot(slot);
             }
             self.stats.consumed[kind.index()] += 1;
+            self.stats.quality.valid(kind);
             let t = Tombstone {
                 schema: schema::PROFILE_TOMBSTONE,
                 event_id: stable_id(&["profile_tombstone", &ev.customer_id, &ev.event_id]),
@@ -501,6 +510,8 @@ impl Processor {
             if days::contains(&rec.days, ev_day, fp) {
                 self.stats.consumed[kind.index()] += 1;
                 self.stats.duplicates += 1;
+                self.stats.quality.valid(kind);
+                self.stats.quality.types[kind.index()].duplicates += 1;
                 return Outcome::Duplicate;
             }
             self.work.clear();
@@ -522,6 +533,7 @@ impl Processor {
                         &bytes,
                         src,
                         ctx,
+                        Some(kind),
                         RejectReason::AbnormalFrequency,
                         detail,
                         out,
@@ -531,8 +543,10 @@ impl Processor {
             }
         }
         self.stats.consumed[kind.index()] += 1;
+        self.stats.quality.valid(kind);
         if late {
             self.stats.late += 1;
+            self.stats.quality.types[kind.index()].late += 1;
         }
         // Deadlines of this customer that fall before the event happen first, exactly as
         // they would have if the watermark had passed them before the event arrived.

@@ -136,6 +136,12 @@ pub fn keep(bytes: &[u8], total_len: usize, mode: OriginalMode, max_bytes: usize
                 for (k, v) in map {
                     let typed = if NUMERIC_FIELDS.contains(&k.as_str()) {
                         v.is_number()
+                    } else if k == "currency" {
+                        // A code, even a wrong one ("usd", "EURO"), says what the
+                        // producer meant; anything else there is not kept.
+                        v.as_str().is_some_and(|c| {
+                            (1..=8).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphabetic())
+                        })
                     } else {
                         v.is_string()
                     };

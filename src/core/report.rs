@@ -91,6 +91,8 @@ pub struct ReportSums {
     pub spend_365_cents: i64,
     /// Campaign figures (merged by name).
     pub campaigns: Vec<CampaignSums>,
+    /// The input's data quality (the processors' counts, see [`super::quality`]).
+    pub quality: super::quality::QualitySums,
 }
 
 /// A group of customers and its share of customers and of 365-day spend.
@@ -186,6 +188,8 @@ pub struct Overall {
 pub struct Report {
     /// Schema name.
     pub schema: &'static str,
+    /// The reporting currency (ISO 4217, `money.currency`) of every money figure below.
+    pub currency: String,
     /// The instant the figures are for.
     pub as_of: String,
     /// The period of retention, complaint rate and satisfaction.
@@ -200,6 +204,8 @@ pub struct Report {
     pub tier_transitions: Vec<TransitionLine>,
     /// Value tiers, ABC classes, core customers and campaigns (`null` with analytics off).
     pub analytics: Option<AnalyticsReport>,
+    /// The input's data quality by event type.
+    pub data_quality: super::quality::DataQuality,
 }
 
 fn ratio(a: f64, b: f64) -> Option<f64> {
@@ -327,6 +333,7 @@ impl ReportSums {
             self.warnings[i] += o.warnings[i];
         }
         self.span_days = self.span_days.max(o.span_days);
+        self.quality.merge(&o.quality);
     }
 
     /// The report's figures.
@@ -365,6 +372,7 @@ impl ReportSums {
         }
         Report {
             schema: "churnwatch.report.v1",
+            currency: s.limits.money.reporting.as_str().to_string(),
             as_of: format_rfc3339(self.as_of_day as i64 * DAY_MS).into(),
             period_days: period_days(s),
             active_window_days: *s.windows.last().unwrap_or(&365),
@@ -411,6 +419,7 @@ impl ReportSums {
                         .collect(),
                 }
             }),
+            data_quality: self.quality.finish(),
         }
     }
 }

@@ -134,7 +134,7 @@ pub struct Settings {
     pub dead_letter_original: super::redact::OriginalMode,
     /// A short, stable version of the rule set: 12 hex digits of a hash of every setting
     /// that decides a fact, tier, warning, action or score (`[facts]`, `[tiers]`,
-    /// `[warnings]`, `[churn_probability]`, `[clv]`, `[analytics]`), taken once here.
+    /// `[warnings]`, `[churn_probability]`, `[clv]`, `[analytics]`, `[money]`), taken once here.
     /// Outputs carry it so a consumer can tell which rules produced an alert; it changes
     /// whenever one of those values changes, and not with `[limits]`, `[time]`,
     /// `[outputs]` or the order of keys in a file.
@@ -208,6 +208,7 @@ impl Settings {
             max_orders_per_minute: l.max_orders_per_minute,
             max_distinct_labels: l.max_distinct_labels,
             max_ids_per_customer_day: l.max_ids_per_customer_day,
+            money: compile_money(&c.money)?,
         };
         let allowed_lateness_ms = duration("time.allowed_lateness", &c.time.allowed_lateness)?;
         let dead_letter_original = super::redact::OriginalMode::parse(&c.dead_letters.original)
@@ -513,6 +514,32 @@ impl Settings {
             "Windows: {:?} days; history kept per customer: {} days.",
             w, self.retention_days
         );
+        let m = &self.limits.money;
+        let _ = write!(
+            s,
+            "Money: every amount and threshold in {} (rounded once, half-even); without `currency`: {}; rates:",
+            m.reporting.as_str(),
+            match m.missing {
+                super::money::MissingCurrency::Reporting => "taken as the reporting currency",
+                super::money::MissingCurrency::Reject => "rejected",
+            }
+        );
+        if m.rates.is_empty() {
+            let _ = write!(
+                s,
+                " none (other currencies are rejected as unknown_currency)"
+            );
+        }
+        for r in &m.rates {
+            let rate = r.rate.digits as f64 / 10f64.powi(r.rate.scale);
+            let _ = write!(
+                s,
+                " {} {rate} from {};",
+                r.currency.as_str(),
+                super::time::format_rfc3339(r.from)
+            );
+        }
+        let _ = writeln!(s);
         let _ = writeln!(
             s,
             "Events later than {} s behind the newest are counted as late.",
@@ -611,6 +638,16 @@ impl Settings {
     }
 }
 
+/// The `[money]` section, validated ([`super::money::Money::compile`] says what is checked).
+fn compile_money(m: &MoneyConfig) -> Result<super::money::Money, ConfigError> {
+    let rates: Vec<(String, String, Option<String>)> = m
+        .rates
+        .iter()
+        .map(|r| (r.currency.clone(), r.rate.clone(), r.from.clone()))
+        .collect();
+    super::money::Money::compile(&m.currency, &m.missing_currency, &rates).map_err(ConfigError)
+}
+
 /// [`Settings::rules_version`]: the sections' values through their `Debug` form (fields
 /// in declaration order, numbers exactly), so the text of a file (comments, key order,
 /// `1e5` vs `100000.0`) does not matter, only the values do.
@@ -640,8 +677,8 @@ fn tier_ranking(tiers: &[Tier], ranking: &[String]) -> Result<Vec<u8>, ConfigErr
 
 fn rules_version(c: &CoreConfig) -> String {
     let text = format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-        c.facts, c.tiers, c.warnings, c.churn_probability, c.clv, c.analytics
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        c.facts, c.tiers, c.warnings, c.churn_probability, c.clv, c.analytics, c.money
     );
     let h = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
     format!("{:012x}", h >> 16)

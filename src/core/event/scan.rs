@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 
-use super::Wire;
+use super::{NumText, Wire};
 
 /// Decodes `bytes` if it is a flat JSON object this scanner handles exactly.
 pub(super) fn scan(bytes: &[u8]) -> Option<Wire<'_>> {
@@ -45,18 +45,19 @@ pub(super) fn scan(bytes: &[u8]) -> Option<Wire<'_>> {
                         1 => w.customer_id = s.opt_str()?,
                         2 => w.kind = s.opt_str()?,
                         3 => w.ts = s.opt_str()?,
-                        4 => w.amount = s.opt_num()?,
+                        4 => w.amount = s.opt_num_text()?,
                         5 => w.channel = s.opt_str()?,
                         6 => w.category = s.opt_str()?,
                         7 => w.satisfaction = s.opt_num()?,
                         8 => w.nps = s.opt_num()?,
                         9 => w.campaign_id = s.opt_str()?,
                         10 => w.action = s.opt_str()?,
-                        11 => w.cost = s.opt_num()?,
+                        11 => w.cost = s.opt_num_text()?,
                         12 => w.account_manager = s.opt_str()?,
                         13 => w.industry = s.opt_str()?,
                         14 => w.region = s.opt_str()?,
-                        _ => w.segment = s.opt_str()?,
+                        15 => w.segment = s.opt_str()?,
+                        _ => w.currency = s.opt_str()?,
                     }
                 }
             }
@@ -73,7 +74,7 @@ pub(super) fn scan(bytes: &[u8]) -> Option<Wire<'_>> {
 }
 
 /// The fields of [`Wire`] by their JSON names, in the order of the `match` above.
-const FIELDS: [&[u8]; 16] = [
+const FIELDS: [&[u8]; 17] = [
     b"event_id",
     b"customer_id",
     b"type",
@@ -90,6 +91,7 @@ const FIELDS: [&[u8]; 16] = [
     b"industry",
     b"region",
     b"segment",
+    b"currency",
 ];
 
 struct Scanner<'a> {
@@ -165,6 +167,22 @@ impl<'a> Scanner<'a> {
     fn opt_num(&mut self) -> Option<Option<f64>> {
         match self.peek()? {
             b'0'..=b'9' => self.number().map(Some),
+            b'n' => self.literal(b"null").map(|_| None),
+            _ => None,
+        }
+    }
+
+    /// A number's text (amounts are read exactly from it) or `null`.
+    #[inline]
+    fn opt_num_text(&mut self) -> Option<Option<NumText<'a>>> {
+        match self.peek()? {
+            b'0'..=b'9' => {
+                let start = self.i;
+                self.number()?;
+                // Digits and a point: ASCII.
+                let text = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+                Some(Some(NumText(text)))
+            }
             b'n' => self.literal(b"null").map(|_| None),
             _ => None,
         }

@@ -60,6 +60,59 @@ fn decodes_an_order() {
 }
 
 #[test]
+fn amounts_are_exact_and_converted_at_the_rate_of_their_time() {
+    let mut l = limits();
+    l.money = crate::core::money::Money::compile(
+        "CNY",
+        "reporting",
+        &[(
+            "USD".into(),
+            "7.1234".into(),
+            Some("2026-01-01T00:00:00Z".into()),
+        )],
+    )
+    .unwrap();
+    let cents = |b: &[u8]| match decode(b, &l, None).map(|e| e.payload) {
+        Ok(Payload::Order { amount_cents, .. }) | Ok(Payload::Refund { amount_cents }) => {
+            Ok(amount_cents)
+        }
+        Ok(Payload::Campaign { cost_cents, .. }) => Ok(cost_cents.unwrap_or(-1)),
+        Ok(other) => panic!("{other:?}"),
+        Err(r) => Err((r.reason, r.kind)),
+    };
+    let o = |rest: &str| {
+        format!(
+            r#"{{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z",{rest}}}"#
+        )
+    };
+    assert_eq!(
+        cents(o(r#""amount":100.00,"currency":"USD""#).as_bytes()),
+        Ok(71_234)
+    );
+    // 2.345 CNY: half a fen, to even (the fast path and serde both keep the text).
+    assert_eq!(cents(o(r#""amount":2.345"#).as_bytes()), Ok(234));
+    assert_eq!(
+        cents(o(r#""amount": 2.355 ,"currency":"CNY""#).as_bytes()),
+        Ok(236)
+    );
+    assert_eq!(cents(o(r#""amount":0.1e1"#).as_bytes()), Ok(100));
+    // 1.015 is 1.01499999999999990230 as an f64: through f64 × 100 it rounded to 101.
+    assert_eq!(cents(o(r#""amount":1.015"#).as_bytes()), Ok(102));
+    assert_eq!(
+        cents(o(r#""amount":1e999"#).as_bytes()),
+        Err((RejectReason::OutOfRange, Some(EventKind::Order)))
+    );
+    assert_eq!(
+        cents(br#"{"event_id":"e","customer_id":"C","type":"refund","ts":"2025-12-31T23:59:59Z","amount":1,"currency":"USD"}"#),
+        Err((RejectReason::UnknownCurrency, Some(EventKind::Refund)))
+    );
+    assert_eq!(
+        cents(br#"{"event_id":"e","customer_id":"C","type":"campaign","ts":"2026-01-02T00:00:00Z","campaign_id":"x","action":"touched","cost":0.07,"currency":"USD"}"#),
+        Ok(50)
+    );
+}
+
+#[test]
 fn rejects_with_reason_codes() {
     assert_eq!(reason(b"{not json"), RejectReason::InvalidJson);
     assert_eq!(reason(b"\xff\xfe{}"), RejectReason::InvalidJson);
@@ -83,7 +136,12 @@ fn rejects_with_reason_codes() {
     );
     assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":-5}"#), RejectReason::NegativeAmount);
     assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":1e300}"#), RejectReason::OutOfRange);
-    assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":1e999}"#), RejectReason::InvalidJson);
+    // Amounts are read from the number's text: one beyond f64 is out of range, not invalid JSON.
+    assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":1e999}"#), RejectReason::OutOfRange);
+    assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"survey","ts":"2026-01-01T00:00:00Z","nps":1e999}"#), RejectReason::InvalidJson);
+    assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":1,"currency":"EUR"}"#), RejectReason::UnknownCurrency);
+    assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":1,"currency":"eur"}"#), RejectReason::UnknownCurrency);
+    assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":1,"currency":7}"#), RejectReason::WrongType);
     assert_eq!(reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z","amount":"12"}"#), RejectReason::WrongType);
     assert_eq!(
         reason(br#"{"event_id":"e","customer_id":"C","type":"order","ts":"2026-01-01T00:00:00Z"}"#),

@@ -69,6 +69,7 @@ impl Processor {
             *w = n.max(0) as u64;
         }
         r.transitions.clone_from(&self.stats.transitions);
+        r.quality.clone_from(&self.stats.quality);
         r.span_days = (today - self.first_day.unwrap_or(today) + 1).max(1) as u64;
         if let Some(own) = &self.pop {
             let pop = among.unwrap_or(own);
@@ -132,6 +133,7 @@ impl Processor {
         }
         r.transitions.clone_from(&self.stats.transitions);
         r.span_days = (today - self.first_day.unwrap_or(today) + 1).max(1) as u64;
+        r.quality.clone_from(&self.stats.quality);
         r
     }
 

@@ -44,6 +44,9 @@ pub struct Limits {
     pub max_distinct_labels: u32,
     /// Event ids remembered per customer and day.
     pub max_ids_per_customer_day: u32,
+    /// How input amounts are converted to the reporting currency (`[money]`): the decoder
+    /// converts while it validates, so it lives with the other input rules.
+    pub money: super::super::money::Money,
 }
 
 impl Default for Limits {
@@ -57,6 +60,7 @@ impl Default for Limits {
             max_orders_per_minute: 20,
             max_distinct_labels: 65_000,
             max_ids_per_customer_day: 128,
+            money: Default::default(),
         }
     }
 }
@@ -249,6 +253,32 @@ pub struct WarningsConfig {
     pub rules: Vec<WarningRuleConfig>,
 }
 
+/// `[money]`: the reporting currency and the conversion rates to it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MoneyConfig {
+    /// ISO 4217 code of the reporting currency (thresholds and outputs are in it).
+    pub currency: String,
+    /// `reporting` (an event without `currency` is in the reporting currency) or `reject`.
+    pub missing_currency: String,
+    /// Conversion rates to the reporting currency (`[[money.rates]]`).
+    #[serde(default)]
+    pub rates: Vec<RateConfig>,
+}
+
+/// One `[[money.rates]]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    /// Source currency (ISO 4217).
+    pub currency: String,
+    /// Units of the reporting currency per unit of `currency`, as a decimal string.
+    pub rate: String,
+    /// RFC 3339 instant from which the rate applies (event time); absent: always.
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
 /// `[dead_letters]`: what a dead letter keeps of the record it rejects.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -264,6 +294,8 @@ pub struct DeadLettersConfig {
 pub struct CoreConfig {
     /// `[limits]`
     pub limits: LimitsConfig,
+    /// `[money]`
+    pub money: MoneyConfig,
     /// `[time]`
     pub time: TimeConfig,
     /// `[facts]`
