@@ -138,11 +138,13 @@ pub enum EventKind {
     Profile,
     /// Forget the customer.
     Erase,
+    /// What the CRM did about a churn warning (DOMAIN.md §6).
+    Intervention,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order (for metrics).
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Order,
         EventKind::Refund,
         EventKind::Visit,
@@ -152,6 +154,7 @@ impl EventKind {
         EventKind::Campaign,
         EventKind::Profile,
         EventKind::Erase,
+        EventKind::Intervention,
     ];
 
     /// The wire name (`type` field).
@@ -166,6 +169,7 @@ impl EventKind {
             EventKind::Campaign => "campaign",
             EventKind::Profile => "profile",
             EventKind::Erase => "erase",
+            EventKind::Intervention => "intervention",
         }
     }
 
@@ -185,6 +189,7 @@ impl EventKind {
             "campaign" => EventKind::Campaign,
             "profile" => EventKind::Profile,
             "erase" => EventKind::Erase,
+            "intervention" => EventKind::Intervention,
             _ => return None,
         })
     }
@@ -195,8 +200,64 @@ impl EventKind {
 pub enum CampaignAction {
     /// The customer was reached by the campaign.
     Touched,
-    /// The customer took part (responded, bought, registered).
+    /// The customer took part (joined, attended, responded): counts in the activity
+    /// score (DOMAIN.md §6).
+    Participated,
+    /// The customer converted (bought, registered); a conversion is also a participation.
     Converted,
+}
+
+/// Status of a warning's intervention, as the CRM reports it (DOMAIN.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum InterventionStatus {
+    /// Nobody acted yet (never sent: the state of a new warning).
+    Open = 0,
+    /// Someone took the task.
+    Acknowledged = 1,
+    /// Work started.
+    InProgress = 2,
+    /// Done: the warning is closed.
+    Done = 3,
+    /// Judged not to need action: the warning is closed.
+    Dismissed = 4,
+}
+
+impl InterventionStatus {
+    /// Every status, in a fixed order (for metrics).
+    pub const ALL: [InterventionStatus; 5] = [
+        InterventionStatus::Open,
+        InterventionStatus::Acknowledged,
+        InterventionStatus::InProgress,
+        InterventionStatus::Done,
+        InterventionStatus::Dismissed,
+    ];
+
+    /// The wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            InterventionStatus::Open => "open",
+            InterventionStatus::Acknowledged => "acknowledged",
+            InterventionStatus::InProgress => "in_progress",
+            InterventionStatus::Done => "done",
+            InterventionStatus::Dismissed => "dismissed",
+        }
+    }
+
+    /// From the stored byte (unknown values read as open).
+    pub fn from_u8(v: u8) -> InterventionStatus {
+        Self::ALL
+            .get(v as usize)
+            .copied()
+            .unwrap_or(InterventionStatus::Open)
+    }
+
+    /// Done or dismissed: no escalation is due any more.
+    pub fn is_closed(self) -> bool {
+        matches!(
+            self,
+            InterventionStatus::Done | InterventionStatus::Dismissed
+        )
+    }
 }
 
 /// Type-specific payload of a valid event.
@@ -254,6 +315,18 @@ pub enum Payload<'a> {
     },
     /// Forget the customer.
     Erase,
+    /// What was done about a churn warning.
+    Intervention {
+        /// The warning's `event_id` (16 bytes of its 32 hex digits); `None` = the
+        /// customer's open warning.
+        warning_id: Option<[u8; 16]>,
+        /// Never [`InterventionStatus::Open`].
+        status: InterventionStatus,
+        /// Outcome code (a short token, never free text), if given.
+        outcome: Option<Cow<'a, str>>,
+        /// The acting account manager's id (a token, never a name), if given.
+        actor: Option<Cow<'a, str>>,
+    },
 }
 
 /// A decoded, validated event. Borrows from the input bytes where it can.
@@ -282,6 +355,7 @@ impl Event<'_> {
             Payload::Campaign { .. } => EventKind::Campaign,
             Payload::Profile { .. } => EventKind::Profile,
             Payload::Erase => EventKind::Erase,
+            Payload::Intervention { .. } => EventKind::Intervention,
         }
     }
 }
@@ -359,6 +433,14 @@ struct Wire<'a> {
     region: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "opt_str")]
     segment: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    warning_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    outcome: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    actor: Option<Cow<'a, str>>,
 }
 
 /// Decodes and validates one message. `now` is the current time if the caller knows it
@@ -428,7 +510,7 @@ fn validate<'a>(
         };
         Rejection::new(
             RejectReason::UnknownType,
-            format!("unknown event type `{shown}`; known: order, refund, visit, complaint, complaint_resolved, survey, campaign, profile, erase"),
+            format!("unknown event type `{shown}`; known: order, refund, visit, complaint, complaint_resolved, survey, campaign, profile, intervention, erase"),
         )
     })?;
     let ts_text = wire
@@ -514,17 +596,18 @@ fn validate<'a>(
             })?;
             let action = match wire.action.as_deref() {
                 Some("touched") => CampaignAction::Touched,
+                Some("participated") => CampaignAction::Participated,
                 Some("converted") => CampaignAction::Converted,
                 None | Some("") => {
                     return Err(Rejection::new(
                         RejectReason::MissingField,
-                        "field `action` (touched | converted) is required for a campaign event",
+                        "field `action` (touched | participated | converted) is required for a campaign event",
                     ))
                 }
                 Some(_) => {
                     return Err(Rejection::new(
                         RejectReason::InvalidValue,
-                        "field `action` must be `touched` or `converted`",
+                        "field `action` must be `touched`, `participated` or `converted`",
                     ))
                 }
             };
@@ -545,6 +628,10 @@ fn validate<'a>(
             segment: label(wire.segment, "segment", limits)?,
         },
         EventKind::Erase => Payload::Erase,
+        EventKind::Intervention => intervention(
+            [wire.warning_id, wire.status, wire.outcome, wire.actor],
+            limits,
+        )?,
     };
     Ok(Event {
         event_id,
@@ -552,6 +639,86 @@ fn validate<'a>(
         ts,
         payload,
     })
+}
+
+/// The payload of an `intervention`. Its strings are tokens, not text: the CRM's free
+/// text (notes, names, e-mail addresses) must not reach the state or the outputs, so an
+/// outcome or actor with spaces, `@` or other punctuation is rejected.
+fn intervention<'a>(
+    [warning_id, status, outcome, actor]: [Option<Cow<'a, str>>; 4],
+    limits: &Limits,
+) -> Result<Payload<'a>, Rejection> {
+    let status = match status.as_deref() {
+        Some("acknowledged") => InterventionStatus::Acknowledged,
+        Some("in_progress") => InterventionStatus::InProgress,
+        Some("done") => InterventionStatus::Done,
+        Some("dismissed") => InterventionStatus::Dismissed,
+        None | Some("") => {
+            return Err(Rejection::new(
+                RejectReason::MissingField,
+                "field `status` (acknowledged | in_progress | done | dismissed) is required for an intervention",
+            ))
+        }
+        Some(_) => {
+            return Err(Rejection::new(
+                RejectReason::InvalidValue,
+                "field `status` must be `acknowledged`, `in_progress`, `done` or `dismissed`",
+            ))
+        }
+    };
+    let warning_id = match warning_id.as_deref() {
+        None | Some("") => None,
+        Some(h) => Some(parse_warning_id(h).ok_or_else(|| {
+            Rejection::new(
+                RejectReason::InvalidValue,
+                "field `warning_id` must be a warning's `event_id` (32 lowercase hex digits)",
+            )
+        })?),
+    };
+    let token = |v: Option<Cow<'a, str>>, field: &str| -> Result<Option<Cow<'a, str>>, Rejection> {
+        let v = label(v, field, limits)?;
+        if let Some(t) = &v {
+            if !is_token(t) {
+                return Err(Rejection::new(
+                    RejectReason::InvalidValue,
+                    format!("field `{field}` must be a code or id (letters, digits, `_`, `-`, `.`, `:`; at most 64 bytes), not free text"),
+                ));
+            }
+        }
+        Ok(v)
+    };
+    Ok(Payload::Intervention {
+        warning_id,
+        status,
+        outcome: token(outcome, "outcome")?,
+        actor: token(actor, "actor")?,
+    })
+}
+
+/// A code or an id: what an outcome or an actor may be.
+pub(crate) fn is_token(s: &str) -> bool {
+    s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+}
+
+/// A warning id (32 lowercase hex digits, as [`super::output::stable_id`] writes them)
+/// as its 16 bytes.
+pub fn parse_warning_id(h: &str) -> Option<[u8; 16]> {
+    let b = h.as_bytes();
+    if b.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        let d = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        *o = d(b[2 * i])? << 4 | d(b[2 * i + 1])?;
+    }
+    Some(out)
 }
 
 fn required_id<'a>(

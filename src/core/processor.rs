@@ -31,6 +31,7 @@ mod deadlines;
 mod emit;
 mod mutate;
 mod population;
+mod tasks;
 
 use deadlines::{next_change, outcome, LOOKAHEAD};
 
@@ -86,7 +87,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
     /// Valid events by [`EventKind::index`] (duplicates included).
-    pub consumed: [u64; 9],
+    pub consumed: [u64; 10],
     /// Rejections by [`RejectReason::index`].
     pub rejected: [u64; 14],
     /// Duplicates dropped.
@@ -98,7 +99,7 @@ pub struct Stats {
     /// Events older than the retained history (counted in lifetime totals only).
     pub beyond_retention: u64,
     /// Outputs by [`OutputKind`].
-    pub outputs: [u64; 6],
+    pub outputs: [u64; 7],
     /// Tier transitions: `from * tiers + to`, with `from = tiers` for "no tier yet".
     pub transitions: Vec<u64>,
     /// Warnings raised by level.
@@ -107,6 +108,16 @@ pub struct Stats {
     pub warnings_cleared: u64,
     /// Deadlines fired.
     pub timers_fired: u64,
+    /// Interventions applied to a warning, by [`crate::core::event::InterventionStatus`] index.
+    pub interventions: [u64; 5],
+    /// Interventions that matched no warning of the customer (an unknown or superseded
+    /// `warning_id`, no warning at all, or one already done or dismissed): counted, no
+    /// state change.
+    pub interventions_unmatched: u64,
+    /// Warnings escalated as overdue, by level.
+    pub overdue: [u64; 3],
+    /// Warned customers who ordered again within the recovery period, by level.
+    pub recovered: [u64; 3],
 }
 
 impl Stats {
@@ -121,6 +132,10 @@ impl Stats {
         add_all(&mut self.rejected, &o.rejected);
         add_all(&mut self.outputs, &o.outputs);
         add_all(&mut self.warnings_raised, &o.warnings_raised);
+        add_all(&mut self.interventions, &o.interventions);
+        add_all(&mut self.overdue, &o.overdue);
+        add_all(&mut self.recovered, &o.recovered);
+        self.interventions_unmatched += o.interventions_unmatched;
         if self.transitions.len() < o.transitions.len() {
             self.transitions.resize(o.transitions.len(), 0);
         }
@@ -149,6 +164,8 @@ pub struct Memory {
     pub timer_entries: usize,
     /// Label interner.
     pub labels: usize,
+    /// Task states of warned customers and the overdue index.
+    pub tasks: usize,
 }
 
 enum Trigger<'a> {
@@ -168,6 +185,11 @@ pub struct Processor {
     store: Store,
     labels: Interner,
     timers: Timers,
+    /// Overdue escalations to come: (due time, slot). Entries whose customer's task no
+    /// longer has that due time pending are skipped when reached (like `timers`).
+    overdue: std::collections::BTreeSet<(Ts, u32)>,
+    /// Saved-customer figures over each customer's latest warning, kept live.
+    saved: super::care::SavedSums,
     max_ts: Option<Ts>,
     watermark: Option<Ts>,
     /// Working copy of the current customer's encoded history.
@@ -249,8 +271,15 @@ impl Processor {
         let tiers = settings.tiers.len();
         let analytics = settings.analytics;
         let live = super::report::ReportSums::new(&settings, 0);
+        let mut labels = Interner::new(settings.limits.max_distinct_labels);
+        // Owner names first: a flood of other labels must not turn them into "other".
+        for n in settings.interventions.names() {
+            labels.intern(n);
+        }
         Processor {
-            labels: Interner::new(settings.limits.max_distinct_labels),
+            labels,
+            overdue: Default::default(),
+            saved: super::care::SavedSums::new(settings.warnings.len()),
             s: settings,
             store: Store::default(),
             timers: Timers::default(),
@@ -301,12 +330,18 @@ impl Processor {
             timers: self.timers.bytes(),
             timer_entries: self.timers.len(),
             labels: self.labels.bytes(),
+            tasks: self.store.care_bytes() + self.overdue.len() * 24,
         }
     }
 
     /// Estimated resident bytes of customer state.
     pub fn state_bytes(&self) -> usize {
-        self.store.state_bytes() + self.timers.bytes()
+        self.store.state_bytes() + self.timers.bytes() + self.overdue.len() * 24
+    }
+
+    /// Saved-customer figures (over each customer's latest warning) of this partition.
+    pub fn saved(&self) -> &super::care::SavedSums {
+        &self.saved
     }
 
     /// Customers per tier (indexed like `Settings::tiers`).
@@ -536,7 +571,7 @@ impl Processor {
         }
         // Deadlines of this customer that fall before the event happen first, exactly as
         // they would have if the watermark had passed them before the event arrived.
-        self.catch_up(slot, ev_day, ctx, out);
+        self.catch_up(slot, ev_day, ev.ts, ctx, out);
         self.first_day = Some(self.first_day.map_or(ev_day, |d| d.min(ev_day)));
         // The report's live sums: take the customer's part out, put the new one in.
         let timed = matches!(

@@ -90,6 +90,8 @@ pub struct ReportSums {
     pub spend_365_cents: i64,
     /// Campaign figures (merged by name).
     pub campaigns: Vec<CampaignSums>,
+    /// Saved-customer figures per warning rule (`super::care`).
+    pub saved: super::care::SavedSums,
 }
 
 /// A group of customers and its share of customers and of 365-day spend.
@@ -199,6 +201,9 @@ pub struct Report {
     pub tier_transitions: Vec<TransitionLine>,
     /// Value tiers, ABC classes, core customers and campaigns (`null` with analytics off).
     pub analytics: Option<AnalyticsReport>,
+    /// Saved customers per warning rule: warnings raised, acted on, done, overdue,
+    /// recovered (over each customer's latest warning; README "Interventions").
+    pub interventions: Vec<super::care::SavedLine>,
 }
 
 fn ratio(a: f64, b: f64) -> Option<f64> {
@@ -218,6 +223,7 @@ impl ReportSums {
             as_of_day,
             tiers: vec![TierSums::default(); n],
             transitions: vec![0; (n + 1) * n],
+            saved: super::care::SavedSums::new(s.warnings.len()),
             ..Default::default()
         }
     }
@@ -302,6 +308,7 @@ impl ReportSums {
         let mut all = std::mem::take(&mut self.campaigns);
         all.extend(o.campaigns.iter().cloned());
         self.campaigns = merge_campaigns(&all);
+        self.saved.merge(&o.saved);
         self.as_of_day = self.as_of_day.max(o.as_of_day);
         for (a, b) in self.tiers.iter_mut().zip(&o.tiers) {
             a.customers += b.customers;
@@ -410,6 +417,7 @@ impl ReportSums {
                         .collect(),
                 }
             }),
+            interventions: self.saved.lines(s),
         }
     }
 }

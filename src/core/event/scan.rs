@@ -56,7 +56,11 @@ pub(super) fn scan(bytes: &[u8]) -> Option<Wire<'_>> {
                         12 => w.account_manager = s.opt_str()?,
                         13 => w.industry = s.opt_str()?,
                         14 => w.region = s.opt_str()?,
-                        _ => w.segment = s.opt_str()?,
+                        15 => w.segment = s.opt_str()?,
+                        16 => w.warning_id = s.opt_str()?,
+                        17 => w.status = s.opt_str()?,
+                        18 => w.outcome = s.opt_str()?,
+                        _ => w.actor = s.opt_str()?,
                     }
                 }
             }
@@ -73,7 +77,7 @@ pub(super) fn scan(bytes: &[u8]) -> Option<Wire<'_>> {
 }
 
 /// The fields of [`Wire`] by their JSON names, in the order of the `match` above.
-const FIELDS: [&[u8]; 16] = [
+const FIELDS: [&[u8]; 20] = [
     b"event_id",
     b"customer_id",
     b"type",
@@ -90,6 +94,10 @@ const FIELDS: [&[u8]; 16] = [
     b"industry",
     b"region",
     b"segment",
+    b"warning_id",
+    b"status",
+    b"outcome",
+    b"actor",
 ];
 
 struct Scanner<'a> {
