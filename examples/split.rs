@@ -49,6 +49,7 @@ fn serde_encode(o: &Output, buf: &mut Vec<u8>) {
         Output::TierChanged(v) => serde_json::to_writer(&mut *buf, v),
         Output::Warning(v) => serde_json::to_writer(&mut *buf, v),
         Output::Cleared(v) => serde_json::to_writer(&mut *buf, v),
+        Output::Overdue(v) => serde_json::to_writer(&mut *buf, v),
         Output::Profile(v) => serde_json::to_writer(&mut *buf, v),
         Output::Tombstone(v) => serde_json::to_writer(&mut *buf, v),
         Output::DeadLetter(v) => serde_json::to_writer(&mut *buf, v),

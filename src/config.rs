@@ -52,6 +52,8 @@ pub struct Config {
     pub dead_letters: crate::core::settings::DeadLettersConfig,
     /// `[outputs]`
     pub outputs: OutputsConfig,
+    /// `[interventions]`
+    pub interventions: crate::core::settings::InterventionsConfig,
     /// `[log]`
     pub log: LogConfig,
     /// `[kafka]` (the service)
@@ -117,6 +119,7 @@ impl Config {
             clv: self.clv.clone(),
             dead_letters: self.dead_letters.clone(),
             outputs: self.outputs.clone(),
+            interventions: self.interventions.clone(),
         }
     }
 

@@ -11,6 +11,16 @@
 //! "90 days without an order" and "visits fell by 70 %" fire on chance gaps alone), most
 //! are satisfied (a minority is not), about one in five leaves during a year, slowing
 //! down and souring before it goes, and some of those come back.
+//!
+//! The CRM answers complaints: the generator cannot know which warnings the service
+//! raises (that is the service's job), but it knows whom it made complain, and a
+//! complaint is what raises the high warning. So after most complaints the customer's
+//! account manager sends `intervention` events for *the customer's open warning* (no
+//! `warning_id`, which the contract allows): `acknowledged` — mostly within the high
+//! level's 24 hours, a fifth of the time days later — then `done` or `dismissed`; about
+//! one complaint in seven gets no answer. Late and missing answers are what the demo's
+//! overdue escalations show; an answer when no warning is open is a counted no-op.
+//! Everything is drawn from the one seeded generator, so `gen` stays reproducible.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -92,6 +102,10 @@ struct Customer {
     /// being a random share of the events (a memoryless share left 90-day gaps between
     /// orders of one customer in five every year).
     next_order: Ts,
+    /// Account manager number (from its first profile event).
+    manager: u32,
+    /// A CRM answer to a complaint is pending (one at a time).
+    crm_pending: bool,
 }
 
 impl Customer {
@@ -129,6 +143,10 @@ pub struct Generator {
     /// Account managers: one per ~1,000 customers (a pooled book of consumer and
     /// small-business accounts), 1 to 40.
     managers: u32,
+    /// CRM answers to come: (time, customer, stage 0 = acknowledge, 1 = close).
+    crm: BinaryHeap<Reverse<(Ts, u32, u8)>>,
+    /// The event just written was a complaint.
+    complained: bool,
 }
 
 impl Generator {
@@ -191,6 +209,8 @@ impl Generator {
                 started: false,
                 next_order: join,
                 dip,
+                manager: 1,
+                crm_pending: false,
             });
             heap.push(Reverse((join, i)));
         }
@@ -211,6 +231,8 @@ impl Generator {
             now: 0,
             key: None,
             managers: (n / 1000).clamp(1, 40),
+            crm: BinaryHeap::new(),
+            complained: false,
         }
     }
 
@@ -249,6 +271,16 @@ impl Generator {
             return true;
         }
         loop {
+            // The CRM's answers interleave with the customers' events in time order.
+            if let Some(&Reverse((tc, i, stage))) = self.crm.peek() {
+                if self.heap.peek().is_none_or(|r| tc <= r.0 .0) {
+                    self.crm.pop();
+                    self.now = self.now.max(tc);
+                    self.answer(i, tc, stage, buf);
+                    self.emitted += 1;
+                    return true;
+                }
+            }
             let Some(Reverse((t, i))) = self.heap.pop() else {
                 return false;
             };
@@ -260,7 +292,11 @@ impl Generator {
                 continue;
             }
             self.now = t;
+            self.complained = false;
             self.event(i, t, buf);
+            if self.complained {
+                self.schedule_answer(i, t);
+            }
             let c = &self.customers[i as usize];
             // Gamma gaps of shape 4: the same mean as a Poisson process, a quarter of its
             // variance.
@@ -298,10 +334,11 @@ impl Generator {
         if !c.started {
             c.started = true;
             head(buf, "profile");
+            c.manager = rng.gen_range(1..=managers);
             let _ = write!(
                 buf,
                 r#","account_manager":"AM-{:03}","industry":"{}","region":"{}","segment":"{}"}}"#,
-                rng.gen_range(1..=managers),
+                c.manager,
                 INDUSTRIES[rng.gen_range(0..INDUSTRIES.len())],
                 REGIONS[rng.gen_range(0..REGIONS.len())],
                 SEGMENTS[rng.gen_range(0..SEGMENTS.len())]
@@ -348,6 +385,7 @@ impl Generator {
         } else if r < complain_p {
             head(buf, "complaint");
             buf.push(b'}');
+            self.complained = true;
         } else if r < complain_p + 0.02 {
             head(buf, "complaint_resolved");
             buf.push(b'}');
@@ -384,11 +422,8 @@ impl Generator {
             let _ = write!(buf, r#","satisfaction":{s},"nps":{nps}}}"#);
         } else if r < complain_p + 0.36 {
             head(buf, "profile");
-            let _ = write!(
-                buf,
-                r#","account_manager":"AM-{:03}"}}"#,
-                rng.gen_range(1..=managers)
-            );
+            c.manager = rng.gen_range(1..=managers);
+            let _ = write!(buf, r#","account_manager":"AM-{:03}"}}"#, c.manager);
         } else if r < complain_p + 0.36005 {
             head(buf, "erase");
             buf.push(b'}');
@@ -400,6 +435,59 @@ impl Generator {
                 CHANNELS[pick(rng, c.channel, CHANNELS.len())]
             );
         }
+    }
+
+    /// Plans the CRM's answer to a complaint at `t`: acknowledged within 2–20 hours
+    /// (two in three), 26 hours to 5 days later (one in five), or never.
+    fn schedule_answer(&mut self, i: u32, t: Ts) {
+        let c = &mut self.customers[i as usize];
+        if c.crm_pending {
+            return;
+        }
+        let r: f64 = self.rng.gen();
+        let hours = if r < 0.65 {
+            self.rng.gen_range(2.0..20.0)
+        } else if r < 0.85 {
+            self.rng.gen_range(26.0..120.0)
+        } else {
+            return;
+        };
+        c.crm_pending = true;
+        self.crm
+            .push(Reverse((t + (hours * 3_600_000.0) as Ts, i, 0)));
+    }
+
+    /// Writes a CRM answer: `acknowledged` (and plans the closing one 1–72 hours later),
+    /// or `done` (six in seven, with an outcome code) or `dismissed`.
+    fn answer(&mut self, i: u32, t: Ts, stage: u8, buf: &mut Vec<u8>) {
+        self.seq += 1;
+        let id = format!("{:x}-{:010x}", self.opts.seed, self.seq);
+        let cid = Self::cid(i);
+        let ts = format_rfc3339(t - t % 1000);
+        let manager = self.customers[i as usize].manager;
+        let status = if stage == 0 {
+            let later = t + (self.rng.gen_range(1.0..72.0) * 3_600_000.0) as Ts;
+            self.crm.push(Reverse((later, i, 1)));
+            "acknowledged"
+        } else {
+            self.customers[i as usize].crm_pending = false;
+            if self.rng.gen_bool(1.0 / 7.0) {
+                "dismissed"
+            } else {
+                "done"
+            }
+        };
+        let _ = write!(
+            buf,
+            r#"{{"event_id":"{id}","customer_id":"{cid}","type":"intervention","ts":"{ts}","status":"{status}","actor":"AM-{manager:03}""#
+        );
+        if status == "done" {
+            const OUTCOMES: [&str; 3] = ["retention_offer", "service_fixed", "no_answer"];
+            let o = OUTCOMES[self.rng.gen_range(0..OUTCOMES.len())];
+            let _ = write!(buf, r#","outcome":"{o}""#);
+        }
+        buf.push(b'}');
+        self.key = Some(cid);
     }
 
     fn bad_line(&mut self, buf: &mut Vec<u8>) {

@@ -66,7 +66,26 @@ pub struct Metrics {
     report_core: IntGauge,
     report_core_spend_share: prometheus::Gauge,
     report_campaign: prometheus::GaugeVec,
+    interventions: IntCounterVec,
+    overdue: IntCounterVec,
+    recovered: IntCounterVec,
+    report_interventions: prometheus::GaugeVec,
 }
+
+/// Figures per warning rule exported as `churnwatch_report_interventions` (README
+/// "Interventions"): over each customer's latest warning.
+const INTERVENTION_FIGURES: [&str; 10] = [
+    "raised",
+    "acted",
+    "acknowledged",
+    "done",
+    "dismissed",
+    "overdue",
+    "overdue_open",
+    "recovered",
+    "recovery_rate",
+    "median_hours_to_first_action",
+];
 
 /// Figures of the report's overall section exported as `churnwatch_report_overall`.
 const OVERALL_FIGURES: [&str; 6] = [
@@ -76,6 +95,16 @@ const OVERALL_FIGURES: [&str; 6] = [
     "mean_satisfaction",
     "nps",
     "active_customers",
+];
+
+/// Label values of `churnwatch_interventions_total`: the statuses an intervention sets
+/// (indexed like `Stats::interventions` from 1), then `unmatched`.
+const INTERVENTION_STATUSES: [&str; 5] = [
+    "acknowledged",
+    "in_progress",
+    "done",
+    "dismissed",
+    "unmatched",
 ];
 
 /// Figures per campaign exported as `churnwatch_report_campaign`.
@@ -209,6 +238,10 @@ impl Metrics {
             report_core: g("report_core_customers", "Core customers: the top 10 % by 365-day spend."),
             report_core_spend_share: prometheus::Gauge::new("churnwatch_report_core_spend_share", "Share of 365-day spend made by core customers (0-1).").expect("valid metric"),
             report_campaign: fgv("report_campaign", "Campaign effect by campaign (tracked campaigns and `other`).", &["campaign", "figure"]),
+            interventions: cv("interventions_total", "Intervention events applied to a warning, by status; `unmatched`: no open warning of the customer matched (counted, no change).", &["status"]),
+            overdue: cv("warnings_overdue_total", "Warnings escalated because their due time passed without done or dismissed, by level.", &["level"]),
+            recovered: cv("warnings_recovered_total", "Warned customers who ordered again within interventions.recovery_period, by level.", &["level"]),
+            report_interventions: fgv("report_interventions", "Saved customers per warning rule over each customer's latest warning: counts, recovery_rate (0-1), median_hours_to_first_action.", &["rule", "level", "figure"]),
             consumer_errors: c("consumer_errors_total", "Errors reported by the consumer's poll (retried)."),
             transactions_aborted: c("transactions_aborted_total", "Transactions aborted (exactly_once); their partitions are rebuilt from the changelog."),
         };
@@ -254,6 +287,10 @@ impl Metrics {
             Box::new(m.report_core.clone()),
             Box::new(m.report_core_spend_share.clone()),
             Box::new(m.report_campaign.clone()),
+            Box::new(m.interventions.clone()),
+            Box::new(m.overdue.clone()),
+            Box::new(m.recovered.clone()),
+            Box::new(m.report_interventions.clone()),
         ];
         for col in all {
             r.register(col).expect("unique metric names");
@@ -289,6 +326,18 @@ impl Metrics {
         for l in ["medium", "high"] {
             m.warnings_raised.with_label_values(&[l]);
             m.warnings_open.with_label_values(&[l]);
+            m.overdue.with_label_values(&[l]);
+            m.recovered.with_label_values(&[l]);
+        }
+        for st in INTERVENTION_STATUSES {
+            m.interventions.with_label_values(&[st]);
+        }
+        for w in &settings.warnings {
+            for f in INTERVENTION_FIGURES {
+                m.report_interventions
+                    .with_label_values(&[&w.rule.name, w.level.name(), f])
+                    .set(0.0);
+            }
         }
         for t in &settings.tiers {
             m.customers_by_tier.with_label_values(&[&t.name]);
@@ -311,6 +360,25 @@ impl Metrics {
     }
 
     fn update_report(&self, r: &crate::core::report::Report) {
+        for l in &r.interventions {
+            let figures = [
+                Some(l.raised as f64),
+                Some(l.acted as f64),
+                Some(l.acknowledged as f64),
+                Some(l.done as f64),
+                Some(l.dismissed as f64),
+                Some(l.overdue as f64),
+                Some(l.overdue_open as f64),
+                Some(l.recovered as f64),
+                l.recovery_rate,
+                l.median_hours_to_first_action,
+            ];
+            for (f, v) in INTERVENTION_FIGURES.iter().zip(figures) {
+                self.report_interventions
+                    .with_label_values(&[&l.rule, l.level, f])
+                    .set(v.unwrap_or(0.0));
+            }
+        }
         let o = &r.overall;
         let overall = [
             o.repurchase_rate,
@@ -423,6 +491,23 @@ impl Metrics {
             self.warnings_open.with_label_values(&[l]).set(s.levels[i]);
         }
         raise(&self.warnings_cleared, s.stats.warnings_cleared);
+        for (i, st) in INTERVENTION_STATUSES.iter().enumerate() {
+            let n = match i {
+                4 => s.stats.interventions_unmatched,
+                _ => s.stats.interventions[i + 1],
+            };
+            raise(&self.interventions.with_label_values(&[st]), n);
+        }
+        for (i, l) in ["medium", "high"].iter().enumerate() {
+            raise(
+                &self.overdue.with_label_values(&[l]),
+                s.stats.overdue[i + 1],
+            );
+            raise(
+                &self.recovered.with_label_values(&[l]),
+                s.stats.recovered[i + 1],
+            );
+        }
         raise(&self.deadlines, s.stats.timers_fired);
         for (i, t) in settings.tiers.iter().enumerate() {
             self.customers_by_tier

@@ -39,7 +39,7 @@ pub fn line(o: &Output) -> Option<String> {
                 w.customer_id,
                 w.level.to_uppercase(),
                 w.previous_level,
-                w.owner.as_deref().unwrap_or("-"),
+                w.owner,
                 short_time(&w.due),
                 reasons.join("; ")
             )
@@ -49,7 +49,19 @@ pub fn line(o: &Output) -> Option<String> {
             short_time(&c.event_time),
             c.customer_id,
             c.previous_level,
-            c.owner.as_deref().unwrap_or("-")
+            c.owner
+        ),
+        Output::Overdue(o) => format!(
+            "{}  {:<10} OVERDUE  {} warning ({}, {}) was due {}, status {}: escalated to {} (owner {})",
+            short_time(&o.event_time),
+            o.customer_id,
+            o.level.to_uppercase(),
+            o.rule,
+            short_time(&o.raised_at),
+            short_time(&o.due),
+            o.status,
+            o.owner,
+            o.task_owner
         ),
         Output::Tombstone(t) => format!(
             "{}  {:<10} erased",

@@ -31,7 +31,7 @@ fn l001_is_high() {
         .find(|w| w.level == "high")
         .expect("a high warning");
     assert_eq!(high.event_time, format_rfc3339(at(20, 0)));
-    assert_eq!(high.owner.as_deref(), Some("AM-007"));
+    assert_eq!(high.owner, "AM-007");
     let r = high
         .reasons
         .iter()
@@ -311,7 +311,7 @@ fn silence_fires_when_90_days_pass_without_an_event() {
     assert_eq!(w[0].trigger, "time");
     assert_eq!(w[0].reasons[0].rule, "silence");
     assert_eq!(w[0].reasons[0].conditions[0].value, Some(90.0));
-    assert_eq!(w[0].owner.as_deref(), Some("AM-007"));
+    assert_eq!(w[0].owner, "AM-007");
     assert!(w[0].source.is_none());
     // An order ends the episode.
     h.ev("S1", "order", at(100, 0), r#""amount":500"#);
@@ -611,6 +611,7 @@ fn rules_come_from_configuration() {
                 all: vec!["lifetime_orders >= 2".into()],
                 any: vec![],
                 action: "call".into(),
+                sla: None,
             });
         c.warnings.high.sla = Some("2h".into());
     });

@@ -22,6 +22,8 @@ enum K {
     Touch,
     Convert,
     Profile(u8),
+    /// An intervention on the open warning: status index, actor index.
+    Act(u8, u8),
 }
 
 const CHANNELS: [&str; 3] = ["app", "store", "web"];
@@ -37,6 +39,7 @@ fn kind() -> impl Strategy<Value = K> {
         1 => Just(K::Touch),
         1 => Just(K::Convert),
         1 => (0u8..3).prop_map(K::Profile),
+        2 => (0u8..4, 0u8..3).prop_map(|(s, a)| K::Act(s, a)),
     ]
 }
 
@@ -85,6 +88,13 @@ fn extra(k: &K) -> (&'static str, String) {
             r#""campaign_id":"X","action":"converted""#.to_string(),
         ),
         K::Profile(a) => ("profile", format!(r#""account_manager":"AM-{a}""#)),
+        K::Act(st, a) => (
+            "intervention",
+            format!(
+                r#""status":"{}","actor":"AM-{a}","outcome":"o{st}""#,
+                ["acknowledged", "in_progress", "done", "dismissed"][*st as usize]
+            ),
+        ),
     }
 }
 

@@ -47,6 +47,10 @@ fn real_outputs_match_their_schemas() {
             "profile_tombstone.v1.json",
         ),
         ("churnwatch.dead_letter.v2", "dead_letter.v2.json"),
+        (
+            "churnwatch.churn_warning_overdue.v2",
+            "churn_warning_overdue.v2.json",
+        ),
     ]
     .into_iter()
     .map(|(k, f)| (k, validator(f)))

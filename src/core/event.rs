@@ -10,10 +10,14 @@ use std::borrow::Cow;
 use super::settings::Limits;
 use super::time::{parse_rfc3339, Ts, MAX_TS, MIN_TS};
 
+mod intervention;
 mod scan;
 mod wire;
 
 use wire::{classify_json_error, NumText, Wire};
+
+pub(crate) use intervention::is_token;
+pub use intervention::{parse_warning_id, InterventionStatus};
 
 /// Why an input was rejected. The `code()` strings are a stable, documented contract:
 /// they appear in dead letters and as metric label values.
@@ -149,11 +153,13 @@ pub enum EventKind {
     Profile,
     /// Forget the customer.
     Erase,
+    /// What the CRM did about a churn warning (DOMAIN.md §6).
+    Intervention,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order (for metrics).
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Order,
         EventKind::Refund,
         EventKind::Visit,
@@ -163,6 +169,7 @@ impl EventKind {
         EventKind::Campaign,
         EventKind::Profile,
         EventKind::Erase,
+        EventKind::Intervention,
     ];
 
     /// The wire name (`type` field).
@@ -177,6 +184,7 @@ impl EventKind {
             EventKind::Campaign => "campaign",
             EventKind::Profile => "profile",
             EventKind::Erase => "erase",
+            EventKind::Intervention => "intervention",
         }
     }
 
@@ -197,6 +205,7 @@ impl EventKind {
             "campaign" => EventKind::Campaign,
             "profile" => EventKind::Profile,
             "erase" => EventKind::Erase,
+            "intervention" => EventKind::Intervention,
             _ => return None,
         })
     }
@@ -207,7 +216,10 @@ impl EventKind {
 pub enum CampaignAction {
     /// The customer was reached by the campaign.
     Touched,
-    /// The customer took part (responded, bought, registered).
+    /// The customer took part (joined, attended, responded): counts in the activity
+    /// score (DOMAIN.md §6).
+    Participated,
+    /// The customer converted (bought, registered); a conversion is also a participation.
     Converted,
 }
 
@@ -266,6 +278,18 @@ pub enum Payload<'a> {
     },
     /// Forget the customer.
     Erase,
+    /// What was done about a churn warning.
+    Intervention {
+        /// The warning's `event_id` (16 bytes of its 32 hex digits); `None` = the
+        /// customer's open warning.
+        warning_id: Option<[u8; 16]>,
+        /// Never [`InterventionStatus::Open`].
+        status: InterventionStatus,
+        /// Outcome code (a short token, never free text), if given.
+        outcome: Option<Cow<'a, str>>,
+        /// The acting account manager's id (a token, never a name), if given.
+        actor: Option<Cow<'a, str>>,
+    },
 }
 
 /// A decoded, validated event. Borrows from the input bytes where it can.
@@ -294,6 +318,7 @@ impl Event<'_> {
             Payload::Campaign { .. } => EventKind::Campaign,
             Payload::Profile { .. } => EventKind::Profile,
             Payload::Erase => EventKind::Erase,
+            Payload::Intervention { .. } => EventKind::Intervention,
         }
     }
 }
@@ -377,7 +402,7 @@ fn validate<'a>(
         };
         Rejection::new(
             RejectReason::UnknownType,
-            format!("unknown event type `{shown}`; known: order, refund, visit, complaint, complaint_resolved, survey, campaign, profile, erase"),
+            format!("unknown event type `{shown}`; known: order, refund, visit, complaint, complaint_resolved, survey, campaign, profile, intervention, erase"),
         )
     })?;
     let ts_text = wire
@@ -463,17 +488,18 @@ fn validate<'a>(
             })?;
             let action = match wire.action.as_deref() {
                 Some("touched") => CampaignAction::Touched,
+                Some("participated") => CampaignAction::Participated,
                 Some("converted") => CampaignAction::Converted,
                 None | Some("") => {
                     return Err(Rejection::new(
                         RejectReason::MissingField,
-                        "field `action` (touched | converted) is required for a campaign event",
+                        "field `action` (touched | participated | converted) is required for a campaign event",
                     ))
                 }
                 Some(_) => {
                     return Err(Rejection::new(
                         RejectReason::InvalidValue,
-                        "field `action` must be `touched` or `converted`",
+                        "field `action` must be `touched`, `participated` or `converted`",
                     ))
                 }
             };
@@ -494,6 +520,10 @@ fn validate<'a>(
             segment: label(wire.segment, "segment", limits)?,
         },
         EventKind::Erase => Payload::Erase,
+        EventKind::Intervention => intervention::intervention(
+            [wire.warning_id, wire.status, wire.outcome, wire.actor],
+            limits,
+        )?,
     };
     Ok(Event {
         event_id,

@@ -419,6 +419,7 @@ mod tests {
                 clv: h.3,
                 tier: t[5].clone().into(),
             };
+            let head2 = head.clone();
             let conds: Vec<ConditionValue> = rs.iter().flat_map(|r| r.conditions.clone()).collect();
             let tc = TierChanged {
                 schema: schema::TIER_CHANGED,
@@ -429,7 +430,8 @@ mod tests {
                 rule: t[4].clone().into(),
                 reasons: conds,
                 action: t[6].as_str().into(),
-                owner: Some(t[7].clone().into()),
+                owner: t[7].clone().into(),
+                due: Some(t[6].clone().into()),
                 trigger: "event",
                 event_time: t[7].clone().into(),
                 emitted_at: t[0].clone().into(),
@@ -445,7 +447,7 @@ mod tests {
                 previous_level: "low",
                 reasons: rs.clone(),
                 risk_index: x,
-                owner: Some(t[2].clone().into()),
+                owner: t[2].clone().into(),
                 due: t[3].clone().into(),
                 action: t[4].as_str().into(),
                 trigger: "time",
@@ -460,7 +462,7 @@ mod tests {
                 event_id: t[0].clone(),
                 customer_id: t[1].clone().into(),
                 previous_level: "medium",
-                owner: None,
+                owner: t[5].clone().into(),
                 trigger: "event",
                 event_time: t[3].clone().into(),
                 emitted_at: t[4].clone().into(),
@@ -475,7 +477,24 @@ mod tests {
                 tier_since: truncated.then(|| t[7].clone().into()),
                 peak_tier: (original_bytes % 2 == 0).then(|| t[5].clone().into()),
                 action: t[3].as_str().into(),
-                warning: WarningState { level: "medium", reasons: rs },
+                warning: WarningState {
+                    level: "medium",
+                    reasons: rs,
+                    task: crate::core::output::TaskState {
+                        warning_id: Some(t[0].clone().into()),
+                        level: Some("high"),
+                        status: Some("in_progress"),
+                        owner: Some(t[1].clone().into()),
+                        actor: None,
+                        outcome: Some(t[2].clone().into()),
+                        raised_at: Some(t[3].clone().into()),
+                        acted_at: None,
+                        due: Some(t[4].clone().into()),
+                        overdue: true,
+                        cleared: false,
+                        recovered: x > 0.5,
+                    },
+                },
                 rules_version: t[4].clone().into(),
                 facts,
             };
@@ -512,6 +531,24 @@ mod tests {
                 Output::Profile(Box::new(p)),
                 Output::Tombstone(ts),
                 Output::DeadLetter(Box::new(dl)),
+                Output::Overdue(Box::new(crate::core::output::WarningOverdue {
+                    schema: schema::CHURN_WARNING_OVERDUE,
+                    event_id: t[0].clone(),
+                    customer_id: t[1].clone().into(),
+                    warning_id: t[2].clone().into(),
+                    level: "medium",
+                    rule: t[3].clone().into(),
+                    owner: t[4].clone().into(),
+                    task_owner: t[5].clone().into(),
+                    status: "open",
+                    raised_at: t[6].clone().into(),
+                    due: t[7].clone().into(),
+                    trigger: "time",
+                    event_time: t[7].clone().into(),
+                    emitted_at: t[0].clone().into(),
+                    rules_version: t[1].clone().into(),
+                    facts: head2,
+                })),
             ] {
                 let mut ours = Vec::new();
                 o.write_json(&mut ours);
@@ -522,6 +559,7 @@ mod tests {
                     Output::Profile(v) => serde_json::to_vec(v),
                     Output::Tombstone(v) => serde_json::to_vec(v),
                     Output::DeadLetter(v) => serde_json::to_vec(v),
+                    Output::Overdue(v) => serde_json::to_vec(v),
                 }
                 .unwrap();
                 prop_assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs));

@@ -11,6 +11,9 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use super::json::{object, Json};
 
+mod task;
+pub use task::{TaskState, WarningOverdue};
+
 /// Short output strings (ids, names, dates, instants): inline up to 24 bytes, so building
 /// an output does not allocate for each of them. Each alert has ~16 such fields; their
 /// allocations (and their frees on the encoder thread) were the largest cost in the
@@ -26,6 +29,8 @@ pub mod schema {
     pub const CHURN_WARNING: &str = "churnwatch.churn_warning.v2";
     /// Warning cleared.
     pub const CHURN_WARNING_CLEARED: &str = "churnwatch.churn_warning_cleared.v2";
+    /// A warning's due time passed without done or dismissed.
+    pub const CHURN_WARNING_OVERDUE: &str = "churnwatch.churn_warning_overdue.v2";
     /// Latest profile.
     pub const PROFILE: &str = "churnwatch.profile.v2";
     /// Customer erased (a tombstone on keyed topics).
@@ -198,8 +203,10 @@ pub struct TierChanged {
     pub reasons: Vec<ConditionValue>,
     /// Recommended action for the new tier.
     pub action: Arc<str>,
-    /// Owner: the account manager, if known.
-    pub owner: Option<Text>,
+    /// Owner (`[interventions]` routing; never empty).
+    pub owner: Text,
+    /// Due time: event time + the tier's `sla` (`null` for tiers without one).
+    pub due: Option<Text>,
     /// `event` or `time`.
     pub trigger: &'static str,
     /// Event time of the cause.
@@ -231,8 +238,8 @@ pub struct ChurnWarning {
     pub reasons: Vec<Reason>,
     /// Churn risk index.
     pub risk_index: f64,
-    /// Owner: the account manager.
-    pub owner: Option<Text>,
+    /// Owner (`[interventions]` routing; never empty).
+    pub owner: Text,
     /// Due time: event time + the level's SLA.
     pub due: Text,
     /// Intervention.
@@ -262,8 +269,8 @@ pub struct WarningCleared {
     pub customer_id: Text,
     /// Level that was cleared.
     pub previous_level: &'static str,
-    /// Owner: the account manager.
-    pub owner: Option<Text>,
+    /// Owner of the cleared warning's task.
+    pub owner: Text,
     /// `event` or `time`.
     pub trigger: &'static str,
     /// Event time of the cause.
@@ -285,6 +292,8 @@ pub struct WarningState {
     pub level: &'static str,
     /// Matched rules.
     pub reasons: Vec<Reason>,
+    /// The latest warning's task: status, owner, who acted and when, due, overdue.
+    pub task: TaskState,
 }
 
 /// `churnwatch.profile.v2`: the latest state of a customer (compacted topic), with the
@@ -359,6 +368,8 @@ pub enum Output {
     Cleared(Box<WarningCleared>),
     /// Latest profile.
     Profile(Box<Profile>),
+    /// Warning overdue.
+    Overdue(Box<WarningOverdue>),
     /// Customer erased.
     Tombstone(Tombstone),
     /// Rejected input.
@@ -380,17 +391,20 @@ pub enum OutputKind {
     Tombstone = 4,
     /// Dead letter.
     DeadLetter = 5,
+    /// Warning overdue.
+    Overdue = 6,
 }
 
 impl OutputKind {
     /// Every kind.
-    pub const ALL: [OutputKind; 6] = [
+    pub const ALL: [OutputKind; 7] = [
         OutputKind::TierChanged,
         OutputKind::Warning,
         OutputKind::Cleared,
         OutputKind::Profile,
         OutputKind::Tombstone,
         OutputKind::DeadLetter,
+        OutputKind::Overdue,
     ];
     /// Label value.
     pub fn name(self) -> &'static str {
@@ -401,6 +415,7 @@ impl OutputKind {
             OutputKind::Profile => "profile",
             OutputKind::Tombstone => "profile_tombstone",
             OutputKind::DeadLetter => "dead_letter",
+            OutputKind::Overdue => "churn_warning_overdue",
         }
     }
 }
@@ -415,6 +430,7 @@ impl Output {
             Output::Profile(_) => OutputKind::Profile,
             Output::Tombstone(_) => OutputKind::Tombstone,
             Output::DeadLetter(_) => OutputKind::DeadLetter,
+            Output::Overdue(_) => OutputKind::Overdue,
         }
     }
 
@@ -426,6 +442,7 @@ impl Output {
             Output::Cleared(o) => Some(&o.customer_id),
             Output::Profile(o) => Some(&o.customer_id),
             Output::Tombstone(o) => Some(&o.customer_id),
+            Output::Overdue(o) => Some(&o.customer_id),
             Output::DeadLetter(_) => None,
         }
     }
@@ -439,6 +456,7 @@ impl Output {
             Output::Profile(_) => None,
             Output::Tombstone(o) => Some(&o.event_id),
             Output::DeadLetter(o) => Some(&o.event_id),
+            Output::Overdue(o) => Some(&o.event_id),
         }
     }
 
@@ -453,6 +471,7 @@ impl Output {
             Output::Profile(o) => o.json(buf),
             Output::Tombstone(o) => o.json(buf),
             Output::DeadLetter(o) => o.json(buf),
+            Output::Overdue(o) => o.json(buf),
         }
     }
 
@@ -596,6 +615,7 @@ impl Json for TierChanged {
             reasons,
             action,
             owner,
+            due,
             trigger,
             event_time,
             emitted_at,
@@ -653,7 +673,7 @@ impl Json for WarningCleared {
 
 impl Json for WarningState {
     fn json(&self, b: &mut Vec<u8>) {
-        object!(b, self, level, reasons);
+        object!(b, self, level, reasons, task);
     }
 }
 

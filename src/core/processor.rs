@@ -31,6 +31,10 @@ mod deadlines;
 mod emit;
 mod mutate;
 mod population;
+mod stats;
+mod tasks;
+
+pub use stats::Stats;
 
 use deadlines::{next_change, outcome, LOOKAHEAD};
 
@@ -82,61 +86,6 @@ pub enum Outcome {
     Rejected(RejectReason),
 }
 
-/// Counters for metrics. The core only counts; the metrics adapter exports.
-#[derive(Debug, Clone, Default)]
-pub struct Stats {
-    /// Valid events by [`EventKind::index`] (duplicates included).
-    pub consumed: [u64; 9],
-    /// Rejections by [`RejectReason::index`].
-    pub rejected: [u64; RejectReason::ALL.len()],
-    /// Duplicates dropped.
-    pub duplicates: u64,
-    /// Re-consumed events skipped by offset.
-    pub already_applied: u64,
-    /// Events older than the watermark.
-    pub late: u64,
-    /// Events older than the retained history (counted in lifetime totals only).
-    pub beyond_retention: u64,
-    /// Outputs by [`OutputKind`].
-    pub outputs: [u64; 6],
-    /// Tier transitions: `from * tiers + to`, with `from = tiers` for "no tier yet".
-    pub transitions: Vec<u64>,
-    /// Warnings raised by level.
-    pub warnings_raised: [u64; 3],
-    /// Warnings cleared.
-    pub warnings_cleared: u64,
-    /// Deadlines fired.
-    pub timers_fired: u64,
-    /// The input's data quality by event type (the report's `data_quality`).
-    pub quality: super::quality::QualitySums,
-}
-
-impl Stats {
-    /// Adds `o`'s counts to these (totals over partitions, including ones given up).
-    pub fn add(&mut self, o: &Stats) {
-        fn add_all(a: &mut [u64], b: &[u64]) {
-            for (x, y) in a.iter_mut().zip(b) {
-                *x += y;
-            }
-        }
-        add_all(&mut self.consumed, &o.consumed);
-        add_all(&mut self.rejected, &o.rejected);
-        add_all(&mut self.outputs, &o.outputs);
-        add_all(&mut self.warnings_raised, &o.warnings_raised);
-        if self.transitions.len() < o.transitions.len() {
-            self.transitions.resize(o.transitions.len(), 0);
-        }
-        add_all(&mut self.transitions, &o.transitions);
-        self.duplicates += o.duplicates;
-        self.already_applied += o.already_applied;
-        self.late += o.late;
-        self.beyond_retention += o.beyond_retention;
-        self.warnings_cleared += o.warnings_cleared;
-        self.timers_fired += o.timers_fired;
-        self.quality.merge(&o.quality);
-    }
-}
-
 /// Estimated bytes per part of the state.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Memory {
@@ -152,6 +101,8 @@ pub struct Memory {
     pub timer_entries: usize,
     /// Label interner.
     pub labels: usize,
+    /// Task states of warned customers and the overdue index.
+    pub tasks: usize,
 }
 
 enum Trigger<'a> {
@@ -171,6 +122,11 @@ pub struct Processor {
     store: Store,
     labels: Interner,
     timers: Timers,
+    /// Overdue escalations to come: (due time, slot). Entries whose customer's task no
+    /// longer has that due time pending are skipped when reached (like `timers`).
+    overdue: std::collections::BTreeSet<(Ts, u32)>,
+    /// Saved-customer figures over each customer's latest warning, kept live.
+    saved: super::care::SavedSums,
     max_ts: Option<Ts>,
     watermark: Option<Ts>,
     /// Working copy of the current customer's encoded history.
@@ -252,8 +208,15 @@ impl Processor {
         let tiers = settings.tiers.len();
         let analytics = settings.analytics;
         let live = super::report::ReportSums::new(&settings, 0);
+        let mut labels = Interner::new(settings.limits.max_distinct_labels);
+        // Owner names first: a flood of other labels must not turn them into "other".
+        for n in settings.interventions.names() {
+            labels.intern(n);
+        }
         Processor {
-            labels: Interner::new(settings.limits.max_distinct_labels),
+            labels,
+            overdue: Default::default(),
+            saved: super::care::SavedSums::new(settings.warnings.len()),
             s: settings,
             store: Store::default(),
             timers: Timers::default(),
@@ -304,12 +267,18 @@ impl Processor {
             timers: self.timers.bytes(),
             timer_entries: self.timers.len(),
             labels: self.labels.bytes(),
+            tasks: self.store.care_bytes() + self.overdue.len() * 24,
         }
     }
 
     /// Estimated resident bytes of customer state.
     pub fn state_bytes(&self) -> usize {
-        self.store.state_bytes() + self.timers.bytes()
+        self.store.state_bytes() + self.timers.bytes() + self.overdue.len() * 24
+    }
+
+    /// Saved-customer figures (over each customer's latest warning) of this partition.
+    pub fn saved(&self) -> &super::care::SavedSums {
+        &self.saved
     }
 
     /// Customers per tier (indexed like `Settings::tiers`).
@@ -550,7 +519,7 @@ impl Processor {
         }
         // Deadlines of this customer that fall before the event happen first, exactly as
         // they would have if the watermark had passed them before the event arrived.
-        self.catch_up(slot, ev_day, ctx, out);
+        self.catch_up(slot, ev_day, ev.ts, ctx, out);
         self.first_day = Some(self.first_day.map_or(ev_day, |d| d.min(ev_day)));
         // The report's live sums: take the customer's part out, put the new one in.
         let timed = matches!(

@@ -51,6 +51,12 @@ impl OriginalMode {
 /// otherwise pass as a contract field).
 const NUMERIC_FIELDS: &[&str] = &["amount", "satisfaction", "nps", "cost"];
 
+/// Contract fields that hold codes or ids written by people in a CRM (an intervention's
+/// outcome and actor, its status and warning id): their values are kept only when they
+/// are tokens (`event::is_token`), since a rejected one may be exactly the free text, name
+/// or e-mail address the contract forbids there.
+const TOKEN_FIELDS: &[&str] = &["outcome", "actor", "status", "warning_id"];
+
 /// The fields of the input contract (schemas/input_event.json): the only ones whose values
 /// a redacted dead letter keeps, when they have the contract's type.
 pub const CONTRACT_FIELDS: &[&str] = &[
@@ -142,6 +148,8 @@ pub fn keep(bytes: &[u8], total_len: usize, mode: OriginalMode, max_bytes: usize
                         v.as_str().is_some_and(|c| {
                             (1..=8).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphabetic())
                         })
+                    } else if TOKEN_FIELDS.contains(&k.as_str()) {
+                        v.as_str().is_some_and(super::event::is_token)
                     } else {
                         v.is_string()
                     };

@@ -93,6 +93,8 @@ pub struct ReportSums {
     pub campaigns: Vec<CampaignSums>,
     /// The input's data quality (the processors' counts, see [`super::quality`]).
     pub quality: super::quality::QualitySums,
+    /// Saved-customer figures per warning rule (`super::care`).
+    pub saved: super::care::SavedSums,
 }
 
 /// A group of customers and its share of customers and of 365-day spend.
@@ -206,6 +208,9 @@ pub struct Report {
     pub analytics: Option<AnalyticsReport>,
     /// The input's data quality by event type.
     pub data_quality: super::quality::DataQuality,
+    /// Saved customers per warning rule: warnings raised, acted on, done, overdue,
+    /// recovered (over each customer's latest warning; README "Interventions").
+    pub interventions: Vec<super::care::SavedLine>,
 }
 
 fn ratio(a: f64, b: f64) -> Option<f64> {
@@ -225,6 +230,7 @@ impl ReportSums {
             as_of_day,
             tiers: vec![TierSums::default(); n],
             transitions: vec![0; (n + 1) * n],
+            saved: super::care::SavedSums::new(s.warnings.len()),
             ..Default::default()
         }
     }
@@ -309,6 +315,7 @@ impl ReportSums {
         let mut all = std::mem::take(&mut self.campaigns);
         all.extend(o.campaigns.iter().cloned());
         self.campaigns = merge_campaigns(&all);
+        self.saved.merge(&o.saved);
         self.as_of_day = self.as_of_day.max(o.as_of_day);
         for (a, b) in self.tiers.iter_mut().zip(&o.tiers) {
             a.customers += b.customers;
@@ -420,6 +427,7 @@ impl ReportSums {
                 }
             }),
             data_quality: self.quality.finish(),
+            interventions: self.saved.lines(s),
         }
     }
 }

@@ -11,7 +11,11 @@ use super::time::parse_duration_ms;
 /// The embedded default rule set (`config/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
+mod routing;
 mod shape;
+pub use routing::{
+    EscalationConfig, Interventions, InterventionsConfig, OwnerRule, OwnerRuleConfig,
+};
 pub use shape::*;
 
 /// Warning levels. `Low` means "no warning".
@@ -53,6 +57,8 @@ pub struct Tier {
     pub action: Arc<str>,
     /// Matching rule; `None` for the fallback.
     pub rule: Option<Rule>,
+    /// Time to act on a change into this tier (`sla` of its rule), ms.
+    pub sla_ms: Option<i64>,
 }
 
 /// A compiled warning rule.
@@ -141,6 +147,8 @@ pub struct Settings {
     pub rules_version: String,
     /// When profiles are published.
     pub profile_publish: ProfilePublish,
+    /// Owner routing, escalation and recovery (`[interventions]`).
+    pub interventions: Interventions,
 }
 
 /// A configuration error with the fix in the message.
@@ -343,12 +351,17 @@ impl Settings {
                 name: r.name.clone(),
                 action: r.action.as_str().into(),
                 rule: Some(rule),
+                sla_ms: match &r.sla {
+                    Some(v) => Some(duration(&format!("tiers.rules.{}.sla", r.name), v)?),
+                    None => None,
+                },
             });
         }
         tiers.push(Tier {
             name: t.fallback.clone(),
             action: t.fallback_action.as_str().into(),
             rule: None,
+            sla_ms: None,
         });
         let tier_rank = tier_ranking(&tiers, &t.ranking)?;
 
@@ -496,6 +509,7 @@ impl Settings {
             dead_letter_original,
             rules_version: rules_version(c),
             profile_publish,
+            interventions: routing::compile(&c.interventions, &c.tiers)?,
         })
     }
 
@@ -677,8 +691,15 @@ fn tier_ranking(tiers: &[Tier], ranking: &[String]) -> Result<Vec<u8>, ConfigErr
 
 fn rules_version(c: &CoreConfig) -> String {
     let text = format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-        c.facts, c.tiers, c.warnings, c.churn_probability, c.clv, c.analytics, c.money
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        c.facts,
+        c.tiers,
+        c.warnings,
+        c.churn_probability,
+        c.clv,
+        c.analytics,
+        c.money,
+        c.interventions
     );
     let h = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
     format!("{:012x}", h >> 16)

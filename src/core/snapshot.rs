@@ -7,6 +7,7 @@
 //! rules re-evaluates instead of trusting a stale index. Versioned; malformed input is an
 //! error, never a panic.
 
+use super::care::Care;
 use super::days::{self, DayData};
 use super::store::{Interner, Record, NO_TIER};
 use smallvec::SmallVec;
@@ -43,6 +44,18 @@ pub struct Decoded {
     pub tag_names: Vec<String>,
     /// Day history with tag keys = tag_names index << 1 | kind.
     pub days: Vec<DayData>,
+    /// The latest warning's task (labels not yet interned: see `task_labels`).
+    pub care: Option<Care>,
+    /// The task's owner, actor, outcome and rule name ("" = none).
+    pub task_labels: [String; 4],
+}
+
+/// A task state to write, with its labels as strings.
+pub struct TaskOut<'a> {
+    /// The state (label ids are ignored).
+    pub care: &'a Care,
+    /// Owner, actor, outcome, rule name.
+    pub labels: [&'a str; 4],
 }
 
 fn put(out: &mut Vec<u8>, mut v: u64) {
@@ -114,6 +127,7 @@ pub fn encode(
     tier: Option<&str>,
     peak_tier: Option<&str>,
     campaign: Option<&str>,
+    task: Option<TaskOut<'_>>,
     labels: &Interner,
     out: &mut Vec<u8>,
 ) {
@@ -164,13 +178,31 @@ pub fn encode(
     }
     put(out, hist.len() as u64);
     out.extend_from_slice(&hist);
+    // Version 3: the latest warning's task.
+    match task {
+        None => out.push(0),
+        Some(t) => {
+            out.push(1);
+            let c = t.care;
+            out.extend_from_slice(&c.id);
+            for v in [c.raised, c.due, c.first_acted, c.acted] {
+                put_i(out, v);
+            }
+            for v in [c.status, c.level, c.flags] {
+                put(out, v as u64);
+            }
+            for l in t.labels {
+                put_s(out, l);
+            }
+        }
+    }
 }
 
 /// Reads a snapshot.
 pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
     let version = *b.first().ok_or(SnapshotError::Malformed(0))?;
-    // Version 1 had no campaign (it reads as "none"); versions before 3 kept neither
-    // since when the tier is held nor the best tier (they read as unknown).
+    // Version 1 had no campaign (it reads as "none"); versions before 3 kept neither the
+    // tier's start, the best tier nor the latest warning's task (they read as unknown/none).
     if !(1..=VERSION).contains(&version) {
         return Err(SnapshotError::Version(version));
     }
@@ -212,7 +244,43 @@ pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
     let days = days::decode_all(hist);
     let mut check = Vec::new();
     days::encode_all(&days, &mut check);
-    if check != hist || end != b.len() {
+    if check != hist {
+        return Err(SnapshotError::Malformed(r.i));
+    }
+    r.i = end;
+    let mut care = None;
+    let mut task_labels: [String; 4] = Default::default();
+    if version >= 3 {
+        let has = *b.get(r.i).ok_or(SnapshotError::Malformed(r.i))?;
+        r.i += 1;
+        if has == 1 {
+            let id: [u8; 16] = b
+                .get(r.i..r.i + 16)
+                .and_then(|s| s.try_into().ok())
+                .ok_or(SnapshotError::Malformed(r.i))?;
+            r.i += 16;
+            let (raised, due, first_acted, acted) = (r.i()?, r.i()?, r.i()?, r.i()?);
+            let (status, level, flags) = (r.n::<u8>()?, r.n::<u8>()?, r.n::<u8>()?);
+            task_labels = [r.s()?, r.s()?, r.s()?, r.s()?];
+            care = Some(Care {
+                id,
+                raised,
+                due,
+                first_acted,
+                acted,
+                owner: 0,
+                actor: 0,
+                outcome: 0,
+                status: status.min(4),
+                level: level.min(2),
+                rule: 0,
+                flags,
+            });
+        } else if has != 0 {
+            return Err(SnapshotError::Malformed(r.i));
+        }
+    }
+    if r.i != b.len() {
         return Err(SnapshotError::Malformed(r.i));
     }
     if days
@@ -230,6 +298,8 @@ pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
         peak_tier,
         tag_names,
         days,
+        care,
+        task_labels,
     })
 }
 

@@ -9,6 +9,7 @@ use compact_str::CompactString;
 use hashbrown::{HashMap, HashTable};
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::care::Care;
 use super::time::{Day, Ts};
 
 /// "No day" marker for optional day fields.
@@ -176,6 +177,9 @@ pub struct Store {
     free: Vec<u32>,
     live: usize,
     heap: usize,
+    /// The latest warning's task state of the customers that had one (see `care.rs` for
+    /// why it is not on the record).
+    care: HashMap<u32, Care>,
 }
 
 #[inline]
@@ -223,6 +227,7 @@ impl Store {
         if let Ok(entry) = self.table.find_entry(hash_id(id), |&s| s == slot) {
             entry.remove();
         }
+        self.care.remove(&slot);
         let rec = &mut self.records[slot as usize];
         self.heap -= rec.heap_bytes();
         *rec = Record::new("", 0);
@@ -241,6 +246,27 @@ impl Store {
     #[inline]
     pub fn rec_mut(&mut self, slot: u32) -> &mut Record {
         &mut self.records[slot as usize]
+    }
+
+    /// The customer's latest warning's task state, if it had a warning.
+    #[inline]
+    pub fn care(&self, slot: u32) -> Option<&Care> {
+        self.care.get(&slot)
+    }
+
+    /// Sets a customer's task state, returning the previous one.
+    pub fn set_care(&mut self, slot: u32, c: Care) -> Option<Care> {
+        self.care.insert(slot, c)
+    }
+
+    /// Customers with a task state.
+    pub fn care_len(&self) -> usize {
+        self.care.len()
+    }
+
+    /// Bytes of the task-state table (entry plus a control byte per bucket).
+    pub fn care_bytes(&self) -> usize {
+        self.care.capacity() * (std::mem::size_of::<(u32, Care)>() + 1)
     }
 
     /// Replaces a record's encoded history, keeping the heap accounting right.
@@ -296,7 +322,7 @@ impl Store {
 
     /// Estimated resident bytes: slab capacity, table buckets and owned heap bytes.
     pub fn state_bytes(&self) -> usize {
-        self.records_bytes() + self.table_bytes() + self.heap_bytes()
+        self.records_bytes() + self.table_bytes() + self.heap_bytes() + self.care_bytes()
     }
 }
 

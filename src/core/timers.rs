@@ -34,6 +34,11 @@ impl Timers {
         Some((day, slots))
     }
 
+    /// The earliest day with entries.
+    pub fn first_day(&self) -> Option<Day> {
+        self.days.keys().next().copied()
+    }
+
     /// Entries held (including superseded ones not yet reached).
     pub fn len(&self) -> usize {
         self.len

@@ -51,6 +51,8 @@ pub struct Kinds {
     pub top_tier: u64,
     /// Other tier changes.
     pub tier: u64,
+    /// Overdue escalations.
+    pub overdue: u64,
 }
 
 #[derive(Default)]
@@ -115,8 +117,10 @@ impl Terminal {
                     g.since.medium += 1;
                 }
                 *g.per_customer.entry(w.customer_id.to_string()).or_default() += 1;
-                if let (Some(d), Some(owner)) = (day, w.owner.as_deref()) {
-                    *g.per_manager_day.entry((d, owner.to_string())).or_default() += 1;
+                if let Some(d) = day {
+                    *g.per_manager_day
+                        .entry((d, w.owner.to_string()))
+                        .or_default() += 1;
                 }
                 (w.event_time.as_str(), w.level == "high")
             }
@@ -132,6 +136,11 @@ impl Terminal {
             Output::Cleared(c) => {
                 g.since.cleared += 1;
                 (c.event_time.as_str(), false)
+            }
+            // Escalations are printed: a missed deadline is what a team lead acts on.
+            Output::Overdue(o) => {
+                g.since.overdue += 1;
+                (o.event_time.as_str(), true)
             }
             Output::Tombstone(t) => (t.event_time.as_str(), false),
             Output::DeadLetter(d) => (d.emitted_at.as_str(), false),
@@ -178,6 +187,7 @@ impl Terminal {
         g.total.cleared += s.cleared;
         g.total.top_tier += s.top_tier;
         g.total.tier += s.tier;
+        g.total.overdue += s.overdue;
         s
     }
 
@@ -212,8 +222,8 @@ impl Terminal {
 /// The summary line: what happened since the last one, what is open, how far behind.
 pub fn summary(day: &str, k: &Kinds, open: [i64; 2], lag: u64, events_per_s: f64) -> String {
     format!(
-        "-- {day}  summary: +{} high +{} medium warnings, {} cleared, {} top-tier and {} other tier changes | open {} high, {} medium | lag {lag} events | {events_per_s:.0} events/s",
-        k.high, k.medium, k.cleared, k.top_tier, k.tier, open[1], open[0]
+        "-- {day}  summary: +{} high +{} medium warnings, {} cleared, {} overdue, {} top-tier and {} other tier changes | open {} high, {} medium | lag {lag} events | {events_per_s:.0} events/s",
+        k.high, k.medium, k.cleared, k.overdue, k.top_tier, k.tier, open[1], open[0]
     )
 }
 

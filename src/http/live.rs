@@ -168,6 +168,18 @@ impl Live {
                     "event_time": t.event_time,
                 })
             }
+            Output::Overdue(o) => serde_json::json!({
+                "kind": "churn_warning_overdue",
+                "customer_id": o.customer_id,
+                "warning_id": o.warning_id,
+                "level": o.level,
+                "rule": o.rule,
+                "owner": o.owner,
+                "task_owner": o.task_owner,
+                "status": o.status,
+                "due": o.due,
+                "event_time": o.event_time,
+            }),
             Output::Tombstone(t) => {
                 self.lock().raised.remove(t.customer_id.as_str());
                 serde_json::json!({"kind": "erased", "customer_id": t.customer_id, "event_time": t.event_time})

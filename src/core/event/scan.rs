@@ -57,7 +57,11 @@ pub(super) fn scan(bytes: &[u8]) -> Option<Wire<'_>> {
                         13 => w.industry = s.opt_str()?,
                         14 => w.region = s.opt_str()?,
                         15 => w.segment = s.opt_str()?,
-                        _ => w.currency = s.opt_str()?,
+                        16 => w.currency = s.opt_str()?,
+                        17 => w.warning_id = s.opt_str()?,
+                        18 => w.status = s.opt_str()?,
+                        19 => w.outcome = s.opt_str()?,
+                        _ => w.actor = s.opt_str()?,
                     }
                 }
             }
@@ -74,7 +78,7 @@ pub(super) fn scan(bytes: &[u8]) -> Option<Wire<'_>> {
 }
 
 /// The fields of [`Wire`] by their JSON names, in the order of the `match` above.
-const FIELDS: [&[u8]; 17] = [
+const FIELDS: [&[u8]; 21] = [
     b"event_id",
     b"customer_id",
     b"type",
@@ -92,6 +96,10 @@ const FIELDS: [&[u8]; 17] = [
     b"region",
     b"segment",
     b"currency",
+    b"warning_id",
+    b"status",
+    b"outcome",
+    b"actor",
 ];
 
 struct Scanner<'a> {

@@ -95,6 +95,14 @@ pub(super) struct Wire<'a> {
     pub(super) region: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "opt_str")]
     pub(super) segment: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    pub(super) warning_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    pub(super) status: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    pub(super) outcome: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    pub(super) actor: Option<Cow<'a, str>>,
 }
 
 /// Maps a serde_json error to a reason without echoing input text: serde's messages quote

@@ -48,7 +48,22 @@ impl Processor {
         let (tier, peak) = (name(rec.tier), name(rec.peak_tier));
         let mut out = Vec::with_capacity(64 + rec.days.len());
         let campaign = self.book.as_ref().and_then(|b| b.name(rec.campaign));
-        crate::core::snapshot::encode(rec, tier, peak, campaign, &self.labels, &mut out);
+        let task = self.store.care(slot).map(|c| {
+            let name = |id: u16| self.labels.name(id as u32).unwrap_or("");
+            crate::core::snapshot::TaskOut {
+                care: c,
+                labels: [
+                    name(c.owner),
+                    name(c.actor),
+                    name(c.outcome),
+                    self.s
+                        .warnings
+                        .get(c.rule as usize)
+                        .map_or("", |w| w.rule.name.as_str()),
+                ],
+            }
+        });
+        crate::core::snapshot::encode(rec, tier, peak, campaign, task, &self.labels, &mut out);
         out
     }
 
@@ -114,6 +129,32 @@ impl Processor {
         }
         if timer != NO_DAY {
             self.timers.push(timer, slot);
+        }
+        if let Some(mut c) = d.care {
+            let [owner, actor, outcome, rule] = &d.task_labels;
+            // The owner is never empty; a snapshot without one gets the default queue.
+            let owner = if owner.is_empty() {
+                self.s.interventions.default_queue.as_str()
+            } else {
+                owner.as_str()
+            };
+            c.owner = self.labels.intern(owner) as u16;
+            c.actor = self.labels.intern(actor) as u16;
+            c.outcome = self.labels.intern(outcome) as u16;
+            // By name, like the tier: under changed rules an unknown rule counts under
+            // the first.
+            c.rule = self
+                .s
+                .warnings
+                .iter()
+                .position(|w| w.rule.name == *rule)
+                .unwrap_or(0)
+                .min(u8::MAX as usize) as u8;
+            self.saved.apply(&c, 1);
+            if c.escalation_pending() {
+                self.overdue.insert((c.due, slot));
+            }
+            self.store.set_care(slot, c);
         }
         Ok(())
     }
@@ -185,6 +226,10 @@ impl Processor {
         self.live.apply_static(&st, -1);
         let last = self.store.rec(slot).last_order_day;
         self.timeline_apply(Some(slot), last, -1);
+        if let Some(c) = self.store.care(slot) {
+            let c = c.clone();
+            self.saved.apply(&c, -1);
+        }
         self.store.remove(slot);
     }
 

@@ -25,9 +25,29 @@ impl Processor {
     pub(super) fn fire_due(&mut self, ctx: &Ctx, out: &mut Vec<Output>) {
         let Some(wm) = self.watermark else { return };
         let today = day_of(wm);
+        // Day deadlines (at the start of their day) and overdue escalations (at their
+        // due instant) fire in time order, the day first at a tie, so each customer's
+        // deadlines come in the same order as `catch_up` fires them.
+        loop {
+            let day = self.timers.first_day().filter(|d| *d <= today);
+            let esc = self.overdue.first().map(|e| e.0).filter(|t| *t <= wm);
+            match (day, esc) {
+                (None, None) => return,
+                (Some(d), e) if e.is_none_or(|t| day_start(d) <= t) => {
+                    self.fire_day(today, ctx, out)
+                }
+                _ => {
+                    self.fire_overdue_at_first(wm, ctx, out);
+                }
+            }
+        }
+    }
+
+    /// Fires the earliest day's deadlines (that day is at or before `today`).
+    fn fire_day(&mut self, today: Day, ctx: &Ctx, out: &mut Vec<Output>) {
         // Firing may schedule new deadlines that are also due; they land in later days'
-        // entries, which the loop reaches in turn.
-        while let Some((day, slots)) = self.timers.pop_due(today) {
+        // entries, which the loop of `fire_due` reaches in turn.
+        if let Some((day, slots)) = self.timers.pop_due(today) {
             // Superseded deadlines are skipped; the rest fire in customer-id order, so the
             // output order does not depend on slot numbers (which differ after a restore).
             // Each record is read once to build a sort key (its id's first 8 bytes, big
@@ -61,13 +81,26 @@ impl Processor {
         }
     }
 
-    pub(super) fn catch_up(&mut self, slot: u32, upto: Day, ctx: &Ctx, out: &mut Vec<Output>) {
+    /// Fires the customer's deadlines that come before an event at `ts` (on day `upto`):
+    /// day deadlines up to that day and an escalation due at or before `ts`, in time
+    /// order (the history is in `self.work`).
+    pub(super) fn catch_up(
+        &mut self,
+        slot: u32,
+        upto: Day,
+        ts: Ts,
+        ctx: &Ctx,
+        out: &mut Vec<Output>,
+    ) {
         loop {
             let td = unpack(self.store.rec(slot).timer_day);
-            if td == NO_DAY || td > upto {
-                return;
+            let day = (td != NO_DAY && td <= upto).then_some(td);
+            let esc = self.escalation_due(slot).filter(|t| *t <= ts);
+            match (day, esc) {
+                (None, None) => return,
+                (Some(d), e) if e.is_none_or(|t| day_start(d) <= t) => self.fire(slot, d, ctx, out),
+                _ => self.escalate(slot, ctx, out),
             }
-            self.fire(slot, td, ctx, out);
         }
     }
 

@@ -61,10 +61,20 @@ impl Processor {
         let rec = self.store.rec(slot);
         let headline = headline(facts, &s, &s.tiers[c.tier].name);
         let cid = Text::from(rec.id.as_str());
-        let owner = self
-            .labels
-            .name(rec.labels[label::ACCOUNT_MANAGER] as u32)
-            .map(Text::from);
+        // Owners by `[interventions]` routing: never empty (DOMAIN.md §6).
+        let owner = self.owner_of(slot, c.tier, c.level);
+        // The cleared warning's task keeps the owner it had.
+        let task_owner = self
+            .store
+            .care(slot)
+            .and_then(|t| self.labels.name(t.owner as u32))
+            .map_or_else(|| owner.clone(), Text::from);
+        let rule = s
+            .warnings
+            .iter()
+            .position(|w| w.level == c.level && w.rule.matches(&get))
+            .unwrap_or(0);
+        let mut task: Option<(String, Text)> = None;
         let version = Text::from(s.rules_version.as_str());
         let event_time_text = format_rfc3339(event_time);
         let mut outs: smallvec::SmallVec<[Output; 2]> = smallvec::SmallVec::new();
@@ -99,6 +109,9 @@ impl Processor {
                     .collect(),
                 action: t.action.clone(),
                 owner: owner.clone(),
+                due: t
+                    .sla_ms
+                    .map(|ms| format_rfc3339(event_time.saturating_add(ms))),
                 trigger: trig,
                 event_time: event_time_text.clone(),
                 emitted_at: emitted_at.clone(),
@@ -109,9 +122,11 @@ impl Processor {
         }
         if c.raised {
             let level = c.level;
+            let event_id = stable_id(&["churn_warning", &cid, &cause, level.name()]);
+            task = Some((event_id.clone(), owner.clone()));
             outs.push(Output::Warning(Box::new(ChurnWarning {
                 schema: schema::CHURN_WARNING,
-                event_id: stable_id(&["churn_warning", &cid, &cause, level.name()]),
+                event_id,
                 customer_id: cid.clone(),
                 level: level.name(),
                 previous_level: c.old_level.name(),
@@ -133,7 +148,7 @@ impl Processor {
                 event_id: stable_id(&["churn_warning_cleared", &cid, &cause]),
                 customer_id: cid,
                 previous_level: c.old_level.name(),
-                owner,
+                owner: task_owner,
                 trigger: trig,
                 event_time: event_time_text,
                 emitted_at,
@@ -144,6 +159,11 @@ impl Processor {
         }
         for o in outs {
             self.emit(out, o);
+        }
+        if let Some((id, owner)) = task {
+            self.open_task(slot, &id, event_time, c.level, rule, &owner);
+        } else if c.cleared {
+            self.clear_task(slot);
         }
     }
 
@@ -177,6 +197,7 @@ impl Processor {
                 } else {
                     Vec::new()
                 },
+                task: self.task_state(slot),
             },
             rules_version: Text::from(s.rules_version.as_str()),
             facts: facts_out(&facts, tags, rec, &s, &self.labels),
@@ -185,7 +206,7 @@ impl Processor {
 }
 
 /// The headline facts of an alert (P(alive) must already be in `f`).
-fn headline(f: &Facts, s: &Settings, tier: &str) -> Headline {
+pub(super) fn headline(f: &Facts, s: &Settings, tier: &str) -> Headline {
     let last = s.windows.len().saturating_sub(1);
     let w = f.window(s, last);
     Headline {

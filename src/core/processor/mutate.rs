@@ -67,6 +67,7 @@ impl Processor {
             _ => {}
         }
         self.count_campaign(slot, ev);
+        self.apply_task(slot, ev);
         let rec = self.store.rec_mut(slot);
         rec.clock = rec.clock.max(ev.ts);
         let today = day_of(rec.clock);
@@ -106,6 +107,8 @@ impl Processor {
                 }
                 Payload::Campaign { action, .. } => match action {
                     CampaignAction::Touched => c.touches = c.touches.saturating_add(1),
+                    // TODO(issue 20 item 6): a participation counter of its own.
+                    CampaignAction::Participated => {}
                     CampaignAction::Converted => c.conversions = c.conversions.saturating_add(1),
                 },
                 _ => {}

@@ -64,6 +64,7 @@ impl Processor {
         let today = day_of(as_of);
         let mut r = self.live.clone();
         r.as_of_day = today;
+        r.saved = self.saved.clone();
         r.set_timed(self.timeline.at(today));
         for (w, n) in r.warnings.iter_mut().zip(self.level_counts) {
             *w = n.max(0) as u64;
@@ -130,6 +131,11 @@ impl Processor {
                 (last_order != NO_DAY).then_some(last_order),
                 &rec.days,
             );
+        }
+        for (slot, _) in self.store.iter() {
+            if let Some(c) = self.store.care(slot) {
+                r.saved.apply(c, 1);
+            }
         }
         r.transitions.clone_from(&self.stats.transitions);
         r.span_days = (today - self.first_day.unwrap_or(today) + 1).max(1) as u64;

@@ -173,6 +173,10 @@ pub struct TierRuleConfig {
     pub any: Vec<String>,
     /// Recommended action, carried on tier-change events.
     pub action: String,
+    /// Time to act on a change into this tier (e.g. `7d`): the tier change then carries
+    /// a due time. Absent: no due time.
+    #[serde(default)]
+    pub sla: Option<String>,
 }
 
 /// `[tiers]`.
@@ -314,4 +318,6 @@ pub struct CoreConfig {
     pub dead_letters: DeadLettersConfig,
     /// `[outputs]`
     pub outputs: OutputsConfig,
+    /// `[interventions]`
+    pub interventions: super::routing::InterventionsConfig,
 }

@@ -64,7 +64,7 @@ impl ProducerContext for ProducerCtx {
 pub(super) fn topic_for<'a>(t: &'a crate::kafka::config::TopicsConfig, o: &Output) -> &'a str {
     match o {
         Output::TierChanged(_) => &t.tier_changes,
-        Output::Warning(_) | Output::Cleared(_) => &t.warnings,
+        Output::Warning(_) | Output::Cleared(_) | Output::Overdue(_) => &t.warnings,
         Output::Profile(_) | Output::Tombstone(_) => &t.profiles,
         Output::DeadLetter(_) => &t.dead_letters,
     }
