@@ -198,6 +198,10 @@ mod tests {
             (d.overall.events, d.overall.rejected, d.overall.late),
             (22, 3, 1)
         );
-        assert_eq!(d.by_type.len(), 10);
+        assert_eq!(d.by_type.len(), TYPES);
+        assert_eq!(
+            d.by_type[EventKind::Intervention.index()].r#type,
+            "intervention"
+        );
     }
 }

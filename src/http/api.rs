@@ -255,16 +255,29 @@ struct Row {
     raised_at: Option<String>,
     due: Option<String>,
     overdue: bool,
+    /// The task's status (`open`, `acknowledged`, `in_progress`, …).
+    status: Option<&'static str>,
+    /// The warning's id (the `event_id` of its churn_warning), for actions.
+    warning_id: Option<String>,
     #[serde(skip)]
     due_ms: Ts,
 }
 
+/// An inbox row: the task's owner, times and status from the state (they survive restarts
+/// and rebalances), else what this process saw of the alert.
 fn row(p: &Profile, raised: Option<&Raised>, now: Option<Ts>) -> Row {
+    let t = &p.warning.task;
+    let task_due_ms = t.due.as_deref().and_then(crate::core::time::parse_rfc3339);
+    let due_ms = task_due_ms.or(raised.map(|r| r.due_ms)).unwrap_or(Ts::MAX);
     Row {
         customer_id: p.customer_id.to_string(),
         level: p.warning.level,
         tier: p.tier.to_string(),
-        owner: p.facts.account_manager.as_ref().map(|s| s.to_string()),
+        owner: t
+            .owner
+            .as_ref()
+            .or(p.facts.account_manager.as_ref())
+            .map(|s| s.to_string()),
         segment: p.facts.segment.as_ref().map(|s| s.to_string()),
         rules: p
             .warning
@@ -272,10 +285,21 @@ fn row(p: &Profile, raised: Option<&Raised>, now: Option<Ts>) -> Row {
             .iter()
             .map(|r| r.rule.to_string())
             .collect(),
-        raised_at: raised.map(|r| r.raised_at.clone()),
-        due: raised.map(|r| r.due.clone()),
-        overdue: raised.is_some_and(|r| now.is_some_and(|n| r.due_ms < n)),
-        due_ms: raised.map_or(Ts::MAX, |r| r.due_ms),
+        raised_at: t
+            .raised_at
+            .as_ref()
+            .map(|s| s.to_string())
+            .or(raised.map(|r| r.raised_at.clone())),
+        due: t
+            .due
+            .as_ref()
+            .map(|s| s.to_string())
+            .or(raised.map(|r| r.due.clone())),
+        overdue: !matches!(t.status, Some("done" | "dismissed"))
+            && (t.overdue || (due_ms != Ts::MAX && now.is_some_and(|n| due_ms < n))),
+        status: t.status,
+        warning_id: t.warning_id.as_ref().map(|s| s.to_string()),
+        due_ms,
     }
 }
 

@@ -144,6 +144,12 @@ try {
   await page.waitForFunction((r) => (document.querySelector(r + ' .action-note') || {}).textContent === 'acknowledged sent', row);
   check(true, `acknowledging ${liveCustomer} from the inbox was accepted`);
   console.log('acknowledged ' + liveCustomer);
+  // The service consumes the intervention event: the row's status follows, as the API's.
+  await page.waitForSelector(`${row}[data-status="acknowledged"]`);
+  const after = (await api('/v1/warnings')).body.warnings.find((w) => w.customer_id === liveCustomer);
+  check(after && after.status === 'acknowledged', `the warning of ${liveCustomer} is acknowledged (API: ${after && after.status})`);
+  const prof = (await api('/v1/customers/' + liveCustomer)).body;
+  check(prof.warning.task.actor === 'default', `the task names the token as the actor (${prof.warning.task.actor})`);
 
   check(errors.length === 0, 'no script errors: ' + errors.join('; '));
   console.log('all browser checks passed');
