@@ -227,6 +227,7 @@ function alertText(a) {
     case 'churn_warning': return [badge(a.level, a.level), ' ', (a.rules || []).join(', '), a.owner ? ' · ' + a.owner : ''];
     case 'churn_warning_cleared': return [badge('low', 'cleared'), ' ', a.previous_level + ' warning'];
     case 'tier_changed': return [badge('tier', (a.from || 'new') + ' → ' + a.to), a.trigger === 'time' ? ' (time)' : ''];
+    case 'churn_warning_overdue': return [badge('overdue', 'overdue'), ' ', (a.level || '') + ' warning', a.owner ? ' → ' + a.owner : ''];
     default: return [a.kind];
   }
 }
