@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::mocking::MockCluster;
 use serde_yaml::Value;
 
+#[path = "support/mock.rs"]
+mod mock;
 #[path = "support/net.rs"]
 mod net;
 use net::{free_port, http_get};
@@ -88,17 +89,7 @@ fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
 
 #[test]
 fn service_metrics_pass_promtool_cover_dashboard_and_alerts_and_the_api_needs_its_token() {
-    let cluster = MockCluster::new(1).unwrap();
-    for t in [
-        "customer-events",
-        "churnwatch.tier-changes",
-        "churnwatch.churn-warnings",
-        "churnwatch.profiles",
-        "churnwatch.dead-letters",
-        "churnwatch.changelog",
-    ] {
-        cluster.create_topic(t, 2, 1).unwrap();
-    }
+    let cluster = mock::cluster(2);
     let brokers = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
