@@ -96,6 +96,7 @@ try {
     for (const k of ['orders', 'monetary', 'visits', 'complaints', 'satisfaction']) want[`windows.${w.days}.${k}`] = w[k];
   }
   const got = await page.$$eval('[data-field]', (es) => Object.fromEntries(es.map((e) => [e.dataset.field, e.dataset.value])));
+  if (c.warning.level !== 'low' && c.warning.task && c.warning.task.status) want['warning.task.status'] = c.warning.task.status;
   for (const [k, v] of Object.entries(want)) {
     const s = v === null || v === undefined ? '' : String(v);
     check(got[k] === s, `customer page ${k} = ${s} (page: ${got[k]})`);

@@ -367,13 +367,19 @@ async function customerView(id) {
     el('td', { class: 'num' }, field('windows.' + x.days + '.campaign_touches', x.campaign_touches), ' / ', field('windows.' + x.days + '.campaign_conversions', x.campaign_conversions))));
   const reasons = (w.reasons || []).map((r) => el('li', {}, el('b', { text: r.rule }), ' (' + r.level + '): ',
     r.conditions.map((cv, i) => [i ? ', ' : '', el('code', { text: cv.condition }), ' = ', el('b', { text: num(cv.value) })])));
-  const raised = h.warning;
+  // The task (from the state: survives restarts), else what this process saw of the alert.
+  const t = w.task || {};
+  const raised = t.raised_at ? { raised_at: t.raised_at, due: t.due, overdue: t.overdue } : h.warning;
+  const task = w.level === 'low' || !t.status ? null
+    : ['task ', field('warning.task.status', t.status, t.status.replace('_', ' ')), t.owner ? ' · owner ' + t.owner : '',
+      t.actor ? ' · by ' + t.actor + (t.acted_at ? ' ' + short(t.acted_at) : '') : '', t.outcome ? ' (' + t.outcome + ')' : ''];
   return el('div', { id: 'customer', 'data-customer': c.customer_id },
     el('h1', {}, 'Customer ', field('customer_id', c.customer_id, c.customer_id), ' ', badge('tier', c.tier), ' ', badge(w.level, w.level)),
     el('div', { class: 'cards' },
       card('Tier', field('tier', c.tier, c.tier), c.action),
       card('Warning', field('warning.level', w.level, w.level),
-        raised ? ['raised ' + short(raised.raised_at) + ', due ' + short(raised.due), raised.overdue ? [' ', badge('overdue', 'overdue')] : null]
+        raised ? ['raised ' + short(raised.raised_at) + ', due ' + short(raised.due), raised.overdue ? [' ', badge('overdue', 'overdue')] : null,
+          task ? [el('br'), task] : null]
           : (w.level === 'low' ? 'no open warning' : 'raised before this instance held the customer')),
       card('P(alive)', field('facts.p_alive', f.p_alive, f.p_alive === null ? '–' : num(f.p_alive, 3)),
         'expected purchases in ' + f.horizon_days + ' d: ' + num(f.expected_purchases, 2)),
