@@ -50,6 +50,12 @@ pub struct Metrics {
     pub restore_duration: Histogram,
     /// Changelog records read by restores.
     pub restore_records: IntCounter,
+    /// Restores that started from a warm standby copy (only its tail was read).
+    pub standby_promotions: IntCounter,
+    /// Warm standby copies held (`kafka.standby_replicas`).
+    pub standby_partitions: IntGauge,
+    /// Changelog records the warm copies have yet to read, summed.
+    pub standby_lag: IntGauge,
     /// Records the brokers refused for good.
     pub delivery_failures: IntCounter,
     /// Bytes written per output kind, for capacity planning.
@@ -229,6 +235,9 @@ impl Metrics {
             commit_duration: h("commit_duration_seconds", "From cutting a commit interval to its checkpoint being acknowledged.", ms.to_vec()),
             restore_duration: h("restore_duration_seconds", "Time to rebuild one partition's state from the changelog.", vec![0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]),
             restore_records: c("restore_records_total", "Changelog records read while restoring."),
+            standby_promotions: c("standby_promotions_total", "Partition restores that started from a warm standby copy and read only the changelog's tail."),
+            standby_partitions: g("standby_partitions", "Warm standby copies of partitions held by other instances."),
+            standby_lag: g("standby_lag_records", "Changelog records the warm standby copies have yet to read, summed over them."),
             delivery_failures: c("delivery_failures_total", "Records the brokers refused for good."),
             output_bytes: cv("output_bytes_total", "Bytes of output payloads produced, by kind.", &["kind"]),
             report_overall: fgv("report_overall", "Population report, overall figures (rates 0-1, NPS -100..100); refreshed at most every minute.", &["figure"]),
@@ -276,6 +285,9 @@ impl Metrics {
             Box::new(m.commit_duration.clone()),
             Box::new(m.restore_duration.clone()),
             Box::new(m.restore_records.clone()),
+            Box::new(m.standby_promotions.clone()),
+            Box::new(m.standby_partitions.clone()),
+            Box::new(m.standby_lag.clone()),
             Box::new(m.delivery_failures.clone()),
             Box::new(m.output_bytes.clone()),
             Box::new(m.consumer_errors.clone()),

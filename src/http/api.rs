@@ -63,7 +63,7 @@ fn instant(ms: Option<Ts>) -> serde_json::Value {
 }
 
 pub(super) async fn status(State(app): State<App>) -> Response {
-    let parts = on_engine(&app, |e| e.partitions())
+    let (parts, standbys) = on_engine(&app, |e| (e.partitions(), e.standbys()))
         .await
         .unwrap_or_default();
     let parts: Vec<serde_json::Value> = parts
@@ -78,6 +78,7 @@ pub(super) async fn status(State(app): State<App>) -> Response {
                 "watermark": instant(p.watermark),
                 "stream_time_ms": p.stream_time,
                 "watermark_ms": p.watermark,
+                "restored": p.restored,
             })
         })
         .collect();
@@ -98,6 +99,7 @@ pub(super) async fn status(State(app): State<App>) -> Response {
             "events": s.events.load(Ordering::Relaxed),
             "commits": s.commits.load(Ordering::Relaxed),
             "partitions": parts,
+            "standbys": standbys,
             "routing": routing,
             "members": members,
         }),

@@ -85,6 +85,11 @@ pub struct Restored {
     pub unreadable: u64,
     /// Time taken.
     pub elapsed: Duration,
+    /// When the restore started from a warm standby copy: the changelog offset it read
+    /// from (only the records from there on are in `records`).
+    pub from_standby: Option<i64>,
+    /// Records the standby copy had read before it was promoted.
+    pub standby_records: u64,
 }
 
 /// Why a restore did not finish.
@@ -134,6 +139,109 @@ impl rdkafka::ClientContext for RestoreCtx {
 
 impl ConsumerContext for RestoreCtx {}
 
+/// A changelog partition read up to some offset into a processor that nobody serves
+/// yet: a warm standby's copy (`standby.rs`), handed to [`catch_up`] when the partition
+/// is assigned here so that only the records written since are read.
+pub struct WarmCopy {
+    /// The state read so far.
+    pub proc: Processor,
+    /// What the reading found so far (checkpoint, erase markers, counts).
+    pub found: Restored,
+    /// The next changelog offset to read.
+    pub next: i64,
+}
+
+impl WarmCopy {
+    /// An empty copy that starts at the beginning of the changelog partition.
+    pub fn new(settings: &std::sync::Arc<crate::core::Settings>) -> WarmCopy {
+        WarmCopy {
+            proc: Processor::new(std::sync::Arc::clone(settings)),
+            found: Restored::default(),
+            next: 0,
+        }
+    }
+
+    /// Applies the changelog record at `offset` (the same as a restore does).
+    pub fn apply(&mut self, key: Option<&[u8]>, value: Option<&[u8]>, offset: i64) {
+        self.found.apply(&mut self.proc, key, value, offset);
+        self.next = self.next.max(offset + 1);
+    }
+}
+
+impl Restored {
+    /// Applies one changelog record to `proc`: a checkpoint, a tombstone, an erase marker
+    /// or a customer's snapshot. Later records of a key replace earlier ones, so reading a
+    /// partition in one go or in pieces (a standby's tail) gives the same state.
+    fn apply(
+        &mut self,
+        proc: &mut Processor,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        offset: i64,
+    ) {
+        self.records += 1;
+        let Some(key) = key else {
+            self.unreadable += 1;
+            return;
+        };
+        match value {
+            _ if key == CHECKPOINT_KEY => match value.map(serde_json::from_slice::<Checkpoint>) {
+                Some(Ok(c)) => self.checkpoint = Some(c),
+                _ => {
+                    self.unreadable += 1;
+                    tracing::warn!(offset, "unreadable checkpoint record skipped");
+                }
+            },
+            None => {
+                if let Ok(id) = std::str::from_utf8(key) {
+                    proc.forget(id);
+                    self.erased.remove(id);
+                }
+            }
+            Some(v) => {
+                if let Some(off) = parse_marker(v) {
+                    if let Ok(id) = std::str::from_utf8(key) {
+                        proc.forget(id);
+                        self.erased.insert(id.to_string(), off);
+                    }
+                } else {
+                    match proc.restore(v) {
+                        Ok(()) => {
+                            if let Ok(id) = std::str::from_utf8(key) {
+                                self.erased.remove(id);
+                            }
+                        }
+                        Err(e) => {
+                            // Not fatal: the customer is rebuilt from the input it still has.
+                            self.unreadable += 1;
+                            tracing::warn!(error = %e, offset, "unreadable changelog record skipped");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends a restore: the checkpoint's time and campaign figures go into `proc`, and
+    /// erase markers the checkpoint covers become settled.
+    fn finish(&mut self, proc: &mut Processor) {
+        if let Some(c) = &self.checkpoint {
+            proc.restore_time(c.stream_time, c.watermark);
+            proc.restore_campaigns(&c.campaigns, c.next_offset);
+            let settled: Vec<String> = self
+                .erased
+                .iter()
+                .filter(|(_, off)| **off < c.next_offset)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &settled {
+                self.erased.remove(id);
+            }
+            self.settled_markers = settled;
+        }
+    }
+}
+
 /// Reads changelog partition `partition` from the beginning to its end and loads it into
 /// `proc`. `base` holds bootstrap and client settings; `stop` is polled between fetches.
 pub fn restore(
@@ -145,6 +253,78 @@ pub fn restore(
     stop: &dyn Fn() -> bool,
 ) -> Result<Restored, RestoreError> {
     let started = Instant::now();
+    let mut r = Restored::default();
+    read_to_end(
+        base, changelog, partition, proc, &mut r, None, timeout, stop,
+    )?;
+    r.finish(proc);
+    r.elapsed = started.elapsed();
+    Ok(r)
+}
+
+/// Promotes a warm copy of `partition`: reads only the changelog records written since
+/// the copy's offset, then ends the restore as [`restore`] does. If the changelog no
+/// longer holds that offset (records deleted below it), the copy is dropped and the
+/// partition is read from the beginning. `Restored::records` counts the records read
+/// here; the copy's own are in `standby_records`.
+pub fn catch_up(
+    base: &ClientConfig,
+    changelog: &str,
+    partition: i32,
+    warm: WarmCopy,
+    timeout: Duration,
+    stop: &dyn Fn() -> bool,
+) -> Result<(Processor, Restored), RestoreError> {
+    let started = Instant::now();
+    let WarmCopy {
+        mut proc,
+        found: mut r,
+        next,
+    } = warm;
+    r.standby_records = r.records;
+    r.records = 0;
+    r.from_standby = Some(next);
+    if !read_to_end(
+        base,
+        changelog,
+        partition,
+        &mut proc,
+        &mut r,
+        Some(next),
+        timeout,
+        stop,
+    )? {
+        tracing::warn!(
+            partition,
+            offset = next,
+            "the warm copy's changelog offset is gone; restoring the partition from the beginning"
+        );
+        let settings = std::sync::Arc::clone(proc.settings());
+        proc = Processor::new(settings);
+        r = Restored::default();
+        read_to_end(
+            base, changelog, partition, &mut proc, &mut r, None, timeout, stop,
+        )?;
+    }
+    r.finish(&mut proc);
+    r.elapsed = started.elapsed();
+    Ok((proc, r))
+}
+
+/// Reads `partition` from `from` (`None`: the beginning) to the end it had when the read
+/// began, applying each record to `proc`. Returns `false`, having read nothing, when
+/// `from` is below the partition's first offset.
+#[allow(clippy::too_many_arguments)]
+fn read_to_end(
+    base: &ClientConfig,
+    changelog: &str,
+    partition: i32,
+    proc: &mut Processor,
+    r: &mut Restored,
+    from: Option<i64>,
+    timeout: Duration,
+    stop: &dyn Fn() -> bool,
+) -> Result<bool, RestoreError> {
     let err = |source| RestoreError::Kafka {
         topic: changelog.to_string(),
         partition,
@@ -161,17 +341,21 @@ pub fn restore(
     let (low, high) = consumer
         .fetch_watermarks(changelog, partition, timeout)
         .map_err(err)?;
-    let mut r = Restored::default();
-    if high <= low {
-        r.elapsed = started.elapsed();
-        return Ok(r);
+    let start = match from {
+        Some(f) if f < low && f < high => return Ok(false),
+        Some(f) => f,
+        None => low,
+    };
+    if high <= start {
+        return Ok(true);
     }
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(changelog, partition, Offset::Beginning)
+    let offset = from.map_or(Offset::Beginning, Offset::Offset);
+    tpl.add_partition_offset(changelog, partition, offset)
         .map_err(err)?;
     consumer.assign(&tpl).map_err(err)?;
     let mut last_progress = Instant::now();
-    let mut position = low;
+    let mut position = start;
     while position < high {
         if stop() {
             return Err(RestoreError::Interrupted);
@@ -197,71 +381,9 @@ pub fn restore(
         };
         last_progress = Instant::now();
         position = m.offset() + 1;
-        r.records += 1;
-        let Some(key) = m.key() else {
-            r.unreadable += 1;
-            continue;
-        };
-        match m.payload() {
-            _ if key == CHECKPOINT_KEY => {
-                match m.payload().map(serde_json::from_slice::<Checkpoint>) {
-                    Some(Ok(c)) => r.checkpoint = Some(c),
-                    _ => {
-                        r.unreadable += 1;
-                        tracing::warn!(
-                            changelog,
-                            partition,
-                            offset = m.offset(),
-                            "unreadable checkpoint record skipped"
-                        );
-                    }
-                }
-            }
-            None => {
-                if let Ok(id) = std::str::from_utf8(key) {
-                    proc.forget(id);
-                    r.erased.remove(id);
-                }
-            }
-            Some(v) => {
-                if let Some(off) = parse_marker(v) {
-                    if let Ok(id) = std::str::from_utf8(key) {
-                        proc.forget(id);
-                        r.erased.insert(id.to_string(), off);
-                    }
-                } else {
-                    match proc.restore(v) {
-                        Ok(()) => {
-                            if let Ok(id) = std::str::from_utf8(key) {
-                                r.erased.remove(id);
-                            }
-                        }
-                        Err(e) => {
-                            // Not fatal: the customer is rebuilt from the input it still has.
-                            r.unreadable += 1;
-                            tracing::warn!(error = %e, changelog, partition, offset = m.offset(), "unreadable changelog record skipped");
-                        }
-                    }
-                }
-            }
-        }
+        r.apply(proc, m.key(), m.payload(), m.offset());
     }
-    if let Some(c) = &r.checkpoint {
-        proc.restore_time(c.stream_time, c.watermark);
-        proc.restore_campaigns(&c.campaigns, c.next_offset);
-        let settled: Vec<String> = r
-            .erased
-            .iter()
-            .filter(|(_, off)| **off < c.next_offset)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in &settled {
-            r.erased.remove(id);
-        }
-        r.settled_markers = settled;
-    }
-    r.elapsed = started.elapsed();
-    Ok(r)
+    Ok(true)
 }
 
 /// One partition's restore: the processor holding its state and what the restore found.
@@ -288,6 +410,39 @@ pub fn restore_partitions(
     run_concurrently(partitions, parallelism, |p| {
         let mut proc = Processor::new(std::sync::Arc::clone(settings));
         restore(base, changelog, p, &mut proc, timeout, stop).map(|r| (proc, r))
+    })
+}
+
+/// Like [`restore_partitions`], but a partition with a warm copy (a standby's) starts
+/// from it and reads only the records written since ([`catch_up`]).
+pub fn restore_or_catch_up(
+    base: &ClientConfig,
+    changelog: &str,
+    partitions: Vec<(i32, Option<WarmCopy>)>,
+    settings: &std::sync::Arc<crate::core::Settings>,
+    timeout: Duration,
+    parallelism: usize,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Vec<(i32, PartitionRestore)> {
+    let ids: Vec<i32> = partitions.iter().map(|(p, _)| *p).collect();
+    let copies: std::sync::Mutex<HashMap<i32, WarmCopy>> = std::sync::Mutex::new(
+        partitions
+            .into_iter()
+            .filter_map(|(p, w)| w.map(|w| (p, w)))
+            .collect(),
+    );
+    run_concurrently(&ids, parallelism, |p| {
+        let warm = copies
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&p);
+        match warm {
+            Some(w) => catch_up(base, changelog, p, w, timeout, stop),
+            None => {
+                let mut proc = Processor::new(std::sync::Arc::clone(settings));
+                restore(base, changelog, p, &mut proc, timeout, stop).map(|r| (proc, r))
+            }
+        }
     })
 }
 

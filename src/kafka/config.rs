@@ -53,6 +53,8 @@ pub struct KafkaConfig {
     pub broker_timeout: String,
     /// Changelog partitions restored at the same time when partitions are assigned.
     pub restore_parallelism: u32,
+    /// Warm copies kept of each partition by instances that do not own it (0 = none).
+    pub standby_replicas: i64,
     /// `at_least_once` or `exactly_once` (Kafka transactions).
     pub guarantee: String,
     /// `classic` or `consumer` (KIP-848).
@@ -200,6 +202,8 @@ pub struct KafkaSettings {
     pub broker_timeout: Duration,
     /// Changelog partitions restored at the same time (≥ 1).
     pub restore_parallelism: usize,
+    /// Warm standby copies per partition (0 = none; `standby.rs`).
+    pub standby_replicas: usize,
     /// Delivery guarantee of the outputs.
     pub guarantee: Guarantee,
     /// Consumer group protocol.
@@ -215,6 +219,10 @@ pub struct KafkaSettings {
     /// librdkafka settings with `env:` values resolved.
     pub client: Vec<(String, String)>,
 }
+
+/// Most warm copies of a partition `kafka.standby_replicas` may ask for: each one is a
+/// whole copy of the partition's state on another instance.
+pub const MAX_STANDBY_REPLICAS: i64 = 8;
 
 /// A `[kafka]` setting that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -438,6 +446,12 @@ impl KafkaConfig {
                 "kafka.restore_parallelism must be at least 1 (partitions restored at the same time), e.g. 4".into(),
             ));
         }
+        if !(0..=MAX_STANDBY_REPLICAS).contains(&self.standby_replicas) {
+            return Err(KafkaConfigError(format!(
+                "kafka.standby_replicas = {}: use 0 (no warm standbys) or a count from 1 to {MAX_STANDBY_REPLICAS} (other instances that keep a warm copy of each partition; 1 is usual)",
+                self.standby_replicas
+            )));
+        }
         let guarantee = match self.guarantee.as_str() {
             "at_least_once" => Guarantee::AtLeastOnce,
             "exactly_once" => Guarantee::ExactlyOnce,
@@ -521,6 +535,7 @@ impl KafkaConfig {
             drain_timeout: duration("drain_timeout", &self.drain_timeout)?,
             broker_timeout: duration("broker_timeout", &self.broker_timeout)?,
             restore_parallelism: self.restore_parallelism as usize,
+            standby_replicas: self.standby_replicas as usize,
             guarantee,
             group_protocol,
             input_partitioner,

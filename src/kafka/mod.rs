@@ -1,11 +1,12 @@
-//! The Kafka adapter: configuration, the changelog format and restore, and the service
-//! loop (consumer group, commit protocol, rebalance hand-over).
+//! The Kafka adapter: configuration, the changelog format and restore, the service loop
+//! (consumer group, commit protocol, rebalance hand-over) and warm standbys.
 
 pub mod changelog;
 pub mod config;
 pub mod members;
 pub mod partitioner;
 pub mod runtime;
+pub mod standby;
 
 pub use config::{KafkaConfig, KafkaSettings, TopicsConfig};
 pub use runtime::{

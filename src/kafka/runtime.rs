@@ -79,6 +79,8 @@ pub use rebalance::GroupCtx;
 pub use route::Route;
 pub use service::{RunOptions, RunSummary, Service};
 pub use status::Status;
+
+pub(crate) use service::cached_high_watermark;
 pub use submit::{Submitter, Written};
 
 /// The service's notion of "now" (the wall clock, or the demo's compressed clock).
@@ -154,6 +156,22 @@ struct Part {
     skip: HashMap<String, i64>,
     /// Records left to read, as of the last fetch.
     lag: Option<i64>,
+    /// How the partition was restored when it was assigned here.
+    restored: RestoreInfo,
+}
+
+/// How a held partition was restored (for `/v1/status`).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct RestoreInfo {
+    /// Changelog records read by the restore (for a warm copy, only the tail).
+    pub records: u64,
+    /// The changelog offset the restore started from when it promoted a warm standby
+    /// copy; `None` when it read the partition from the beginning.
+    pub from_standby: Option<i64>,
+    /// Records the warm copy had read before its promotion.
+    pub standby_records: u64,
+    /// Time the restore took (ms).
+    pub elapsed_ms: u64,
 }
 
 /// Everything the loop and the rebalance callbacks share.
@@ -191,6 +209,8 @@ pub struct Engine {
     members: Arc<crate::kafka::members::Members>,
     /// Writes claims to the members topic (and API actions to the input).
     submitter: Arc<Submitter>,
+    /// Warm copies of partitions held elsewhere (`kafka.standby_replicas`).
+    standbys: Arc<crate::kafka::standby::Standbys>,
 }
 
 /// How old the report behind the `churnwatch_report_*` metrics may get. The report is kept

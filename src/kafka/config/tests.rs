@@ -15,6 +15,7 @@ fn defaults_compile() {
     assert_eq!(k.idle_timeout, Some(Duration::from_secs(30)));
     assert_eq!(k.start, Start::Earliest);
     assert_eq!(k.restore_parallelism, 4);
+    assert_eq!(k.standby_replicas, 0);
     assert!(k.client.is_empty());
 }
 
@@ -111,4 +112,17 @@ fn owned_settings_and_bad_values_are_refused_with_the_fix() {
         e.0.contains("restore_parallelism must be at least 1"),
         "{e}"
     );
+    for bad in ["-1", "9"] {
+        let e = kafka(&format!("[kafka]\nstandby_replicas = {bad}\n"))
+            .compile_with_env(|_| None)
+            .unwrap_err();
+        assert!(
+            e.0.contains("kafka.standby_replicas") && e.0.contains("from 1 to 8"),
+            "{e}"
+        );
+    }
+    let k = kafka("[kafka]\nstandby_replicas = 1\n")
+        .compile_with_env(|_| None)
+        .unwrap();
+    assert_eq!(k.standby_replicas, 1);
 }

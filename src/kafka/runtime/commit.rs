@@ -272,6 +272,7 @@ impl Engine {
             if let Some(part) = self.parts.remove(p) {
                 self.retired.add(part.proc.stats());
             }
+            self.standbys.release(*p);
         }
         for iv in self.pending.iter_mut() {
             if !iv.changelog_sent {

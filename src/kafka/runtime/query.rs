@@ -18,6 +18,8 @@ pub struct PartitionInfo {
     pub stream_time: Option<Ts>,
     /// Watermark (ms).
     pub watermark: Option<Ts>,
+    /// How it was restored when it was assigned here.
+    pub restored: super::RestoreInfo,
 }
 
 /// A customer look-up: the profile, where the customer stands in the population, and the
@@ -249,8 +251,14 @@ impl Engine {
                 customers: p.proc.customers(),
                 stream_time: p.proc.stream_time(),
                 watermark: p.proc.watermark(),
+                restored: p.restored,
             })
             .collect()
+    }
+
+    /// The warm standby copies this instance keeps (`kafka.standby_replicas`).
+    pub fn standbys(&self) -> Vec<crate::kafka::standby::StandbyInfo> {
+        self.standbys.list()
     }
 
     /// Runs `f` over each partition's processor (metrics).

@@ -1,5 +1,6 @@
 //! Rebalances: the consumer context whose callbacks restore assigned partitions from the
-//! changelog (concurrently, without the engine's lock) and make revoked ones durable.
+//! changelog (concurrently, without the engine's lock; from a warm standby copy when this
+//! instance keeps one, `kafka/standby.rs`) and make revoked ones durable.
 
 use super::*;
 
@@ -11,38 +12,44 @@ pub(super) struct RestoreJob {
     pub(super) timeout: Duration,
     pub(super) parallelism: usize,
     pub(super) status: Arc<Status>,
+    pub(super) standbys: Arc<crate::kafka::standby::Standbys>,
 }
 
 impl RestoreJob {
-    /// Restores `partitions` concurrently; a partition that fails is retried with
-    /// backoff (alone with the other failures) until it succeeds or shutdown begins,
-    /// and each one restored is handed to `install` as soon as its round ends.
+    /// Restores `partitions` concurrently, each from this instance's warm standby copy
+    /// when it keeps one (only the changelog's tail is read), else from the beginning. A
+    /// partition that fails is retried with backoff (alone with the other failures, and
+    /// from the beginning: its copy went with the failed attempt) until it succeeds or
+    /// shutdown begins, and each one restored is handed to `install` as soon as its round
+    /// ends.
     pub(super) fn run(
         &self,
         partitions: &[i32],
         mut install: impl FnMut(i32, Processor, changelog::Restored),
     ) {
-        let mut pending = partitions.to_vec();
+        let mut pending: Vec<(i32, Option<changelog::WarmCopy>)> = partitions
+            .iter()
+            .map(|&p| (p, self.standbys.take(p)))
+            .collect();
         let mut backoff = Duration::from_millis(200);
         while !pending.is_empty() {
             let stop = || self.status.shutting_down();
-            let results = changelog::restore_partitions(
+            let results = changelog::restore_or_catch_up(
                 &self.base,
                 &self.changelog,
-                &pending,
+                std::mem::take(&mut pending),
                 &self.settings,
                 self.timeout,
                 self.parallelism,
                 &stop,
             );
-            pending.clear();
             for (p, r) in results {
                 match r {
                     Ok((proc, restored)) => install(p, proc, restored),
                     Err(RestoreError::Interrupted) => {}
                     Err(e) => {
                         tracing::warn!(partition = p, error = %e, retry_in_ms = backoff.as_millis() as u64, "restore failed; retrying");
-                        pending.push(p);
+                        pending.push((p, None));
                     }
                 }
             }
@@ -176,6 +183,7 @@ impl Engine {
             timeout: self.k.broker_timeout,
             parallelism: self.k.restore_parallelism,
             status: Arc::clone(&self.status),
+            standbys: Arc::clone(&self.standbys),
         }
     }
 
@@ -195,10 +203,15 @@ impl Engine {
             .restore_duration
             .observe(r.elapsed.as_secs_f64());
         self.metrics.restore_records.inc_by(r.records);
+        if r.from_standby.is_some() {
+            self.metrics.standby_promotions.inc();
+        }
         tracing::info!(
             partition = p,
             customers = proc.customers(),
             records = r.records,
+            from_standby = ?r.from_standby,
+            standby_records = r.standby_records,
             unreadable = r.unreadable,
             start = ?start,
             elapsed_ms = r.elapsed.as_millis() as u64,
@@ -217,6 +230,12 @@ impl Engine {
                 settled: r.settled_markers,
                 skip: r.erased,
                 lag: None,
+                restored: RestoreInfo {
+                    records: r.records,
+                    from_standby: r.from_standby,
+                    standby_records: r.standby_records,
+                    elapsed_ms: r.elapsed.as_millis() as u64,
+                },
             },
         );
         self.status
@@ -224,5 +243,41 @@ impl Engine {
             .store(self.parts.len(), Ordering::Relaxed);
         self.claim(p);
         start
+    }
+}
+
+impl Service {
+    /// Starts the thread that keeps this instance's warm standby copies
+    /// (`kafka.standby_replicas` > 0). Standbys are chosen from the members table, so
+    /// they need it (and HTTP, through which an instance is named in it).
+    pub(super) fn start_standbys(&self, k: &KafkaSettings) -> Option<std::thread::JoinHandle<()>> {
+        let (standbys, members, settings) = {
+            let e = lock(&self.engine);
+            (
+                Arc::clone(&e.standbys),
+                Arc::clone(&e.members),
+                Arc::clone(&e.settings),
+            )
+        };
+        if standbys.replicas == 0 {
+            return None;
+        }
+        if !members.enabled() || members.url.is_empty() {
+            tracing::warn!("kafka.standby_replicas is set but there is no members table (it needs kafka.topics.members and http.listen): no warm standbys are kept, and a moved partition is restored from the whole changelog");
+            return None;
+        }
+        let opts = crate::kafka::standby::TailOptions {
+            base: self.base.clone(),
+            changelog: k.topics.changelog.clone(),
+            settings,
+        };
+        let status = Arc::clone(&self.status);
+        std::thread::Builder::new()
+            .name("churnwatch-standby".into())
+            .spawn(move || {
+                crate::kafka::standby::tail(opts, standbys, members, || status.shutting_down())
+            })
+            .map_err(|e| tracing::error!(error = %e, "cannot start the standby thread; no warm standbys are kept"))
+            .ok()
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 
 /// The partition's high watermark as of the consumer's last fetch (no request). `None`
 /// until a fetch has reported one.
-pub(super) fn cached_high_watermark<C: ConsumerContext>(
+pub(crate) fn cached_high_watermark<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
     partition: i32,
@@ -134,6 +134,10 @@ impl Service {
         ));
         let (producer, transactional_id) = create_producer(&opts.kafka, &deliveries, &opts.status)?;
         let metrics = Arc::new(crate::metrics::Metrics::new(&opts.settings));
+        let standbys = Arc::new(crate::kafka::standby::Standbys::new(
+            opts.kafka.standby_replicas,
+            &metrics,
+        ));
         let encoder = Encoder::start(
             Arc::clone(&producer),
             Arc::clone(&deliveries),
@@ -165,6 +169,7 @@ impl Service {
             report_cache: None,
             members,
             submitter: Arc::clone(&submitter),
+            standbys,
         };
         Ok(Service {
             engine: Arc::new(Mutex::new(engine)),
@@ -192,6 +197,7 @@ impl Service {
         };
         tracing::info!(partitions = input_partitions, "topics ready");
         let members_reader = self.start_members(&k, input_partitions);
+        let standby_reader = self.start_standbys(&k);
         let mut cc = self.base.clone();
         cc.set("group.id", &k.group_id)
             .set("enable.auto.commit", "false")
@@ -312,7 +318,7 @@ impl Service {
             }
         }
         drop(consumer);
-        if let Some(h) = members_reader {
+        for h in [members_reader, standby_reader].into_iter().flatten() {
             let _ = h.join();
         }
         result?;
