@@ -2,10 +2,10 @@
 //! Kafka 4.4.0.
 //!
 //! ```sh
-//! RUST_LOG=warn cargo run --release --example e2e -- [EVENTS] [CUSTOMERS] [RATE] [LATENCY_SECS] [RESTORE_CUSTOMERS]
+//! RUST_LOG=warn cargo run --release --example e2e -- [EVENTS] [CUSTOMERS] [RATE] [LATENCY_SECS] [RESTORE_CUSTOMERS] [FAILOVER_CUSTOMERS]
 //! ```
 //!
-//! Defaults 2000000 1000000 20000 20 1000000. Each phase starts its own single-node KRaft
+//! Defaults 2000000 1000000 20000 20 1000000 1000000. Each phase starts its own single-node KRaft
 //! broker with `scripts/kafka.sh start` (Java 17+ and Maven needed; the first run
 //! assembles Kafka from Maven Central into the tools cache) and stops it afterwards. A
 //! phase whose size argument is 0 is skipped (`e2e 0 0 0 0 1000000` measures only the
@@ -30,12 +30,18 @@
 //!    both.
 //! 3. Restore: write RESTORE_CUSTOMERS customer snapshots to a compacted 4-partition
 //!    changelog and time restoring all partitions (customers/s and seconds).
+//! 4. Fail-over (`failover.rs`; runs the `churnwatch` binary of the same build, so
+//!    `cargo build --release` first): two `churnwatch run` processes over a changelog of
+//!    FAILOVER_CUSTOMERS customers, one killed with SIGKILL; the time from the kill to
+//!    the survivor's first output for the moved partitions, with `kafka.standby_replicas`
+//!    0 and 1, the detection and the restore apart.
 //!
 //! Every result line ends with the process's RSS and the machine's load average.
 //! `E2E_COMPRESSION=none|lz4|zstd…` overrides the service producer's compression (LZ4).
 
 mod alerts;
 mod broker;
+mod failover;
 mod restore;
 
 /// The allocator the `churnwatch` binary uses (see `src/main.rs`), so this measures what
@@ -228,6 +234,7 @@ fn main() {
     let rate = arg(3, 20_000) as f64;
     let latency_secs = arg(4, 20);
     let restore_customers = arg(5, 1_000_000) as u32;
+    let failover_customers = arg(6, 1_000_000) as u32;
     let rounds = std::env::var("E2E_ROUNDS").map_or(2, |v| v.parse().expect("E2E_ROUNDS"));
     println!(
         "machine: {} cores; {}",
@@ -242,6 +249,9 @@ fn main() {
     }
     if restore_customers > 0 {
         restore::restore(restore_customers);
+    }
+    if failover_customers > 0 {
+        failover::failover(failover_customers);
     }
 }
 

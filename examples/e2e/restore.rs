@@ -21,8 +21,55 @@ pub fn restore(customers: u32) {
     let topic = "bench-changelog";
     kafka.create_topics(&[(topic, true)]);
     let settings = Arc::new(Settings::defaults());
+    let by_hash = |k: &str| (xxhash_rust::xxh3::xxh3_64(k.as_bytes()) % PARTITIONS as u64) as usize;
+    let (written, _) = write_changelog(&kafka, topic, customers, &settings, by_hash);
+    let mut base = ClientConfig::new();
+    base.set("bootstrap.servers", kafka.brokers());
+    let default_parallelism = Config::load_with_env(None, false)
+        .unwrap()
+        .kafka
+        .restore_parallelism as usize;
+    let partitions: Vec<i32> = (0..PARTITIONS).collect();
+    for parallelism in [default_parallelism, 1, default_parallelism] {
+        let t0 = Instant::now();
+        let results = changelog::restore_partitions(
+            &base,
+            topic,
+            &partitions,
+            &settings,
+            Duration::from_secs(30),
+            parallelism,
+            &|| false,
+        );
+        let secs = t0.elapsed().as_secs_f64();
+        let restored: usize = results
+            .iter()
+            .map(|(_, r)| r.as_ref().expect("restored").0.customers())
+            .sum();
+        println!(
+            "restore: {restored} customers from {PARTITIONS} changelog partitions, {parallelism} at a time, in {secs:.2} s = {:.0} customers/s (target <= 10 s per 1 M); {}",
+            restored as f64 / secs,
+            rss_and_load()
+        );
+        assert_eq!(restored as u64, written, "every written customer restored");
+        drop(results);
+    }
+}
+
+/// Generates `customers` customers (a quarter in each of the [`PARTITIONS`] partitions,
+/// by `partition_of` their id), processes their events, and writes each one's snapshot to
+/// its partition of the compacted changelog `topic` with the producer settings the
+/// service uses. Returns the snapshots written and each partition's processor (its
+/// stream time and watermark are what a checkpoint would carry).
+pub fn write_changelog(
+    kafka: &Kafka,
+    topic: &str,
+    customers: u32,
+    settings: &Arc<Settings>,
+    partition_of: impl Fn(&str) -> usize,
+) -> (u64, Vec<Processor>) {
     let mut procs: Vec<Processor> = (0..PARTITIONS)
-        .map(|_| Processor::new(Arc::clone(&settings)))
+        .map(|_| Processor::new(Arc::clone(settings)))
         .collect();
     // Two events per customer reach ~86 % of the generator's customers: 20 % more of them
     // leaves enough in every partition.
@@ -37,9 +84,7 @@ pub fn restore(customers: u32) {
     });
     let (mut buf, mut outs, mut off) = (Vec::new(), Vec::new(), 0i64);
     while g.next_line(&mut buf) {
-        let p = g.key().map_or(0, |k| {
-            (xxhash_rust::xxh3::xxh3_64(k.as_bytes()) % PARTITIONS as u64) as usize
-        });
+        let p = g.key().map_or(0, &partition_of);
         let src = Source {
             topic: "bench",
             partition: p as i32,
@@ -87,36 +132,5 @@ pub fn restore(customers: u32) {
         "changelog: {written} customer snapshots written in {:.1} s",
         t0.elapsed().as_secs_f64()
     );
-    drop(procs);
-    let mut base = ClientConfig::new();
-    base.set("bootstrap.servers", kafka.brokers());
-    let default_parallelism = Config::load_with_env(None, false)
-        .unwrap()
-        .kafka
-        .restore_parallelism as usize;
-    let partitions: Vec<i32> = (0..PARTITIONS).collect();
-    for parallelism in [default_parallelism, 1, default_parallelism] {
-        let t0 = Instant::now();
-        let results = changelog::restore_partitions(
-            &base,
-            topic,
-            &partitions,
-            &settings,
-            Duration::from_secs(30),
-            parallelism,
-            &|| false,
-        );
-        let secs = t0.elapsed().as_secs_f64();
-        let restored: usize = results
-            .iter()
-            .map(|(_, r)| r.as_ref().expect("restored").0.customers())
-            .sum();
-        println!(
-            "restore: {restored} customers from {PARTITIONS} changelog partitions, {parallelism} at a time, in {secs:.2} s = {:.0} customers/s (target <= 10 s per 1 M); {}",
-            restored as f64 / secs,
-            rss_and_load()
-        );
-        assert_eq!(restored as u64, written, "every written customer restored");
-        drop(results);
-    }
+    (written, procs)
 }
