@@ -6,10 +6,12 @@
 //! The changelog is written directly (the customers' snapshots, as phase 3, placed by
 //! the murmur2 partitioner `churnwatch gen` uses, and a checkpoint per partition at input
 //! offset 0), so that a million customers take seconds instead of a catch-up of minutes.
-//! After the kill, events of new customers (`FO-…`, a visit each, at the state's
-//! stream time so that no mass of deadlines fires) are produced at a steady rate to every
-//! partition; the first profile of such a customer of a moved partition is the survivor's
-//! first output for it (nothing before the kill wrote those keys). Detection (the group
+//! From 5 s before the kill, events of new customers (a visit each, at the state's stream
+//! time so that no mass of deadlines fires) are produced at a steady rate to every
+//! partition, so the dead member was writing its changelog when it died; their ids start
+//! with `FO-` once the kill is done, and the first profile of such a customer of a moved
+//! partition is the survivor's first output for it (nothing before the kill wrote those
+//! keys). Detection (the group
 //! noticing the death: `session.timeout.ms`) and the restore are reported apart: the
 //! survivor's `/v1/status` says when it installed the moved partitions and how long each
 //! restore took.
@@ -266,13 +268,12 @@ pub fn failover(customers: u32) {
         watch.assign(&tpl).unwrap();
         let _ = watch.poll(Duration::from_millis(500));
         let stop = Arc::new(AtomicBool::new(false));
-        let mut a = a;
-        let killed = Instant::now();
-        a.child.kill().unwrap();
-        let _ = a.child.wait();
-        // Post-kill traffic: new customers, every partition, at the state's stream time.
+        let after_kill = Arc::new(AtomicBool::new(false));
+        // Traffic from 5 s before the kill on: new customers on every partition, at the
+        // state's stream time; `PRE-` ids before the kill, `FO-` ids after it, so an `FO-`
+        // profile can only come from the survivor.
         let traffic = {
-            let stop = Arc::clone(&stop);
+            let (stop, after_kill) = (Arc::clone(&stop), Arc::clone(&after_kill));
             let brokers = kafka.brokers().to_string();
             let first = sequence;
             std::thread::spawn(move || {
@@ -285,7 +286,12 @@ pub fn failover(customers: u32) {
                 let mut n = first;
                 let t0 = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
-                    let id = format!("FO-{n}");
+                    let prefix = if after_kill.load(Ordering::Relaxed) {
+                        "FO"
+                    } else {
+                        "PRE"
+                    };
+                    let id = format!("{prefix}-{n}");
                     let v = format!(
                         r#"{{"event_id":"fo-{n}","customer_id":"{id}","type":"visit","ts":"{ts}","channel":"web"}}"#
                     );
@@ -301,6 +307,12 @@ pub fn failover(customers: u32) {
                 n
             })
         };
+        std::thread::sleep(Duration::from_secs(5));
+        let mut a = a;
+        let killed = Instant::now();
+        a.child.kill().unwrap();
+        after_kill.store(true, Ordering::Relaxed);
+        let _ = a.child.wait();
         let mut installed: Option<Duration> = None;
         let mut first_own: Option<Duration> = None;
         let mut first_moved: Option<Duration> = None;
