@@ -223,7 +223,7 @@ impl Facts {
     /// Activity score over the activity window.
     pub fn activity_score(&self, s: &Settings) -> f64 {
         let w = &self.sums[s.activity_len];
-        scores::activity_score(w.visits, w.conversions)
+        scores::activity_score(w.visits, w.participations.saturating_add(w.conversions))
     }
 
     /// Visits in the baseline period before the recent visit window.
@@ -294,6 +294,7 @@ impl Facts {
                     WindowMetric::Satisfaction => return None,
                     WindowMetric::Touches => w.touches as f64,
                     WindowMetric::Conversions => w.conversions as f64,
+                    WindowMetric::Participations => w.participations as f64,
                 }
             }
             Metric::LifetimeOrders => self.lifetime_orders as f64,

@@ -246,9 +246,22 @@ mod tests {
             proptest::option::of(number()),
             any::<u32>(),
             any::<u32>(),
+            any::<u32>(),
         )
             .prop_map(
-                |(days, orders, monetary, aov, visits, complaints, surveys, satisfaction, t, c)| {
+                |(
+                    days,
+                    orders,
+                    monetary,
+                    aov,
+                    visits,
+                    complaints,
+                    surveys,
+                    satisfaction,
+                    t,
+                    c,
+                    p,
+                )| {
                     WindowOut {
                         days,
                         orders,
@@ -260,6 +273,7 @@ mod tests {
                         satisfaction,
                         campaign_touches: t,
                         campaign_conversions: c,
+                        campaign_participations: p,
                     }
                 },
             )

@@ -6,6 +6,7 @@
 
 pub mod analytics;
 pub mod bgnbd;
+pub mod campaign;
 pub mod care;
 pub mod days;
 pub mod event;

@@ -73,6 +73,8 @@ pub struct WindowOut {
     pub campaign_touches: u32,
     /// Campaign conversions.
     pub campaign_conversions: u32,
+    /// Campaign participations (`participated` actions; conversions apart).
+    pub campaign_participations: u32,
 }
 
 /// The full facts (DOMAIN.md §1 and §4), on profiles only.
@@ -528,7 +530,8 @@ impl Json for WindowOut {
             surveys,
             satisfaction,
             campaign_touches,
-            campaign_conversions
+            campaign_conversions,
+            campaign_participations
         );
     }
 }

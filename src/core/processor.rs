@@ -14,7 +14,8 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::analytics::{CampaignBook, Keys, Population};
+use super::analytics::{Keys, Population};
+use super::campaign::CampaignBook;
 use super::days;
 use super::event::{decode, Event, EventKind, Payload, RejectReason};
 use super::facts::{DayCounts, Facts};
@@ -192,7 +193,12 @@ fn sketch_keys(rec: &Record) -> Keys {
 fn sketch_values(f: &Facts, s: &Settings) -> (i64, u32) {
     let spend = f.window(s, s.windows.len().saturating_sub(1)).amount;
     let a = &f.sums[s.activity_len];
-    (spend, a.visits.saturating_add(a.conversions))
+    (
+        spend,
+        a.visits
+            .saturating_add(a.participations)
+            .saturating_add(a.conversions),
+    )
 }
 
 /// 32-bit fingerprint of an event id for duplicate detection within a customer-day.

@@ -27,7 +27,7 @@ pub enum Metric {
     OpenComplaints,
     /// Last NPS answer (0–10).
     LastNps,
-    /// (visits + campaign conversions in the activity window) / 2.
+    /// (visits + campaign participations and conversions in the activity window) / 2.
     ActivityScore,
     /// (purchase-frequency decline + complaints × 0.5) × 100.
     ChurnRiskIndex,
@@ -60,10 +60,12 @@ pub enum WindowMetric {
     Touches,
     /// Campaign conversions.
     Conversions,
+    /// Campaign participations (`participated` actions).
+    Participations,
 }
 
 impl WindowMetric {
-    const ALL: [(WindowMetric, &'static str, &'static str); 8] = [
+    const ALL: [(WindowMetric, &'static str, &'static str); 9] = [
         (WindowMetric::Orders, "orders", "orders"),
         (
             WindowMetric::Monetary,
@@ -87,6 +89,11 @@ impl WindowMetric {
             WindowMetric::Conversions,
             "campaign_conversions",
             "campaign conversions",
+        ),
+        (
+            WindowMetric::Participations,
+            "campaign_participations",
+            "campaign participations (joined, attended, responded; conversions are counted apart)",
         ),
     ];
 }

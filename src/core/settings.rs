@@ -330,6 +330,12 @@ impl Settings {
                 an.relative_accuracy
             )));
         }
+        if an.attribution_window_days == 0 || an.attribution_window_days > retention_days {
+            return Err(ConfigError(format!(
+                "analytics.attribution_window_days = {} must be between 1 and the longest period kept ({retention_days} days): the day history is what attributes orders that arrive before their conversion; 30 is the default",
+                an.attribution_window_days
+            )));
+        }
 
         let t = &c.tiers;
         if t.rules.len() > 250 {
@@ -446,7 +452,7 @@ impl Settings {
                             W::Complaints => fl::COMPLAINTS,
                             W::Satisfaction => fl::SURVEYS,
                             W::Touches => fl::TOUCHES,
-                            W::Conversions => fl::CONVERSIONS,
+                            W::Conversions | W::Participations => fl::CONVERSIONS,
                         },
                     ),
                     Metric::ActivityScore => {
@@ -491,6 +497,7 @@ impl Settings {
             analytics: c.analytics.enabled.then_some(AnalyticsSettings {
                 relative_accuracy: c.analytics.relative_accuracy,
                 max_campaigns: c.analytics.max_campaigns,
+                attribution_window_days: c.analytics.attribution_window_days,
             }),
             lengths,
             windows,
@@ -639,9 +646,10 @@ impl Settings {
             Some(a) => {
                 let _ = writeln!(
                     s,
-                    "Analytics: value score = 0.5 x spend + 0.3 x activity + 0.2 x tenure percentile; value tiers A >= 85, B >= 70, C below, D when churn risk >= 50; ABC 70/20/10 % of 365-day spend; core = top 10 % by spend. Spend ranks within +-{:.1} % of the spend; {} campaigns tracked by name per partition.",
+                    "Analytics: value score = 0.5 x spend + 0.3 x activity + 0.2 x tenure percentile; value tiers A >= 85, B >= 70, C below, D when churn risk >= 50; ABC 70/20/10 % of 365-day spend; core = top 10 % by spend. Spend ranks within +-{:.1} % of the spend; {} campaigns tracked by name per partition; campaign revenue = orders of converted customers within {} days of the conversion.",
                     200.0 * a.relative_accuracy,
-                    a.max_campaigns
+                    a.max_campaigns,
+                    a.attribution_window_days
                 );
             }
             None => {

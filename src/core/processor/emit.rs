@@ -293,6 +293,7 @@ fn facts_out(
                     satisfaction: f.get(Metric::Window(WindowMetric::Satisfaction, i as u8), s),
                     campaign_touches: w.touches,
                     campaign_conversions: w.conversions,
+                    campaign_participations: w.participations,
                 }
             })
             .collect(),

@@ -122,6 +122,9 @@ pub struct AnalyticsConfig {
     pub relative_accuracy: f64,
     /// Campaigns tracked by name per partition; later ones count as `other`.
     pub max_campaigns: u16,
+    /// Days (the conversion's day included) in which a converted customer's orders count
+    /// as the campaign's revenue.
+    pub attribution_window_days: u16,
 }
 
 /// `[clv]`: the Gamma-Gamma spend model (Fader, Hardie & Lee 2005) for customer lifetime
@@ -157,6 +160,8 @@ pub struct AnalyticsSettings {
     pub relative_accuracy: f64,
     /// Campaigns tracked by name.
     pub max_campaigns: u16,
+    /// Revenue attribution window after a conversion, days.
+    pub attribution_window_days: u16,
 }
 
 /// One `[[tiers.rules]]` entry.
