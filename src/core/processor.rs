@@ -104,6 +104,8 @@ pub struct Memory {
     pub labels: usize,
     /// Task states of warned customers and the overdue index.
     pub tasks: usize,
+    /// Campaign links of customers reached by a campaign.
+    pub campaign_links: usize,
 }
 
 enum Trigger<'a> {
@@ -274,6 +276,7 @@ impl Processor {
             timer_entries: self.timers.len(),
             labels: self.labels.bytes(),
             tasks: self.store.care_bytes() + self.overdue.len() * 24,
+            campaign_links: self.store.links_bytes(),
         }
     }
 
