@@ -305,6 +305,8 @@ mod tests {
                 first_seen: b.0.into(),
                 first_order: b.1.map(Into::into),
                 last_order: b.2.map(Into::into),
+                last_interaction: b.0.into(),
+                days_since_last_interaction: a.2,
                 lifetime_orders: c.0,
                 lifetime_value: c.1,
                 currency: "CNY".into(),
@@ -476,6 +478,7 @@ mod tests {
                 tier: t[2].clone().into(),
                 tier_since: truncated.then(|| t[7].clone().into()),
                 peak_tier: (original_bytes % 2 == 0).then(|| t[5].clone().into()),
+                previous_tier: (original_bytes % 3 == 0).then(|| t[4].clone().into()),
                 action: t[3].as_str().into(),
                 warning: WarningState {
                     level: "medium",

@@ -5,12 +5,13 @@
 
 use std::sync::Arc;
 
-use super::rules::{DayAnchor, Metric, Rule};
+use super::rules::{DayAnchor, Metric, Rule, SegmentSpec, Test, Vocab};
 use super::time::parse_duration_ms;
 
 /// The embedded default rule set (`config/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
+mod explain;
 mod routing;
 mod shape;
 pub use routing::{
@@ -132,6 +133,8 @@ pub struct Settings {
     pub day_thresholds: Vec<(DayAnchor, f64)>,
     /// Some rule uses a continuously changing metric: re-evaluate daily.
     pub daily: bool,
+    /// Some rule reads the population standing (value score, value tier, ABC, core).
+    pub uses_standing: bool,
     /// Per period length (indexed like `lengths`): the history fields (`days::field`
     /// bits) some rule reads over that length. A day leaving that period can change a
     /// rule outcome only if it has one of them, so only those expiries become deadlines.
@@ -331,11 +334,28 @@ impl Settings {
             )));
         }
 
+        let cuts = compile_cuts(an)?;
+
         let t = &c.tiers;
         if t.rules.len() > 250 {
             return Err(ConfigError("at most 250 tier rules are supported".into()));
         }
         let mut tiers = Vec::with_capacity(t.rules.len() + 1);
+        let tier_names: Vec<String> = t
+            .rules
+            .iter()
+            .map(|r| r.name.clone())
+            .chain(std::iter::once(t.fallback.clone()))
+            .collect();
+        let vocab = Vocab {
+            windows: &windows,
+            tiers: &tier_names,
+        };
+        let segs = |m: &std::collections::BTreeMap<String, SegmentConditions>| -> Vec<SegmentSpec> {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.all.clone(), v.any.clone()))
+                .collect()
+        };
         for r in &t.rules {
             if r.name.is_empty()
                 || r.name == t.fallback
@@ -346,7 +366,8 @@ impl Settings {
                     r.name, t.fallback
                 )));
             }
-            let rule = Rule::parse(&r.name, &r.all, &r.any, &windows).map_err(ConfigError)?;
+            let rule = Rule::parse(&r.name, &r.all, &r.any, &segs(&r.segments), &vocab)
+                .map_err(ConfigError)?;
             tiers.push(Tier {
                 name: r.name.clone(),
                 action: r.action.as_str().into(),
@@ -384,7 +405,8 @@ impl Settings {
                     r.name
                 )));
             }
-            let rule = Rule::parse(&r.name, &r.all, &r.any, &windows).map_err(ConfigError)?;
+            let rule = Rule::parse(&r.name, &r.all, &r.any, &segs(&r.segments), &vocab)
+                .map_err(ConfigError)?;
             warnings.push(WarningRule { rule, level });
         }
         let sla = |name: &str, lc: &LevelConfig| -> Result<i64, ConfigError> {
@@ -409,16 +431,28 @@ impl Settings {
 
         let mut day_thresholds = Vec::new();
         let mut daily = false;
+        let mut uses_standing = false;
         let all_rules = tiers
             .iter()
             .filter_map(|t| t.rule.as_ref())
             .chain(warnings.iter().map(|w| &w.rule));
         for rule in all_rules {
             for cnd in rule.conditions() {
-                if let Some(anchor) = cnd.metric.day_counter() {
-                    day_thresholds.push((anchor, cnd.value));
+                if let Test::Num { metric, value, .. } = &cnd.test {
+                    if let Some(anchor) = metric.day_counter() {
+                        day_thresholds.push((anchor, *value));
+                    }
+                    daily |= metric.continuous();
                 }
-                daily |= cnd.metric.continuous();
+                let population = cnd.metric().is_some_and(|m| m.population())
+                    || cnd.label().is_some_and(|l| l.population());
+                if population && !c.analytics.enabled {
+                    return Err(ConfigError(format!(
+                        "rule `{}`: `{}` ranks the customer among the population, which needs analytics.enabled = true (or remove the condition)",
+                        rule.name, cnd.text
+                    )));
+                }
+                uses_standing |= population;
             }
         }
         day_thresholds.push((DayAnchor::FirstSeen, f.new_customer_days as f64));
@@ -433,9 +467,20 @@ impl Settings {
                 .iter()
                 .filter_map(|t| t.rule.as_ref())
                 .chain(warnings.iter().map(|w| &w.rule));
-            for cnd in rules.flat_map(|r| r.conditions()) {
-                let mut mark = |len: u16, bits: u8| rule_fields[li(len)] |= bits;
-                match cnd.metric {
+            let mut mark = |len: u16, bits: u8| rule_fields[li(len)] |= bits;
+            if uses_standing {
+                // Standing reads the spend of the longest window, the activity and the
+                // risk index: their expiries can change a value tier or ABC class.
+                mark(*windows.last().unwrap_or(&365), fl::AMOUNT);
+                mark(f.activity_window_days, fl::VISITS | fl::CONVERSIONS);
+                mark(f.risk_window_days, fl::ORDERS | fl::COMPLAINTS);
+                mark(risk2, fl::ORDERS);
+            }
+            for metric in rules
+                .flat_map(|r| r.conditions())
+                .filter_map(|c| c.metric())
+            {
+                match metric {
                     Metric::Window(wm, i) => mark(
                         windows[i as usize],
                         match wm {
@@ -491,6 +536,7 @@ impl Settings {
             analytics: c.analytics.enabled.then_some(AnalyticsSettings {
                 relative_accuracy: c.analytics.relative_accuracy,
                 max_campaigns: c.analytics.max_campaigns,
+                cuts,
             }),
             lengths,
             windows,
@@ -505,6 +551,7 @@ impl Settings {
             ],
             day_thresholds,
             daily,
+            uses_standing,
             rule_fields,
             dead_letter_original,
             rules_version: rules_version(c),
@@ -517,139 +564,54 @@ impl Settings {
     pub fn fallback_tier(&self) -> usize {
         self.tiers.len() - 1
     }
+}
 
-    /// The rule set in words, for `check-config`.
-    pub fn explain(&self) -> String {
-        use std::fmt::Write;
-        let w = &self.windows;
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "Windows: {:?} days; history kept per customer: {} days.",
-            w, self.retention_days
-        );
-        let m = &self.limits.money;
-        let _ = write!(
-            s,
-            "Money: every amount and threshold in {} (rounded once, half-even); without `currency`: {}; rates:",
-            m.reporting.as_str(),
-            match m.missing {
-                super::money::MissingCurrency::Reporting => "taken as the reporting currency",
-                super::money::MissingCurrency::Reject => "rejected",
-            }
-        );
-        if m.rates.is_empty() {
-            let _ = write!(
-                s,
-                " none (other currencies are rejected as unknown_currency)"
-            );
-        }
-        for r in &m.rates {
-            let rate = r.rate.digits as f64 / 10f64.powi(r.rate.scale);
-            let _ = write!(
-                s,
-                " {} {rate} from {};",
-                r.currency.as_str(),
-                super::time::format_rfc3339(r.from)
-            );
-        }
-        let _ = writeln!(s);
-        let _ = writeln!(
-            s,
-            "Events later than {} s behind the newest are counted as late.",
-            self.allowed_lateness_ms / 1000
-        );
-        let _ = writeln!(
-            s,
-            "\nTiers (checked in this order; the first that matches wins):"
-        );
-        for (i, t) in self.tiers.iter().enumerate() {
-            match &t.rule {
-                Some(r) => {
-                    let _ = writeln!(s, "  {}. {} when {}", i + 1, t.name, words(r, w));
-                }
-                None => {
-                    let _ = writeln!(s, "  {}. {} otherwise", i + 1, t.name);
-                }
-            }
-            let _ = writeln!(s, "     action: {}", t.action);
-        }
-        let mut best: Vec<(u8, &str)> = self
-            .tier_rank
-            .iter()
-            .zip(&self.tiers)
-            .map(|(r, t)| (*r, t.name.as_str()))
-            .collect();
-        best.sort();
-        let best: Vec<&str> = best.into_iter().map(|(_, n)| n).collect();
-        let _ = writeln!(
-            s,
-            "  Best tier first: {} (tiers.ranking; the profile's peak_tier is the best tier ever held)",
-            best.join(", ")
-        );
-        let _ = writeln!(s, "\nChurn warnings (the highest matching level counts; raised when it rises, cleared when it falls to low):");
-        for wr in &self.warnings {
-            let _ = writeln!(
-                s,
-                "  {} ({}) when {}",
-                wr.rule.name,
-                wr.level.name(),
-                words(&wr.rule, w)
-            );
-        }
-        for lvl in [Level::High, Level::Medium] {
-            let _ = writeln!(
-                s,
-                "  {}: due within {} h; action: {}",
-                lvl.name(),
-                self.sla_ms[lvl as usize] / 3_600_000,
-                self.level_action[lvl as usize]
-            );
-        }
-        let _ = writeln!(
-            s,
-            "  low: no warning event; action: {}",
-            self.level_action[0]
-        );
-        match self.bgnbd {
-            Some(p) => {
-                let _ = writeln!(
-                    s,
-                    "\nChurn probability: BG/NBD r={} alpha={} a={} b={} (time unit {} days), expected purchases over {} days.",
-                    p.r, p.alpha, p.a, p.b, self.unit_days, self.horizon_days
-                );
-            }
-            None => {
-                let _ = writeln!(s, "\nChurn probability: disabled.");
-            }
-        }
-        match self.spend_model {
-            Some(g) => {
-                let _ = writeln!(
-                    s,
-                    "CLV: expected purchases over {} days x Gamma-Gamma expected order value (p={} q={} v={}).",
-                    self.horizon_days, g.p, g.q, g.v
-                );
-            }
-            None => {
-                let _ = writeln!(s, "CLV: disabled.");
-            }
-        }
-        match self.analytics {
-            Some(a) => {
-                let _ = writeln!(
-                    s,
-                    "Analytics: value score = 0.5 x spend + 0.3 x activity + 0.2 x tenure percentile; value tiers A >= 85, B >= 70, C below, D when churn risk >= 50; ABC 70/20/10 % of 365-day spend; core = top 10 % by spend. Spend ranks within +-{:.1} % of the spend; {} campaigns tracked by name per partition.",
-                    200.0 * a.relative_accuracy,
-                    a.max_campaigns
-                );
-            }
-            None => {
-                let _ = writeln!(s, "Analytics: disabled.");
-            }
-        }
-        s
+/// The score numbers of `[analytics]`, validated.
+fn compile_cuts(an: &AnalyticsConfig) -> Result<super::scores::Cuts, ConfigError> {
+    let bad = |what: &str| Err(ConfigError(format!("analytics.{what}")));
+    let w = an.value_score_weights;
+    if w.iter().any(|x| !(x.is_finite() && *x >= 0.0)) || (w.iter().sum::<f64>() - 1.0).abs() > 1e-6
+    {
+        return bad(&format!(
+            "value_score_weights = {w:?} must be three non-negative weights (spend, activity, tenure) that add up to 1, e.g. [0.5, 0.3, 0.2]"
+        ));
     }
+    let [a, b] = an.value_tiers;
+    if !(a.is_finite() && b.is_finite() && 0.0 <= b && b < a && a <= 100.0) {
+        return bad(&format!(
+            "value_tiers = [{a}, {b}] must be the A and B thresholds of the 0-100 value score, A above B, e.g. [85, 70]"
+        ));
+    }
+    if !an.risk_override.is_finite() || an.risk_override < 0.0 {
+        return bad(&format!(
+            "risk_override = {} must be a churn risk index of 0 or more, e.g. 50",
+            an.risk_override
+        ));
+    }
+    let p = an.abc_percent;
+    if p.iter().any(|x| !(x.is_finite() && *x >= 0.0))
+        || p[0] <= 0.0
+        || (p.iter().sum::<f64>() - 100.0).abs() > 1e-6
+    {
+        return bad(&format!(
+            "abc_percent = {p:?} must be the shares of spend of classes A, B and C in percent, A above 0, adding up to 100, e.g. [70, 20, 10]"
+        ));
+    }
+    if !(an.core_percent > 0.0 && an.core_percent <= 100.0) {
+        return bad(&format!(
+            "core_percent = {} must be in (0, 100]: the top share of customers by spend, e.g. 10",
+            an.core_percent
+        ));
+    }
+    Ok(super::scores::Cuts {
+        weights: w,
+        tier_a: a,
+        tier_b: b,
+        risk_d: an.risk_override,
+        abc_a: p[0] / 100.0,
+        abc_b: (p[0] + p[1]) / 100.0,
+        core_from: 100.0 - an.core_percent,
+    })
 }
 
 /// The `[money]` section, validated ([`super::money::Money::compile`] says what is checked).
@@ -703,20 +665,6 @@ fn rules_version(c: &CoreConfig) -> String {
     );
     let h = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
     format!("{:012x}", h >> 16)
-}
-
-fn words(r: &Rule, w: &[u16]) -> String {
-    let all: Vec<String> = r.all.iter().map(|c| c.describe(w)).collect();
-    let any: Vec<String> = r.any.iter().map(|c| c.describe(w)).collect();
-    let mut s = all.join(" and ");
-    if !any.is_empty() {
-        if !s.is_empty() {
-            s.push_str(", and ");
-        }
-        s.push_str("either ");
-        s.push_str(&any.join(" or "));
-    }
-    s
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use super::store::{Interner, Record, NO_TIER};
 use smallvec::SmallVec;
 
 /// Snapshot format version written by this build.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 
 /// Why a snapshot could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +40,8 @@ pub struct Decoded {
     pub campaign: String,
     /// The best tier ever held ("" = none or unknown).
     pub peak_tier: String,
+    /// The tier before the current one ("" = none or unknown).
+    pub previous_tier: String,
     /// Label strings the day history's tags refer to (by index).
     pub tag_names: Vec<String>,
     /// Day history with tag keys = tag_names index << 1 | kind.
@@ -121,11 +123,14 @@ impl Reader<'_> {
     }
 }
 
-/// Appends the snapshot of `rec` (with the names of its tier and best tier) to `out`.
+/// Appends the snapshot of `rec` (with the names of its tier, best and previous tier)
+/// to `out`.
+#[allow(clippy::too_many_arguments)]
 pub fn encode(
     rec: &Record,
     tier: Option<&str>,
     peak_tier: Option<&str>,
+    previous_tier: Option<&str>,
     campaign: Option<&str>,
     task: Option<TaskOut<'_>>,
     labels: &Interner,
@@ -196,13 +201,16 @@ pub fn encode(
             }
         }
     }
+    // Version 4: the previous tier.
+    put_s(out, previous_tier.unwrap_or(""));
 }
 
 /// Reads a snapshot.
 pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
     let version = *b.first().ok_or(SnapshotError::Malformed(0))?;
     // Version 1 had no campaign (it reads as "none"); versions before 3 kept neither the
-    // tier's start, the best tier nor the latest warning's task (they read as unknown/none).
+    // tier's start, the best tier nor the latest warning's task (they read as unknown/none);
+    // versions before 4 no previous tier (unknown).
     if !(1..=VERSION).contains(&version) {
         return Err(SnapshotError::Version(version));
     }
@@ -280,6 +288,7 @@ pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
             return Err(SnapshotError::Malformed(r.i));
         }
     }
+    let previous_tier = if version >= 4 { r.s()? } else { String::new() };
     if r.i != b.len() {
         return Err(SnapshotError::Malformed(r.i));
     }
@@ -296,6 +305,7 @@ pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
         labels,
         campaign,
         peak_tier,
+        previous_tier,
         tag_names,
         days,
         care,

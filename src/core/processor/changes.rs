@@ -46,6 +46,7 @@ impl Processor {
         let rec = self.store.rec(slot);
         let name = |t: u8| (t != NO_TIER).then(|| self.s.tiers[t as usize].name.as_str());
         let (tier, peak) = (name(rec.tier), name(rec.peak_tier));
+        let previous = name(rec.previous_tier);
         let mut out = Vec::with_capacity(64 + rec.days.len());
         let campaign = self.book.as_ref().and_then(|b| b.name(rec.campaign));
         let task = self.store.care(slot).map(|c| {
@@ -63,7 +64,16 @@ impl Processor {
                 ],
             }
         });
-        crate::core::snapshot::encode(rec, tier, peak, campaign, task, &self.labels, &mut out);
+        crate::core::snapshot::encode(
+            rec,
+            tier,
+            peak,
+            previous,
+            campaign,
+            task,
+            &self.labels,
+            &mut out,
+        );
         out
     }
 
@@ -101,6 +111,7 @@ impl Processor {
             NO_TIER => rec.tier,
             p => p,
         };
+        rec.previous_tier = index(&d.previous_tier);
         if let Some(old) = self.store.get(&rec.id) {
             self.remove_slot(old);
         }
