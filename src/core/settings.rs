@@ -69,6 +69,8 @@ pub struct WarningRule {
     pub rule: Rule,
     /// Its level.
     pub level: Level,
+    /// Time to act on a warning this rule decides (its `sla`; else the level's), ms.
+    pub sla_ms: Option<i64>,
 }
 
 /// BG/NBD parameters in model units.
@@ -407,7 +409,15 @@ impl Settings {
             }
             let rule = Rule::parse(&r.name, &r.all, &r.any, &segs(&r.segments), &vocab)
                 .map_err(ConfigError)?;
-            warnings.push(WarningRule { rule, level });
+            let sla_ms = match &r.sla {
+                Some(v) => Some(duration(&format!("warnings.rules.{}.sla", r.name), v)?),
+                None => None,
+            };
+            warnings.push(WarningRule {
+                rule,
+                level,
+                sla_ms,
+            });
         }
         let sla = |name: &str, lc: &LevelConfig| -> Result<i64, ConfigError> {
             match &lc.sla {
@@ -556,8 +566,18 @@ impl Settings {
             dead_letter_original,
             rules_version: rules_version(c),
             profile_publish,
-            interventions: routing::compile(&c.interventions, &c.tiers)?,
+            interventions: routing::compile(&c.interventions, &c.tiers, &c.warnings)?,
         })
+    }
+
+    /// Time to act on a warning at `level` decided by warning rule `rule` (an index in
+    /// `warnings`): the rule's `sla`, else the level's.
+    pub fn warning_sla_ms(&self, rule: usize, level: Level) -> i64 {
+        self.warnings
+            .get(rule)
+            .filter(|w| w.level == level)
+            .and_then(|w| w.sla_ms)
+            .unwrap_or(self.sla_ms[level as usize])
     }
 
     /// Index of the fallback tier.

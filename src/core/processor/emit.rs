@@ -72,19 +72,25 @@ impl Processor {
         let rec = self.store.rec(slot);
         let headline = headline(facts, &s, &s.tiers[c.tier].name);
         let cid = Text::from(rec.id.as_str());
+        // The warning rule that decides the level (the first matching one at it): its
+        // owner routing and SLA apply.
+        let rule = s
+            .warnings
+            .iter()
+            .position(|w| w.level == c.level && w.rule.matches(&get))
+            .unwrap_or(0);
+        let rule_name = (c.level > Level::Low)
+            .then(|| s.warnings.get(rule).map(|w| w.rule.name.as_str()))
+            .flatten();
         // Owners by `[interventions]` routing: never empty (DOMAIN.md §6).
-        let owner = self.owner_of(slot, c.tier, c.level);
+        let tier_owner = self.owner_of(slot, c.tier, c.level, None);
+        let owner = self.owner_of(slot, c.tier, c.level, rule_name);
         // The cleared warning's task keeps the owner it had.
         let task_owner = self
             .store
             .care(slot)
             .and_then(|t| self.labels.name(t.owner as u32))
             .map_or_else(|| owner.clone(), Text::from);
-        let rule = s
-            .warnings
-            .iter()
-            .position(|w| w.level == c.level && w.rule.matches(&get))
-            .unwrap_or(0);
         let mut task: Option<(String, Text)> = None;
         let version = Text::from(s.rules_version.as_str());
         let event_time_text = format_rfc3339(event_time);
@@ -115,7 +121,7 @@ impl Processor {
                     .map(|r| values(r, &before))
                     .unwrap_or_default(),
                 action: t.action.clone(),
-                owner: owner.clone(),
+                owner: tier_owner,
                 due: t
                     .sla_ms
                     .map(|ms| format_rfc3339(event_time.saturating_add(ms))),
@@ -140,7 +146,7 @@ impl Processor {
                 reasons: reasons(&s, &get),
                 risk_index: facts.churn_risk_index(&s),
                 owner,
-                due: format_rfc3339(event_time.saturating_add(s.sla_ms[level as usize])),
+                due: format_rfc3339(event_time.saturating_add(s.warning_sla_ms(rule, level))),
                 action: s.level_action[level as usize].clone(),
                 trigger: trig,
                 event_time: event_time_text,

@@ -77,13 +77,21 @@ impl Settings {
         );
         let _ = writeln!(s, "\nChurn warnings (the highest matching level counts; raised when it rises, cleared when it falls to low):");
         for wr in &self.warnings {
-            let _ = writeln!(
+            let _ = write!(
                 s,
                 "  {} ({}) when {}",
                 wr.rule.name,
                 wr.level.name(),
                 words(&wr.rule, w)
             );
+            match wr.sla_ms {
+                Some(ms) => {
+                    let _ = writeln!(s, "; due within {} h", ms / 3_600_000);
+                }
+                None => {
+                    let _ = writeln!(s);
+                }
+            }
         }
         for lvl in [Level::High, Level::Medium] {
             let _ = writeln!(

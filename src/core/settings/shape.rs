@@ -282,6 +282,9 @@ pub struct WarningRuleConfig {
     /// (`[tiers.rules.segments.NAME]` / `[warnings.rules.segments.NAME]`).
     #[serde(default)]
     pub segments: std::collections::BTreeMap<String, SegmentConditions>,
+    /// Time to act on a warning this rule decides (e.g. `24h`); absent: the level's `sla`.
+    #[serde(default)]
+    pub sla: Option<String>,
 }
 
 /// A segment's own conditions for a rule: they replace the rule's `all` and `any` for the
