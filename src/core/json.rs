@@ -302,7 +302,7 @@ mod tests {
                 days_without_order: a.2,
                 tenure_days: a.3,
                 lifecycle: "new",
-                first_seen: b.0.into(),
+                first_seen: b.0.clone().into(),
                 first_order: b.1.map(Into::into),
                 last_order: b.2.map(Into::into),
                 last_interaction: b.0.into(),

@@ -244,6 +244,7 @@ mod tests {
         let mut c = CoreConfig::defaults();
         c.warnings.rules.push(WarningRuleConfig {
             segments: Default::default(),
+            sla: None,
             name: "fading".into(),
             level: "high".into(),
             all: vec!["p_alive < 0.5".into(), "lifetime_orders >= 2".into()],
