@@ -12,7 +12,8 @@ mod metric;
 pub use label::{known_labels, Label, LabelTest, Lookup, LABELS, LABEL_COUNT};
 pub use metric::{known_metrics, DayAnchor, Metric, WindowMetric, SCALARS};
 
-/// What conditions may name: the configured windows and the rule set's tier names.
+/// What conditions may name: the configured windows and the rule set's tier names (the
+/// tier names are informational: see [`Label::check`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Vocab<'a> {
     /// `facts.windows_days`.
@@ -186,7 +187,7 @@ impl Condition {
                     "`{item}` is not a value; write a word or a quoted text"
                 ));
             }
-            label.check(unq, v.tiers)?;
+            label.check(unq)?;
             out.push(unq.to_string());
         }
         if out.is_empty() {

@@ -91,13 +91,13 @@ impl Label {
         matches!(self, Label::ValueTier | Label::AbcClass | Label::Core)
     }
 
-    /// Checks a value the label is compared with; `tiers` are the rule set's tier names.
-    /// Free-text labels (profile attributes) take any value.
-    pub fn check(self, v: &str, tiers: &[String]) -> Result<(), String> {
+    /// Checks a value the label is compared with. Free-text labels (profile attributes)
+    /// take any value; so do the tier labels: a name that is not a tier of the rule set
+    /// never matches, as in owner routing and `tiers.ranking`, so that a file replacing
+    /// `[[tiers.rules]]` keeps the default warning rules valid (`check-config` prints the
+    /// tiers in effect beside the rules).
+    pub fn check(self, v: &str) -> Result<(), String> {
         let closed: Vec<&str> = match self {
-            Label::Tier | Label::PreviousTier | Label::PeakTier => {
-                tiers.iter().map(String::as_str).collect()
-            }
             Label::Lifecycle => vec!["new", "existing"],
             Label::ValueTier => vec!["A", "B", "C", "D"],
             Label::AbcClass => vec!["A", "B", "C"],
