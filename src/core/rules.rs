@@ -108,7 +108,7 @@ impl Condition {
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(t.len());
         if let Some(label) = Label::parse(&t[..name_end]) {
-            return Self::parse_label(t, label, t[name_end..].trim(), v)
+            return Self::parse_label(label, t[name_end..].trim())
                 .map_err(|e| format!("in condition `{t}`: {e}"));
         }
         let ops = [
@@ -142,7 +142,7 @@ impl Condition {
     }
 
     /// `rest` follows the label's name: `== v`, `!= v`, `in [a, b]`, `not in [a, b]`.
-    fn parse_label(t: &str, label: Label, rest: &str, v: &Vocab<'_>) -> Result<Condition, String> {
+    fn parse_label(label: Label, rest: &str) -> Result<Condition, String> {
         let (negate, list, values) = if let Some(x) = rest.strip_prefix("==") {
             (false, false, x)
         } else if let Some(x) = rest.strip_prefix("!=") {
@@ -200,7 +200,6 @@ impl Condition {
             (true, false) => format!("{} in [{}]", label.name(), quoted.join(", ")),
             (true, true) => format!("{} not in [{}]", label.name(), quoted.join(", ")),
         };
-        let _ = t;
         Ok(Condition {
             test: Test::Label(LabelTest {
                 label,
