@@ -632,6 +632,7 @@ fn rules_come_from_configuration() {
                 any: vec![],
                 action: "call".into(),
                 sla: None,
+                segments: Default::default(),
             });
         c.warnings.high.sla = Some("2h".into());
     });

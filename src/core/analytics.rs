@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::scores::{value_tier, ValueTier};
+use super::scores::{Cuts, ValueTier};
 use super::sketch::{RankSketch, RankWire, SpendSketch, SpendWire, WireError};
 
 /// Activity values above this count in the top bucket (visits, participations and
@@ -45,6 +45,8 @@ pub struct Population {
     pub spend: SpendSketch,
     activity: RankSketch,
     tenure: RankSketch,
+    /// The score cut-offs (`[analytics]`).
+    cuts: Cuts,
 }
 
 /// A population's portable form (the sketches' non-zero tree cells).
@@ -92,10 +94,16 @@ pub fn value_tier_name(t: ValueTier) -> &'static str {
 impl Population {
     /// Empty sketches with relative accuracy `alpha` for spend.
     pub fn new(alpha: f64) -> Population {
+        Population::with_cuts(alpha, Cuts::default())
+    }
+
+    /// Empty sketches that score with `cuts`.
+    pub fn with_cuts(alpha: f64, cuts: Cuts) -> Population {
         Population {
             spend: SpendSketch::new(alpha),
             activity: RankSketch::new(ACTIVITY_CAP as usize + 1),
             tenure: RankSketch::new(u16::MAX as usize + 1),
+            cuts,
         }
     }
 
@@ -163,8 +171,8 @@ impl Population {
             return "C";
         }
         match self.spend.share_above(spend) {
-            Some(s) if s < 0.7 => "A",
-            Some(s) if s < 0.9 => "B",
+            Some(s) if s < self.cuts.abc_a => "A",
+            Some(s) if s < self.cuts.abc_b => "B",
             _ => "C",
         }
     }
@@ -173,19 +181,25 @@ impl Population {
     pub fn is_core(&self, spend: u16) -> bool {
         // At bucket resolution the mid-rank decides: a bucket is core when its middle is
         // in the top 10 %.
-        spend != 0 && self.spend.percentile(spend).is_some_and(|p| p >= 90.0)
+        spend != 0
+            && self
+                .spend
+                .percentile(spend)
+                .is_some_and(|p| p >= self.cuts.core_from)
     }
 
     /// This population's customers by ABC class (A, B, C) and the core customers, each
     /// with their 365-day spend (cents, bucket representatives: within α), classified by
     /// the boundaries of `among` (all partitions merged, or this one).
     pub fn classes(&self, among: &Population) -> ([(u64, i64); 3], (u64, i64)) {
-        let (a, b) = among.spend.abc_bounds();
+        let (a, b) = among.spend.abc_bounds(among.cuts.abc_a, among.cuts.abc_b);
         let n = self.spend.buckets();
         let class_a = self.spend.range(a, n);
         let class_b = self.spend.range(b, a.max(b));
         let class_c = self.spend.range(0, b.min(a));
-        let core = self.spend.range(among.spend.core_bound(), n);
+        let core = self
+            .spend
+            .range(among.spend.core_bound(among.cuts.core_from), n);
         ([class_a, class_b, class_c], core)
     }
 
@@ -197,10 +211,10 @@ impl Population {
             .tenure
             .percentile(tenure_bucket(k.first_seen))
             .unwrap_or(0.0);
-        let score = 0.5 * spend + 0.3 * activity + 0.2 * tenure;
+        let score = self.cuts.score(spend, activity, tenure);
         Standing {
             value_score: score,
-            value_tier: value_tier_name(value_tier(score, risk)),
+            value_tier: value_tier_name(self.cuts.value_tier(score, risk)),
             spend_percentile: spend,
             activity_percentile: activity,
             tenure_percentile: tenure,

@@ -25,6 +25,7 @@ pub mod settings;
 pub mod sketch;
 pub mod snapshot;
 pub mod store;
+pub mod subject;
 pub mod time;
 pub mod timers;
 

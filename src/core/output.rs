@@ -96,6 +96,11 @@ pub struct FactsOut {
     pub first_order: Option<Text>,
     /// Last order day.
     pub last_order: Option<Text>,
+    /// Day of the last event of any kind (DOMAIN §6 "last interaction"; within the
+    /// retained history, else the latest of first seen and last order).
+    pub last_interaction: Text,
+    /// Days since `last_interaction`.
+    pub days_since_last_interaction: i64,
     /// All-time orders.
     pub lifetime_orders: u32,
     /// All-time order value minus refunds.
@@ -313,6 +318,9 @@ pub struct Profile {
     pub tier_since: Option<Text>,
     /// The best tier ever held, by `tiers.ranking`.
     pub peak_tier: Option<Text>,
+    /// The tier held before the current one (`null`: none, or unknown after a restore
+    /// of state from before this was kept).
+    pub previous_tier: Option<Text>,
     /// Recommended action for the tier.
     pub action: Arc<str>,
     /// Warning.
@@ -549,6 +557,8 @@ impl Json for FactsOut {
             first_seen,
             first_order,
             last_order,
+            last_interaction,
+            days_since_last_interaction,
             lifetime_orders,
             lifetime_value,
             currency,
@@ -690,6 +700,7 @@ impl Json for Profile {
             tier,
             tier_since,
             peak_tier,
+            previous_tier,
             action,
             warning,
             rules_version,

@@ -41,6 +41,8 @@ pub struct Decoded {
     pub campaign: String,
     /// The best tier ever held ("" = none or unknown).
     pub peak_tier: String,
+    /// The tier before the current one ("" = none or unknown).
+    pub previous_tier: String,
     /// Label strings the day history's tags refer to (by index).
     pub tag_names: Vec<String>,
     /// Day history with tag keys = tag_names index << 1 | kind.
@@ -51,6 +53,18 @@ pub struct Decoded {
     pub task_labels: [String; 4],
     /// Campaign links by campaign name (the links' `campaign` slots are not yet set).
     pub links: Vec<(String, Link)>,
+}
+
+/// The names a record refers to by processor-local index, to write (`None`: none).
+pub struct Names<'a> {
+    /// Current tier.
+    pub tier: Option<&'a str>,
+    /// Best tier ever held.
+    pub peak_tier: Option<&'a str>,
+    /// Tier held before the current one.
+    pub previous_tier: Option<&'a str>,
+    /// Latest campaign taken part in.
+    pub campaign: Option<&'a str>,
 }
 
 /// What a customer keeps outside its record (the store's side tables), to write.
@@ -132,16 +146,22 @@ impl Reader<'_> {
     }
 }
 
-/// Appends the snapshot of `rec` (with the names of its tier and best tier) to `out`.
+/// Appends the snapshot of `rec` (with the names of its tier, best and previous tier)
+/// to `out`.
+#[allow(clippy::too_many_arguments)]
 pub fn encode(
     rec: &Record,
-    tier: Option<&str>,
-    peak_tier: Option<&str>,
-    campaign: Option<&str>,
+    names: Names<'_>,
     side: Side<'_>,
     labels: &Interner,
     out: &mut Vec<u8>,
 ) {
+    let Names {
+        tier,
+        peak_tier,
+        previous_tier,
+        campaign,
+    } = names;
     let Side { task, links } = side;
     out.push(VERSION);
     put_s(out, &rec.id);
@@ -208,6 +228,8 @@ pub fn encode(
             }
         }
     }
+    // Version 4: the previous tier.
+    put_s(out, previous_tier.unwrap_or(""));
     // Version 4: campaign links.
     put(out, links.len() as u64);
     for (name, l) in links {
@@ -223,7 +245,8 @@ pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
     let version = *b.first().ok_or(SnapshotError::Malformed(0))?;
     // Version 1 had no campaign (it reads as "none"); versions before 3 kept neither the
     // tier's start, the best tier nor the latest warning's task (they read as unknown/none);
-    // versions before 4 had no campaign links (none) and history format 1.
+    // versions before 4 had no previous tier (unknown), no campaign links (none) and day
+    // history format 1.
     if !(1..=VERSION).contains(&version) {
         return Err(SnapshotError::Version(version));
     }
@@ -307,6 +330,7 @@ pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
             return Err(SnapshotError::Malformed(r.i));
         }
     }
+    let previous_tier = if version >= 4 { r.s()? } else { String::new() };
     let mut links = Vec::new();
     if version >= 4 {
         let n: usize = r.n()?;
@@ -346,6 +370,7 @@ pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
         labels,
         campaign,
         peak_tier,
+        previous_tier,
         tag_names,
         days,
         care,
@@ -388,7 +413,13 @@ mod tests {
         let mut v4 = Vec::new();
         let links = [("spring", link)];
         let side = |links| Side { task: None, links };
-        encode(&rec, None, None, None, side(&links), &labels, &mut v4);
+        const NONE: Names<'static> = Names {
+            tier: None,
+            peak_tier: None,
+            previous_tier: None,
+            campaign: None,
+        };
+        encode(&rec, NONE, side(&links), &labels, &mut v4);
         let got = decode(&v4).unwrap();
         assert_eq!(
             got.links,
@@ -400,10 +431,10 @@ mod tests {
                 }
             )]
         );
-        // The same customer as version 3 wrote it: no link count at the end.
+        // The same customer as version 3 wrote it: no previous tier, no link count.
         let mut v3 = Vec::new();
-        encode(&rec, None, None, None, side(&[]), &labels, &mut v3);
-        assert_eq!(v3.pop(), Some(0));
+        encode(&rec, NONE, side(&[]), &labels, &mut v3);
+        assert_eq!((v3.pop(), v3.pop()), (Some(0), Some(0)));
         v3[0] = 3;
         let old = decode(&v3).unwrap();
         assert_eq!((old.days, old.links), (vec![d], vec![]));

@@ -122,6 +122,8 @@ pub struct Record {
     pub tier: u8,
     /// The best tier ever held (by `tiers.ranking`) or [`NO_TIER`].
     pub peak_tier: u8,
+    /// The tier held before the current one or [`NO_TIER`].
+    pub previous_tier: u8,
     /// Current warning level (0 low, 1 medium, 2 high).
     pub level: u8,
     /// [`DIRTY`] | [`LIVE`].
@@ -154,6 +156,7 @@ impl Record {
             last_nps: NO_NPS,
             tier: NO_TIER,
             peak_tier: NO_TIER,
+            previous_tier: NO_TIER,
             level: 0,
             flags: LIVE,
         }

@@ -48,6 +48,7 @@ impl Processor {
         let rec = self.store.rec(slot);
         let name = |t: u8| (t != NO_TIER).then(|| self.s.tiers[t as usize].name.as_str());
         let (tier, peak) = (name(rec.tier), name(rec.peak_tier));
+        let previous = name(rec.previous_tier);
         let mut out = Vec::with_capacity(64 + rec.days.len());
         let campaign = self.book.as_ref().and_then(|b| b.name(rec.campaign));
         let task = self.store.care(slot).map(|c| {
@@ -75,9 +76,12 @@ impl Processor {
         };
         crate::core::snapshot::encode(
             rec,
-            tier,
-            peak,
-            campaign,
+            crate::core::snapshot::Names {
+                tier,
+                peak_tier: peak,
+                previous_tier: previous,
+                campaign,
+            },
             crate::core::snapshot::Side {
                 task,
                 links: &links,
@@ -122,6 +126,7 @@ impl Processor {
             NO_TIER => rec.tier,
             p => p,
         };
+        rec.previous_tier = index(&d.previous_tier);
         if let Some(old) = self.store.get(&rec.id) {
             self.remove_slot(old);
         }
