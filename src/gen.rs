@@ -398,12 +398,22 @@ impl Generator {
             );
         } else if r < complain_p + 0.30 {
             head(buf, "campaign");
-            let converted = rng.gen_bool(0.2);
+            // One draw, as `gen_bool(0.2)` makes it (Bernoulli: u64 < p × 2^64), so the
+            // conversions and every later draw stay what they were before participations
+            // were generated: 20 % converted, 30 % participated, 50 % touched.
+            let v: u64 = rng.gen();
+            let action = if v < (0.2 * 18_446_744_073_709_551_616.0) as u64 {
+                "converted"
+            } else if v < (0.5 * 18_446_744_073_709_551_616.0) as u64 {
+                "participated"
+            } else {
+                "touched"
+            };
             let _ = write!(
                 buf,
                 r#","campaign_id":"CMP-{:02}","action":"{}","cost":{:.2}}}"#,
                 rng.gen_range(1..=12),
-                if converted { "converted" } else { "touched" },
+                action,
                 rng.gen_range(0.5..20.0)
             );
         } else if r < complain_p + 0.35 {

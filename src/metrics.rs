@@ -113,12 +113,16 @@ const INTERVENTION_STATUSES: [&str; 5] = [
     "unmatched",
 ];
 
-/// Figures per campaign exported as `churnwatch_report_campaign`.
-const CAMPAIGN_FIGURES: [&str; 5] = [
+/// Figures per campaign exported as `churnwatch_report_campaign` (customer counts are
+/// distinct customers, as in the report).
+const CAMPAIGN_FIGURES: [&str; 8] = [
     "touched",
+    "participated",
     "converted",
     "conversion_rate",
     "cost",
+    "revenue",
+    "roi",
     "mean_satisfaction",
 ];
 
@@ -430,9 +434,12 @@ impl Metrics {
         for c in &a.campaigns {
             let figures = [
                 Some(c.touched as f64),
+                Some(c.participated as f64),
                 Some(c.converted as f64),
                 c.conversion_rate,
                 Some(c.cost),
+                Some(c.revenue),
+                c.roi,
                 c.mean_satisfaction,
             ];
             for (f, v) in CAMPAIGN_FIGURES.iter().zip(figures) {

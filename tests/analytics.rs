@@ -57,7 +57,7 @@ fn sketch_ranks_stay_within_the_stated_bound_on_generated_data() {
     let spend_of = |p: &churnwatch::core::output::Profile| p.facts.windows[longest].monetary;
     let activity_of = |p: &churnwatch::core::output::Profile| {
         let w = &p.facts.windows[activity_window];
-        (w.visits + w.campaign_conversions).min(255) as f64
+        (w.visits + w.campaign_participations + w.campaign_conversions).min(255) as f64
     };
     // Later first-seen = shorter tenure; rank the negated day.
     let tenure_of = |p: &churnwatch::core::output::Profile| {

@@ -399,13 +399,14 @@ fn activity_score_and_risk_index_on_profiles() {
     for i in 0..20 {
         h.ev("A1", "visit", at(100 + i, 0), "");
     }
-    for i in 0..3 {
-        h.ev(
-            "A1",
-            "campaign",
-            at(150 + i, 0),
-            r#""campaign_id":"C1","action":"converted""#,
-        );
+    // Three participations (DOMAIN §4, §6): two `participated`, one `converted`; being
+    // touched by a campaign is not taking part.
+    for (i, action) in ["participated", "converted", "participated"]
+        .into_iter()
+        .enumerate()
+    {
+        let extra = format!(r#""campaign_id":"C{i}","action":"{action}""#);
+        h.ev("A1", "campaign", at(150 + i as i64, 0), &extra);
     }
     h.ev(
         "A1",
@@ -418,7 +419,26 @@ fn activity_score_and_risk_index_on_profiles() {
         p.facts.activity_score, 11.5,
         "(20 visits + 3 campaigns) / 2"
     );
-    assert_eq!(p.facts.windows[1].campaign_touches, 1);
+    let w = &p.facts.windows[1];
+    assert_eq!(
+        (
+            w.campaign_touches,
+            w.campaign_participations,
+            w.campaign_conversions
+        ),
+        (1, 2, 1)
+    );
+    // 5 visits + 1 participation → 3.
+    for i in 0..5 {
+        h.ev("B1", "visit", at(100 + i, 0), "");
+    }
+    h.ev(
+        "B1",
+        "campaign",
+        at(120, 0),
+        r#""campaign_id":"C1","action":"participated""#,
+    );
+    assert_eq!(h.profile("B1").facts.activity_score, 3.0, "(5 + 1) / 2");
 
     // 4 orders in days 91–180 before, 1 in the last 90, and one complaint:
     // decline (4 − 1) / 4 = 0.75 → (0.75 + 0.5) × 100 = 125.
@@ -612,6 +632,7 @@ fn rules_come_from_configuration() {
                 any: vec![],
                 action: "call".into(),
                 sla: None,
+                segments: Default::default(),
             });
         c.warnings.high.sla = Some("2h".into());
     });
@@ -852,14 +873,19 @@ fn analytics_figures_are_exact_on_a_small_population() {
     assert_eq!((spring.touched, spring.converted), (2, 1));
     assert_eq!(spring.conversion_rate, Some(0.5));
     assert_eq!(spring.cost, 200.0);
-    assert_eq!(spring.cost_per_conversion, Some(200.0));
+    assert_eq!(spring.cost_per_converted_customer, Some(200.0));
+    assert_eq!(
+        (spring.events.touched, spring.events.converted),
+        (2, 1),
+        "K02 was touched, then converted: one customer at each stage"
+    );
     assert_eq!(spring.mean_satisfaction, Some(4.0));
     let other = &a.campaigns[1];
     assert_eq!(other.campaign, "other");
     assert_eq!((other.touched, other.converted, other.cost), (1, 0, 50.0));
     assert_eq!(other.conversion_rate, Some(0.0));
     assert_eq!(
-        (other.cost_per_conversion, other.mean_satisfaction),
+        (other.cost_per_converted_customer, other.mean_satisfaction),
         (None, None)
     );
 }

@@ -1,5 +1,6 @@
 //! Issue 20 on a hand-made data set: warnings as tasks (intervention events, status on
-//! the profile), overdue escalation by time alone, owner routing, saved customers.
+//! the profile), overdue escalation by time alone, owner routing, saved customers, and
+//! campaign effect per customer with attributed revenue.
 
 mod common;
 
@@ -23,6 +24,16 @@ fn warned(h: &mut Harness, c: &str, am: bool) -> String {
     assert_eq!(w[0].level, "high");
     assert_eq!(w[0].due, format_rfc3339(at(21, 0)));
     w[0].event_id.clone()
+}
+
+/// Index of the `disengaged_with_complaints` rule (the saved sums are per rule; since
+/// issue 19 `lapsed_top_customer` comes first).
+fn disengaged(h: &Harness) -> usize {
+    h.p.settings()
+        .warnings
+        .iter()
+        .position(|w| w.rule.name == "disengaged_with_complaints")
+        .unwrap()
 }
 
 fn overdue(outs: &[Output]) -> Vec<&WarningOverdue> {
@@ -70,13 +81,15 @@ fn acknowledged_then_done_is_never_overdue() {
     assert_eq!(t.acted_at, Some(format_rfc3339(at(20, 5 * 3600))));
     assert_eq!(t.due, Some(format_rfc3339(at(21, 0))));
     assert!(!t.overdue);
-    let s = &h.p.saved().rules[0];
+    let s = &h.p.saved().rules[disengaged(&h)];
     assert_eq!(
         (s.raised, s.acted, s.acknowledged, s.done, s.overdue),
         (1, 1, 1, 1, 0)
     );
     // First action one hour after the warning.
-    let m = h.p.saved().first_action[0].median_seconds().unwrap();
+    let m = h.p.saved().first_action[disengaged(&h)]
+        .median_seconds()
+        .unwrap();
     assert!((m - 3600.0).abs() < 3600.0 * 0.03, "{m}");
 }
 
@@ -110,7 +123,7 @@ fn an_open_warning_escalates_at_its_due_time_once_without_an_event() {
     );
     let t = h.profile("C2").warning.task;
     assert_eq!((t.status, t.overdue), (Some("done"), true));
-    let s = &h.p.saved().rules[0];
+    let s = &h.p.saved().rules[disengaged(&h)];
     assert_eq!((s.raised, s.done, s.overdue, s.overdue_open), (1, 1, 1, 0));
 }
 
@@ -146,7 +159,7 @@ fn a_dismissed_warning_is_closed_and_never_overdue() {
     intervention(&mut h, "C4", at(41, 0), r#""status":"in_progress""#);
     assert_eq!(h.profile("C4").warning.task.status, Some("dismissed"));
     assert_eq!(h.p.stats().interventions_unmatched, 1);
-    let s = &h.p.saved().rules[0];
+    let s = &h.p.saved().rules[disengaged(&h)];
     assert_eq!(
         (s.raised, s.dismissed, s.acknowledged, s.overdue),
         (1, 1, 0, 0)
@@ -163,7 +176,7 @@ fn a_customer_ordering_within_the_recovery_period_is_recovered() {
     h.ev("R2", "order", at(51, 0), r#""amount":100"#);
     assert!(h.profile("R1").warning.task.recovered);
     assert!(!h.profile("R2").warning.task.recovered);
-    let s = &h.p.saved().rules[0];
+    let s = &h.p.saved().rules[disengaged(&h)];
     assert_eq!((s.raised, s.recovered), (2, 1));
     let s = h.p.settings().clone();
     let report = h.p.report(at(60, 0)).finish(&s);
@@ -314,4 +327,79 @@ fn saved_sums_do_not_depend_on_partitioning() {
     assert_eq!(lines(&merged), lines(one.p.saved()));
     let acted: i64 = one.p.saved().rules.iter().map(|r| r.acted).sum();
     assert!(acted > 0, "the generator's CRM answers some warnings");
+}
+
+/// Campaign effect per distinct customer (DOMAIN §6), by hand. `autumn` costs 10 per touch.
+/// - C1: touched on day 10 (delivered twice) and again on day 11, took part on day 12,
+///   ordered 100 on day 14 (before converting: not the campaign's), converted on day 15,
+///   ordered 200 on day 15, 300 on day 44 (the window's last day: 15 + 29) and 400 on
+///   day 45 (outside the 30-day window).
+/// - C2: touched on day 10, took part on day 13, answered satisfaction 5 on day 14,
+///   ordered 500 on day 20 without converting.
+/// - C3: only a conversion reported, on day 20 at noon; it had ordered 1,000 that morning
+///   (the conversion's day counts, whichever arrives first), refunded 250 on day 30.
+/// - C4: touched on day 10, answered satisfaction 1 (not a participant: not counted).
+///
+/// Customers: touched 4 (C3's conversion implies it was reached), participated 3,
+/// converted 2; rate 0.5; events: 3 + 1 touches (the redelivery is a duplicate), 2
+/// participations, 2 conversions; cost 40; cost per converted customer 20; revenue
+/// 200 + 300 + 1,000 − 250 = 1,250; ROI 31.25; mean satisfaction of participants 5.
+#[test]
+fn campaign_effect_counts_customers_and_attributes_revenue_in_the_window() {
+    let mut h = Harness::new();
+    let touch = r#""campaign_id":"autumn","action":"touched","cost":10"#;
+    let took_part = r#""campaign_id":"autumn","action":"participated""#;
+    let converted = r#""campaign_id":"autumn","action":"converted""#;
+    let first_touch = line("t1", "C1", "campaign", at(10, 0), touch);
+    assert_eq!(h.send(&first_touch), Outcome::Applied);
+    assert_eq!(h.send(&first_touch), Outcome::Duplicate);
+    h.ev("C1", "campaign", at(11, 0), touch);
+    h.ev("C2", "campaign", at(10, 0), touch);
+    h.ev("C4", "campaign", at(10, 0), touch);
+    h.ev("C4", "survey", at(11, 0), r#""satisfaction":1"#);
+    h.ev("C1", "campaign", at(12, 0), took_part);
+    h.ev("C2", "campaign", at(13, 0), took_part);
+    h.ev("C1", "order", at(14, 0), r#""amount":100"#);
+    h.ev("C2", "survey", at(14, 0), r#""satisfaction":5"#);
+    h.ev("C1", "campaign", at(15, 0), converted);
+    h.ev("C1", "order", at(15, 3600), r#""amount":200"#);
+    h.ev("C3", "order", at(20, 8 * 3600), r#""amount":1000"#);
+    h.ev("C3", "campaign", at(20, 12 * 3600), converted);
+    h.ev("C2", "order", at(20, 0), r#""amount":500"#);
+    h.ev("C3", "refund", at(30, 0), r#""amount":250"#);
+    h.ev("C1", "order", at(44, 0), r#""amount":300"#);
+    h.ev("C1", "order", at(45, 0), r#""amount":400"#);
+
+    let s = h.p.settings().clone();
+    let r = h.p.report(at(50, 0)).finish(&s);
+    let a = r.analytics.expect("analytics on by default");
+    assert_eq!(a.campaigns.len(), 1);
+    let c = &a.campaigns[0];
+    assert_eq!(c.campaign, "autumn");
+    assert_eq!((c.touched, c.participated, c.converted), (4, 3, 2));
+    assert_eq!(c.conversion_rate, Some(0.5));
+    assert_eq!(
+        (c.events.touched, c.events.participated, c.events.converted),
+        (4, 2, 2)
+    );
+    assert_eq!(c.cost, 40.0);
+    assert_eq!(c.cost_per_converted_customer, Some(20.0));
+    assert_eq!(c.revenue, 1250.0);
+    assert_eq!(c.roi, Some(31.25));
+    assert_eq!(c.mean_satisfaction, Some(5.0));
+
+    // A restart: the customers come back from their changelog snapshots and the flows
+    // from the checkpoint; nothing is counted twice, nothing lost.
+    let mut back = Harness::new();
+    for id in h.p.customer_ids() {
+        back.p.restore(&h.p.snapshot(&id).unwrap()).unwrap();
+    }
+    back.p.restore_campaigns(&h.p.campaign_lines(), i64::MAX);
+    back.offset = h.offset;
+    assert_eq!(back.p.campaign_lines(), h.p.campaign_lines());
+    // Later orders keep attributing after the restore: C1's window is over, C3's is not.
+    back.ev("C1", "order", at(46, 0), r#""amount":1"#);
+    back.ev("C3", "order", at(49, 0), r#""amount":50"#);
+    let r = back.p.report(at(50, 0)).finish(&s);
+    assert_eq!(r.analytics.unwrap().campaigns[0].revenue, 1300.0);
 }

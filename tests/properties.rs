@@ -19,14 +19,17 @@ enum K {
     Complaint,
     Resolved,
     Survey(u8, Option<u8>),
-    Touch,
-    Convert,
+    /// Campaign actions on campaign X or Y (index 0 or 1).
+    Touch(u8),
+    Participate(u8),
+    Convert(u8),
     Profile(u8),
     /// An intervention on the open warning: status index, actor index.
     Act(u8, u8),
 }
 
 const CHANNELS: [&str; 3] = ["app", "store", "web"];
+const CAMPAIGNS: [&str; 2] = ["X", "Y"];
 
 fn kind() -> impl Strategy<Value = K> {
     prop_oneof![
@@ -36,8 +39,9 @@ fn kind() -> impl Strategy<Value = K> {
         1 => Just(K::Complaint),
         1 => Just(K::Resolved),
         1 => (1u8..=5, proptest::option::of(0u8..=10)).prop_map(|(s, n)| K::Survey(s, n)),
-        1 => Just(K::Touch),
-        1 => Just(K::Convert),
+        1 => (0u8..2).prop_map(K::Touch),
+        1 => (0u8..2).prop_map(K::Participate),
+        1 => (0u8..2).prop_map(K::Convert),
         1 => (0u8..3).prop_map(K::Profile),
         2 => (0u8..4, 0u8..3).prop_map(|(s, a)| K::Act(s, a)),
     ]
@@ -79,13 +83,26 @@ fn extra(k: &K) -> (&'static str, String) {
         K::Resolved => ("complaint_resolved", String::new()),
         K::Survey(s, Some(n)) => ("survey", format!(r#""satisfaction":{s},"nps":{n}"#)),
         K::Survey(s, None) => ("survey", format!(r#""satisfaction":{s}"#)),
-        K::Touch => (
+        K::Touch(c) => (
             "campaign",
-            r#""campaign_id":"X","action":"touched""#.to_string(),
+            format!(
+                r#""campaign_id":"{}","action":"touched","cost":1.5"#,
+                CAMPAIGNS[*c as usize]
+            ),
         ),
-        K::Convert => (
+        K::Participate(c) => (
             "campaign",
-            r#""campaign_id":"X","action":"converted""#.to_string(),
+            format!(
+                r#""campaign_id":"{}","action":"participated""#,
+                CAMPAIGNS[*c as usize]
+            ),
+        ),
+        K::Convert(c) => (
+            "campaign",
+            format!(
+                r#""campaign_id":"{}","action":"converted""#,
+                CAMPAIGNS[*c as usize]
+            ),
         ),
         K::Profile(a) => ("profile", format!(r#""account_manager":"AM-{a}""#)),
         K::Act(st, a) => (
@@ -302,8 +319,9 @@ proptest! {
             prop_assert_eq!(w.visits, count(&|k| matches!(k, K::Visit(_))));
             prop_assert_eq!(w.complaints, count(&|k| matches!(k, K::Complaint)));
             prop_assert_eq!(w.surveys, count(&|k| matches!(k, K::Survey(..))));
-            prop_assert_eq!(w.campaign_touches, count(&|k| matches!(k, K::Touch)));
-            prop_assert_eq!(w.campaign_conversions, count(&|k| matches!(k, K::Convert)));
+            prop_assert_eq!(w.campaign_touches, count(&|k| matches!(k, K::Touch(_))));
+            prop_assert_eq!(w.campaign_participations, count(&|k| matches!(k, K::Participate(_))));
+            prop_assert_eq!(w.campaign_conversions, count(&|k| matches!(k, K::Convert(_))));
             let cents: i64 = inside.iter().map(|(_, _, k)| match k { K::Order(c) => *c as i64, K::Refund(c) => -(*c as i64), _ => 0 }).sum();
             prop_assert_eq!(w.monetary, cents as f64 / 100.0);
             let sat: u32 = inside.iter().map(|(_, _, k)| match k { K::Survey(s, _) => *s as u32 * 10, _ => 0 }).sum();
@@ -426,6 +444,73 @@ proptest! {
         }
         let t = at(*days.last().unwrap(), 0);
         prop_assert_eq!(strip(c.p.report(t)), c.p.report_by_scan(t));
+    }
+
+    /// Campaign effect counts customers, not events (DOMAIN §6): the distinct customers per
+    /// funnel stage and the revenue of converted customers in the 30-day attribution
+    /// window equal a model over each customer's own events, on any interleaving, with
+    /// redeliveries, and again after a restore from the customers' snapshots plus the
+    /// checkpoint's flows.
+    #[test]
+    fn campaign_figures_count_each_customer_once(
+        pop in population(),
+        choices in proptest::collection::vec(0usize..8, 0..200),
+        dups in proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
+    ) {
+        let mut lines = bytes(&merge(&lines_of(&pop), &choices));
+        for d in &dups {
+            let l = lines[d.index(lines.len())].clone();
+            lines.push(l);
+        }
+        let cfg = |c: &mut churnwatch::core::CoreConfig| c.time.allowed_lateness = "3650d".into();
+        let mut h = Harness::with_config(cfg);
+        for l in &lines { h.send(l); }
+
+        // campaign → (customers per stage, revenue cents, events per action)
+        let mut want: BTreeMap<&str, ([i64; 3], i64, [u64; 3])> = BTreeMap::new();
+        for evs in &pop {
+            let mut stage = [0usize; 2];
+            let mut converted: [Option<i64>; 2] = [None; 2];
+            for (d, _, k) in evs {
+                let (c, s) = match k {
+                    K::Touch(c) => (*c as usize, 1),
+                    K::Participate(c) => (*c as usize, 2),
+                    K::Convert(c) => (*c as usize, 3),
+                    _ => continue,
+                };
+                stage[c] = stage[c].max(s);
+                if s == 3 {
+                    converted[c].get_or_insert(*d);
+                }
+                want.entry(CAMPAIGNS[c]).or_default().2[s - 1] += 1;
+            }
+            for c in 0..2 {
+                let w = want.entry(CAMPAIGNS[c]).or_default();
+                for n in w.0.iter_mut().take(stage[c]) {
+                    *n += 1;
+                }
+                if let Some(from) = converted[c] {
+                    w.1 += evs.iter().filter(|(d, _, _)| (from..from + 30).contains(d)).map(|(_, _, k)| match k {
+                        K::Order(a) => *a as i64,
+                        K::Refund(a) => -(*a as i64),
+                        _ => 0,
+                    }).sum::<i64>();
+                }
+            }
+        }
+        want.retain(|_, w| w.0[0] > 0);
+        let figures = |lines: Vec<churnwatch::core::campaign::CampaignSums>| -> BTreeMap<String, ([i64; 3], i64, [u64; 3])> {
+            lines.into_iter().map(|l| (l.campaign, (l.customers, l.revenue_cents, [l.touched, l.participated, l.converted]))).collect()
+        };
+        let got = figures(h.p.campaign_lines());
+        prop_assert_eq!(&got, &want.iter().map(|(k, v)| (k.to_string(), *v)).collect());
+
+        let mut c = Harness::with_config(cfg);
+        for id in h.p.customer_ids() {
+            c.p.restore(&h.p.snapshot(&id).unwrap()).unwrap();
+        }
+        c.p.restore_campaigns(&h.p.campaign_lines(), i64::MAX);
+        prop_assert_eq!(figures(c.p.campaign_lines()), got);
     }
 
     /// A silence warning fires exactly when 90 days pass without an order.

@@ -101,7 +101,7 @@ fn real_outputs_match_their_schemas() {
         h.p.report(parse_rfc3339("2026-06-01T00:00:00Z").unwrap())
             .finish(&settings);
     let v = serde_json::to_value(&report).unwrap();
-    check(&validator("report.v1.json"), "the population report", &v);
+    check(&validator("report.v2.json"), "the population report", &v);
     assert!(v["overall"]["customers"].as_u64().unwrap() > 300, "{v}");
     assert_eq!(v["currency"], "CNY");
     assert!(

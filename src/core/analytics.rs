@@ -1,7 +1,8 @@
 //! Population analytics (DOMAIN.md §4–5): where a customer stands among all others (value
-//! score, A/B/C/D value tier, ABC class, core customer) and the effect of each campaign.
+//! score, A/B/C/D value tier, ABC class, core customer); campaign effect is in
+//! [`super::campaign`].
 //!
-//! Both are kept per partition and updated incrementally: a customer's spend (365 days),
+//! Kept per partition and updated incrementally: a customer's spend (365 days),
 //! activity and first-seen day sit in the [`Population`] sketches under the values of its
 //! latest evaluation (an event, or a deadline firing), so no event scans other customers.
 //! Ranks are estimates within the sketch's stated bound ([`super::sketch`]).
@@ -11,15 +12,13 @@
 //! equals it). A percentile rank changes whenever anyone else buys, so it is served where
 //! it is read: the customer look-up and the report.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
-use super::scores::{value_tier, ValueTier};
+use super::scores::{Cuts, ValueTier};
 use super::sketch::{RankSketch, RankWire, SpendSketch, SpendWire, WireError};
 
-/// Activity values above this count in the top bucket (visits + conversions in the
-/// activity window; an activity score of 127.5 and above ranks as one).
+/// Activity values above this count in the top bucket (visits, participations and
+/// conversions in the activity window; an activity score of 127.5 and above ranks as one).
 pub const ACTIVITY_CAP: u32 = 255;
 
 /// What a customer contributes to the sketches.
@@ -27,7 +26,8 @@ pub const ACTIVITY_CAP: u32 = 255;
 pub struct Keys {
     /// Spend bucket ([`SpendSketch::bucket`] of the 365-day net spend).
     pub spend: u16,
-    /// Visits + conversions in the activity window, capped at [`ACTIVITY_CAP`].
+    /// Visits + participations + conversions in the activity window, capped at
+    /// [`ACTIVITY_CAP`].
     pub activity: u8,
     /// First-seen day, packed.
     pub first_seen: u16,
@@ -45,6 +45,8 @@ pub struct Population {
     pub spend: SpendSketch,
     activity: RankSketch,
     tenure: RankSketch,
+    /// The score cut-offs (`[analytics]`).
+    cuts: Cuts,
 }
 
 /// A population's portable form (the sketches' non-zero tree cells).
@@ -92,10 +94,16 @@ pub fn value_tier_name(t: ValueTier) -> &'static str {
 impl Population {
     /// Empty sketches with relative accuracy `alpha` for spend.
     pub fn new(alpha: f64) -> Population {
+        Population::with_cuts(alpha, Cuts::default())
+    }
+
+    /// Empty sketches that score with `cuts`.
+    pub fn with_cuts(alpha: f64, cuts: Cuts) -> Population {
         Population {
             spend: SpendSketch::new(alpha),
             activity: RankSketch::new(ACTIVITY_CAP as usize + 1),
             tenure: RankSketch::new(u16::MAX as usize + 1),
+            cuts,
         }
     }
 
@@ -163,8 +171,8 @@ impl Population {
             return "C";
         }
         match self.spend.share_above(spend) {
-            Some(s) if s < 0.7 => "A",
-            Some(s) if s < 0.9 => "B",
+            Some(s) if s < self.cuts.abc_a => "A",
+            Some(s) if s < self.cuts.abc_b => "B",
             _ => "C",
         }
     }
@@ -173,19 +181,25 @@ impl Population {
     pub fn is_core(&self, spend: u16) -> bool {
         // At bucket resolution the mid-rank decides: a bucket is core when its middle is
         // in the top 10 %.
-        spend != 0 && self.spend.percentile(spend).is_some_and(|p| p >= 90.0)
+        spend != 0
+            && self
+                .spend
+                .percentile(spend)
+                .is_some_and(|p| p >= self.cuts.core_from)
     }
 
     /// This population's customers by ABC class (A, B, C) and the core customers, each
     /// with their 365-day spend (cents, bucket representatives: within α), classified by
     /// the boundaries of `among` (all partitions merged, or this one).
     pub fn classes(&self, among: &Population) -> ([(u64, i64); 3], (u64, i64)) {
-        let (a, b) = among.spend.abc_bounds();
+        let (a, b) = among.spend.abc_bounds(among.cuts.abc_a, among.cuts.abc_b);
         let n = self.spend.buckets();
         let class_a = self.spend.range(a, n);
         let class_b = self.spend.range(b, a.max(b));
         let class_c = self.spend.range(0, b.min(a));
-        let core = self.spend.range(among.spend.core_bound(), n);
+        let core = self
+            .spend
+            .range(among.spend.core_bound(among.cuts.core_from), n);
         ([class_a, class_b, class_c], core)
     }
 
@@ -197,10 +211,10 @@ impl Population {
             .tenure
             .percentile(tenure_bucket(k.first_seen))
             .unwrap_or(0.0);
-        let score = 0.5 * spend + 0.3 * activity + 0.2 * tenure;
+        let score = self.cuts.score(spend, activity, tenure);
         Standing {
             value_score: score,
-            value_tier: value_tier_name(value_tier(score, risk)),
+            value_tier: value_tier_name(self.cuts.value_tier(score, risk)),
             spend_percentile: spend,
             activity_percentile: activity,
             tenure_percentile: tenure,
@@ -211,233 +225,9 @@ impl Population {
     }
 }
 
-/// One campaign's running figures (also the checkpoint's persisted form).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CampaignSums {
-    /// Campaign id (`other` for campaigns beyond the tracked limit).
-    pub campaign: String,
-    /// Touch events.
-    pub touched: u64,
-    /// Conversion events.
-    pub converted: u64,
-    /// Sum of the `cost` of its events, cents.
-    pub cost_cents: i64,
-    /// Satisfaction answers from customers whose latest campaign it is.
-    pub surveys: u64,
-    /// Their sum, tenths.
-    pub sat_tenths: u64,
-}
-
-impl CampaignSums {
-    fn add(&mut self, o: &CampaignSums) {
-        self.touched += o.touched;
-        self.converted += o.converted;
-        self.cost_cents = self.cost_cents.saturating_add(o.cost_cents);
-        self.surveys += o.surveys;
-        self.sat_tenths += o.sat_tenths;
-    }
-}
-
-/// Name of the bucket for campaigns beyond the tracked limit.
-pub const OTHER_CAMPAIGN: &str = "other";
-
-/// The tracked campaigns of a partition: the first `max` distinct campaign ids in event
-/// order, then `other`. Slot numbers follow event order, so a replay of the same input
-/// assigns the same slots.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CampaignBook {
-    max: usize,
-    index: HashMap<String, u16>,
-    /// Tracked campaigns by slot; `other` is `sums[max]` once used.
-    sums: Vec<CampaignSums>,
-    other: CampaignSums,
-}
-
-impl CampaignBook {
-    /// A book tracking at most `max` campaigns by name.
-    pub fn new(max: usize) -> CampaignBook {
-        CampaignBook {
-            max: max.min(u16::MAX as usize - 2),
-            index: HashMap::new(),
-            sums: Vec::new(),
-            other: CampaignSums {
-                campaign: OTHER_CAMPAIGN.into(),
-                ..Default::default()
-            },
-        }
-    }
-
-    /// Slot of a campaign (registering it while there is room); `other` beyond the limit.
-    /// Slots start at 1 (0 means "no campaign" in a record).
-    pub fn slot(&mut self, name: &str) -> u16 {
-        if let Some(s) = self.index.get(name) {
-            return *s;
-        }
-        if self.sums.len() < self.max && name != OTHER_CAMPAIGN {
-            self.sums.push(CampaignSums {
-                campaign: name.to_string(),
-                ..Default::default()
-            });
-            let s = self.sums.len() as u16;
-            self.index.insert(name.to_string(), s);
-            s
-        } else {
-            self.other_slot()
-        }
-    }
-
-    fn other_slot(&self) -> u16 {
-        self.max as u16 + 1
-    }
-
-    /// Slot of a campaign if tracked (`other` if not), without registering.
-    pub fn find(&self, name: &str) -> u16 {
-        self.index.get(name).copied().unwrap_or(self.other_slot())
-    }
-
-    /// Name of a slot (0 → none).
-    pub fn name(&self, slot: u16) -> Option<&str> {
-        match slot {
-            0 => None,
-            s if s == self.other_slot() => Some(OTHER_CAMPAIGN),
-            s => self.sums.get(s as usize - 1).map(|c| c.campaign.as_str()),
-        }
-    }
-
-    fn sums_mut(&mut self, slot: u16) -> Option<&mut CampaignSums> {
-        if slot == self.other_slot() {
-            Some(&mut self.other)
-        } else if slot == 0 {
-            None
-        } else {
-            self.sums.get_mut(slot as usize - 1)
-        }
-    }
-
-    /// Counts a touch or conversion and its cost.
-    pub fn record(&mut self, slot: u16, converted: bool, cost_cents: Option<i64>) {
-        if let Some(c) = self.sums_mut(slot) {
-            if converted {
-                c.converted += 1;
-            } else {
-                c.touched += 1;
-            }
-            c.cost_cents = c.cost_cents.saturating_add(cost_cents.unwrap_or(0));
-        }
-    }
-
-    /// Counts a satisfaction answer from a customer whose latest campaign is `slot`.
-    pub fn satisfaction(&mut self, slot: u16, tenths: u32) {
-        if let Some(c) = self.sums_mut(slot) {
-            c.surveys += 1;
-            c.sat_tenths += tenths as u64;
-        }
-    }
-
-    /// The figures, tracked campaigns in slot order, then `other` if used.
-    pub fn lines(&self) -> Vec<CampaignSums> {
-        let mut v = self.sums.clone();
-        let o = &self.other;
-        if o.touched + o.converted + o.surveys > 0 || o.cost_cents != 0 {
-            v.push(self.other.clone());
-        }
-        v
-    }
-
-    /// Adds persisted lines (from a checkpoint) to a book that holds no figures yet. Slots
-    /// already given to campaigns (by restored customers) are kept, so records keep
-    /// pointing at the right campaign.
-    pub fn restore(&mut self, lines: &[CampaignSums]) {
-        for l in lines {
-            let slot = if l.campaign == OTHER_CAMPAIGN {
-                self.other_slot()
-            } else {
-                self.slot(&l.campaign)
-            };
-            if let Some(c) = self.sums_mut(slot) {
-                c.add(l);
-            }
-        }
-    }
-}
-
-/// One campaign's line of the report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CampaignLine {
-    /// Campaign id (`other`: campaigns beyond the tracked limit).
-    pub campaign: String,
-    /// Touch events.
-    pub touched: u64,
-    /// Conversion events.
-    pub converted: u64,
-    /// Converted ÷ touched (`null` without touches).
-    pub conversion_rate: Option<f64>,
-    /// Total cost.
-    pub cost: f64,
-    /// Cost ÷ converted (`null` without conversions).
-    pub cost_per_conversion: Option<f64>,
-    /// Mean satisfaction (1–5) of answers from customers whose latest campaign it is.
-    pub mean_satisfaction: Option<f64>,
-}
-
-/// Merges campaign sums from several partitions by name; `other` last, the rest by name.
-pub fn merge_campaigns(parts: &[CampaignSums]) -> Vec<CampaignSums> {
-    let mut by: std::collections::BTreeMap<&str, CampaignSums> = Default::default();
-    for p in parts {
-        by.entry(p.campaign.as_str())
-            .or_insert_with(|| CampaignSums {
-                campaign: p.campaign.clone(),
-                ..Default::default()
-            })
-            .add(p);
-    }
-    let other = by.remove(OTHER_CAMPAIGN);
-    by.into_values().chain(other).collect()
-}
-
-/// The report line of campaign sums.
-pub fn campaign_line(c: &CampaignSums) -> CampaignLine {
-    let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
-    CampaignLine {
-        campaign: c.campaign.clone(),
-        touched: c.touched,
-        converted: c.converted,
-        conversion_rate: ratio(c.converted as f64, c.touched as f64),
-        cost: c.cost_cents as f64 / 100.0,
-        cost_per_conversion: ratio(c.cost_cents as f64 / 100.0, c.converted as f64),
-        mean_satisfaction: ratio(c.sat_tenths as f64 / 10.0, c.surveys as f64),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn book_is_bounded_and_restorable() {
-        let mut b = CampaignBook::new(2);
-        let x = b.slot("X");
-        let y = b.slot("Y");
-        let z = b.slot("Z");
-        assert_eq!((x, y), (1, 2));
-        assert_eq!(b.name(z), Some(OTHER_CAMPAIGN));
-        assert_eq!(b.slot("W"), z, "every campaign beyond the limit is `other`");
-        b.record(x, false, Some(1000));
-        b.record(x, true, None);
-        b.record(z, false, None);
-        b.satisfaction(x, 40);
-        let lines = b.lines();
-        assert_eq!(lines.len(), 3);
-        assert_eq!(lines[2].campaign, OTHER_CAMPAIGN);
-        let mut c = CampaignBook::new(2);
-        c.restore(&lines);
-        assert_eq!(c.lines(), lines);
-        assert_eq!(c.find("X"), 1);
-        let l = campaign_line(&lines[0]);
-        assert_eq!(l.conversion_rate, Some(1.0));
-        assert_eq!(l.cost_per_conversion, Some(10.0));
-        assert_eq!(l.mean_satisfaction, Some(4.0));
-    }
 
     #[test]
     fn a_population_sent_between_instances_merges_like_the_sketches() {

@@ -36,6 +36,8 @@ pub struct Counts {
     pub touches: u32,
     /// Campaign conversions.
     pub conversions: u32,
+    /// Campaign participations (`participated` actions; conversions are counted apart).
+    pub participations: u32,
 }
 
 impl Counts {
@@ -50,6 +52,7 @@ impl Counts {
         self.sat_tenths = self.sat_tenths.saturating_add(o.sat_tenths);
         self.touches = self.touches.saturating_add(o.touches);
         self.conversions = self.conversions.saturating_add(o.conversions);
+        self.participations = self.participations.saturating_add(o.participations);
     }
 }
 
@@ -111,7 +114,7 @@ impl DayData {
             (F_COMPLAINTS, c.complaints != 0),
             (F_SURVEYS, c.surveys != 0),
             (F_TOUCHES, c.touches != 0),
-            (F_CONVERSIONS, c.conversions != 0),
+            (F_CONVERSIONS, c.conversions != 0 || c.participations != 0),
             (F_TAGS, !self.tags.is_empty()),
         ] {
             if on {
@@ -138,8 +141,9 @@ impl DayData {
         if c.touches != 0 {
             put(out, c.touches as u64);
         }
-        if c.conversions != 0 {
+        if c.conversions != 0 || c.participations != 0 {
             put(out, c.conversions as u64);
+            put(out, c.participations as u64);
         }
         if !self.tags.is_empty() {
             put(out, self.tags.len() as u64);
@@ -169,7 +173,8 @@ pub mod field {
     pub const SURVEYS: u8 = 16;
     /// Campaign touches.
     pub const TOUCHES: u8 = 32;
-    /// Campaign conversions.
+    /// Campaign conversions and participations (two varints since history format 2;
+    /// format 1 had conversions only: see [`super::decode_all_v1`]).
     pub const CONVERSIONS: u8 = 64;
     /// Channel/category tags.
     pub const TAGS: u8 = 128;
@@ -273,7 +278,15 @@ impl<'a> Entry<'a> {
     }
 }
 
+#[inline(always)]
 fn read_entry(b: &[u8], start: usize) -> Option<(Entry<'_>, usize)> {
+    read_entry_format::<false>(b, start)
+}
+
+/// Reads one entry; `V1`: the format before participations were kept (snapshots before
+/// version 4), whose conversion field is one varint.
+#[inline(always)]
+fn read_entry_format<const V1: bool>(b: &[u8], start: usize) -> Option<(Entry<'_>, usize)> {
     let mut i = start;
     let day = i32::try_from(get(b, &mut i)?).ok()?;
     let mask = *b.get(i)?;
@@ -304,6 +317,9 @@ fn read_entry(b: &[u8], start: usize) -> Option<(Entry<'_>, usize)> {
     }
     if mask & F_CONVERSIONS != 0 {
         e.counts.conversions = get32(b, &mut i)?;
+        if !V1 {
+            e.counts.participations = get32(b, &mut i)?;
+        }
     }
     if mask & F_TAGS != 0 {
         e.ntags = get32(b, &mut i)?;
@@ -422,6 +438,19 @@ pub fn decode_all(blob: &[u8]) -> Vec<DayData> {
     iter(blob).map(|e| e.to_data()).collect()
 }
 
+/// Decodes a whole history written in format 1 (before participations were kept), or
+/// `None` if any byte is left over: what restoring an older snapshot needs.
+pub fn decode_all_v1(blob: &[u8]) -> Option<Vec<DayData>> {
+    let mut days = Vec::new();
+    let mut i = 0;
+    while i < blob.len() {
+        let (e, next) = read_entry_format::<true>(blob, i)?;
+        days.push(e.to_data());
+        i = next;
+    }
+    Some(days)
+}
+
 /// Copies a history to `out` with every tag key replaced by `map(key)`, the rest of each
 /// entry verbatim: the same bytes as decoding every day, mapping its tags and encoding it
 /// again, without building a [`DayData`] per day (a snapshot of every changed customer is
@@ -464,25 +493,28 @@ mod tests {
                 0..300u32,
                 0..3u32,
             ),
-            (0..3u32, 0..200u32, 0..3u32, 0..3u32),
+            (0..3u32, 0..200u32, 0..3u32, 0..3u32, 0..3u32),
             proptest::collection::vec((0..1000u32, 1..5u32), 0..3),
             proptest::collection::vec(any::<u32>(), 0..6),
         )
-            .prop_map(|(day, (o, a, v, c), (s, st, t, cv), tags, fps)| DayData {
-                day,
-                counts: Counts {
-                    orders: o,
-                    amount: a,
-                    visits: v,
-                    complaints: c,
-                    surveys: s,
-                    sat_tenths: if s == 0 { 0 } else { st },
-                    touches: t,
-                    conversions: cv,
+            .prop_map(
+                |(day, (o, a, v, c), (s, st, t, cv, p), tags, fps)| DayData {
+                    day,
+                    counts: Counts {
+                        orders: o,
+                        amount: a,
+                        visits: v,
+                        complaints: c,
+                        surveys: s,
+                        sat_tenths: if s == 0 { 0 } else { st },
+                        touches: t,
+                        conversions: cv,
+                        participations: p,
+                    },
+                    tags: tags.into_iter().collect(),
+                    fps: fps.into_iter().collect(),
                 },
-                tags: tags.into_iter().collect(),
-                fps: fps.into_iter().collect(),
-            })
+            )
     }
 
     fn sorted(mut days: Vec<DayData>) -> Vec<DayData> {
@@ -547,6 +579,22 @@ mod tests {
             let _ = update(&blob, 0, day, &mut out, |d| d.counts.orders += 1);
             let _ = prune(&blob, day, &mut out);
         }
+    }
+
+    #[test]
+    fn format_1_histories_are_read() {
+        // Day 300, mask orders|conversions, 2 orders, 1 conversion, no fingerprints.
+        let v1 = [0xac, 0x02, 1 | 64, 2, 1, 0];
+        let days = decode_all_v1(&v1).expect("format 1");
+        assert_eq!(days.len(), 1);
+        assert_eq!((days[0].day, days[0].counts.orders), (300, 2));
+        assert_eq!(days[0].counts.conversions, 1);
+        assert_eq!(days[0].counts.participations, 0);
+        assert_eq!(
+            decode_all_v1(&v1[..4]),
+            None,
+            "a truncated history is refused"
+        );
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub struct Facts {
     pub first_order_day: Option<Day>,
     /// Last order day.
     pub last_order_day: Option<Day>,
+    /// Day of the last event of any kind: the newest day of the history (every applied
+    /// event leaves its id there), else, beyond the retained history, the latest of the
+    /// first-seen and last order days.
+    pub last_interaction_day: Day,
     /// BG/NBD P(alive), if enabled and the customer ordered (computed when a rule uses
     /// it, or by [`Facts::with_extras`] for outputs).
     pub p_alive: Option<f64>,
@@ -101,7 +105,9 @@ impl Facts {
         let mut sums = [Sums::default(); MAX_LENGTHS];
         let mut next_expiry: Option<Day> = None;
         let mut entered = 0u16; // bit i: the oldest rule-relevant day of length i was seen
+        let mut newest: Option<Day> = None;
         for d in entries {
+            newest = Some(d.day);
             let age = (today - d.day).max(0);
             let first = s.lengths.partition_point(|&l| (l as i32) <= age);
             for (i, sum) in sums.iter_mut().enumerate().take(n).skip(first) {
@@ -127,6 +133,10 @@ impl Facts {
             first_seen_day: unpack(rec.first_seen_day),
             first_order_day: opt_day(unpack(rec.first_order_day)),
             last_order_day: opt_day(unpack(rec.last_order_day)),
+            last_interaction_day: newest
+                .unwrap_or(NO_DAY)
+                .max(unpack(rec.first_seen_day))
+                .max(unpack(rec.last_order_day)),
             p_alive: None,
             next_expiry,
         };
@@ -202,6 +212,7 @@ impl Facts {
             }
             DayAnchor::FirstOrder => self.first_order_day,
             DayAnchor::FirstSeen => Some(self.first_seen_day),
+            DayAnchor::LastInteraction => Some(self.last_interaction_day),
         }
     }
 
@@ -223,7 +234,7 @@ impl Facts {
     /// Activity score over the activity window.
     pub fn activity_score(&self, s: &Settings) -> f64 {
         let w = &self.sums[s.activity_len];
-        scores::activity_score(w.visits, w.conversions)
+        scores::activity_score(w.visits, w.participations.saturating_add(w.conversions))
     }
 
     /// Visits in the baseline period before the recent visit window.
@@ -279,6 +290,7 @@ impl Facts {
             Metric::DaysWithoutOrder => return self.days_since(DayAnchor::LastOrderOrFirstSeen),
             Metric::DaysSinceFirstOrder => return self.days_since(DayAnchor::FirstOrder),
             Metric::TenureDays => return self.days_since(DayAnchor::FirstSeen),
+            Metric::DaysSinceLastInteraction => return self.days_since(DayAnchor::LastInteraction),
             Metric::Window(wm, i) => {
                 let w = self.window(s, i as usize);
                 match wm {
@@ -294,10 +306,12 @@ impl Facts {
                     WindowMetric::Satisfaction => return None,
                     WindowMetric::Touches => w.touches as f64,
                     WindowMetric::Conversions => w.conversions as f64,
+                    WindowMetric::Participations => w.participations as f64,
                 }
             }
             Metric::LifetimeOrders => self.lifetime_orders as f64,
             Metric::LifetimeValue => self.lifetime_value as f64 / 100.0,
+            Metric::PurchaseDays => self.purchase_days as f64,
             Metric::OpenComplaints => self.open_complaints as f64,
             Metric::LastNps => return self.last_nps.map(|v| v as f64),
             Metric::ActivityScore => self.activity_score(s),
@@ -306,6 +320,10 @@ impl Facts {
             Metric::VisitsBaseline => self.visits_baseline(s) as f64,
             Metric::PAlive => return self.p_alive,
             Metric::ExpectedPurchases => return self.expected_purchases(s),
+            Metric::ExpectedOrderValue => return self.expected_order_value(s),
+            Metric::Clv => return clv_of(self.expected_purchases(s), self.expected_order_value(s)),
+            // Ranked among the population: the processor's `Subject` answers it.
+            Metric::ValueScore => return None,
         })
     }
 

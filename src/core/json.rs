@@ -246,9 +246,22 @@ mod tests {
             proptest::option::of(number()),
             any::<u32>(),
             any::<u32>(),
+            any::<u32>(),
         )
             .prop_map(
-                |(days, orders, monetary, aov, visits, complaints, surveys, satisfaction, t, c)| {
+                |(
+                    days,
+                    orders,
+                    monetary,
+                    aov,
+                    visits,
+                    complaints,
+                    surveys,
+                    satisfaction,
+                    t,
+                    c,
+                    p,
+                )| {
                     WindowOut {
                         days,
                         orders,
@@ -260,6 +273,7 @@ mod tests {
                         satisfaction,
                         campaign_touches: t,
                         campaign_conversions: c,
+                        campaign_participations: p,
                     }
                 },
             )
@@ -302,9 +316,11 @@ mod tests {
                 days_without_order: a.2,
                 tenure_days: a.3,
                 lifecycle: "new",
-                first_seen: b.0.into(),
+                first_seen: b.0.clone().into(),
                 first_order: b.1.map(Into::into),
                 last_order: b.2.map(Into::into),
+                last_interaction: b.0.into(),
+                days_since_last_interaction: a.2,
                 lifetime_orders: c.0,
                 lifetime_value: c.1,
                 currency: "CNY".into(),
@@ -476,6 +492,7 @@ mod tests {
                 tier: t[2].clone().into(),
                 tier_since: truncated.then(|| t[7].clone().into()),
                 peak_tier: (original_bytes % 2 == 0).then(|| t[5].clone().into()),
+                previous_tier: (original_bytes % 3 == 0).then(|| t[4].clone().into()),
                 action: t[3].as_str().into(),
                 warning: WarningState {
                     level: "medium",

@@ -6,6 +6,7 @@
 
 pub mod analytics;
 pub mod bgnbd;
+pub mod campaign;
 pub mod care;
 pub mod days;
 pub mod event;
@@ -24,6 +25,7 @@ pub mod settings;
 pub mod sketch;
 pub mod snapshot;
 pub mod store;
+pub mod subject;
 pub mod time;
 pub mod timers;
 

@@ -73,6 +73,8 @@ pub struct WindowOut {
     pub campaign_touches: u32,
     /// Campaign conversions.
     pub campaign_conversions: u32,
+    /// Campaign participations (`participated` actions; conversions apart).
+    pub campaign_participations: u32,
 }
 
 /// The full facts (DOMAIN.md §1 and §4), on profiles only.
@@ -94,6 +96,11 @@ pub struct FactsOut {
     pub first_order: Option<Text>,
     /// Last order day.
     pub last_order: Option<Text>,
+    /// Day of the last event of any kind (DOMAIN §6 "last interaction"; within the
+    /// retained history, else the latest of first seen and last order).
+    pub last_interaction: Text,
+    /// Days since `last_interaction`.
+    pub days_since_last_interaction: i64,
     /// All-time orders.
     pub lifetime_orders: u32,
     /// All-time order value minus refunds.
@@ -311,6 +318,9 @@ pub struct Profile {
     pub tier_since: Option<Text>,
     /// The best tier ever held, by `tiers.ranking`.
     pub peak_tier: Option<Text>,
+    /// The tier held before the current one (`null`: none, or unknown after a restore
+    /// of state from before this was kept).
+    pub previous_tier: Option<Text>,
     /// Recommended action for the tier.
     pub action: Arc<str>,
     /// Warning.
@@ -528,7 +538,8 @@ impl Json for WindowOut {
             surveys,
             satisfaction,
             campaign_touches,
-            campaign_conversions
+            campaign_conversions,
+            campaign_participations
         );
     }
 }
@@ -546,6 +557,8 @@ impl Json for FactsOut {
             first_seen,
             first_order,
             last_order,
+            last_interaction,
+            days_since_last_interaction,
             lifetime_orders,
             lifetime_value,
             currency,
@@ -687,6 +700,7 @@ impl Json for Profile {
             tier,
             tier_since,
             peak_tier,
+            previous_tier,
             action,
             warning,
             rules_version,

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::analytics::{CampaignBook, Keys, Population};
+use super::analytics::{Keys, Population};
+use super::campaign::CampaignBook;
 use super::days;
 use super::event::{decode, Event, EventKind, Payload, RejectReason};
 use super::facts::{DayCounts, Facts};
@@ -36,7 +37,8 @@ mod tasks;
 
 pub use stats::Stats;
 
-use deadlines::{next_change, outcome, LOOKAHEAD};
+use super::subject::{outcome, Held};
+use deadlines::{next_change, LOOKAHEAD};
 
 /// Where an input record came from. `offset` must grow within one processor; replay uses
 /// the line index.
@@ -103,6 +105,8 @@ pub struct Memory {
     pub labels: usize,
     /// Task states of warned customers and the overdue index.
     pub tasks: usize,
+    /// Campaign links of customers reached by a campaign.
+    pub campaign_links: usize,
 }
 
 enum Trigger<'a> {
@@ -192,7 +196,12 @@ fn sketch_keys(rec: &Record) -> Keys {
 fn sketch_values(f: &Facts, s: &Settings) -> (i64, u32) {
     let spend = f.window(s, s.windows.len().saturating_sub(1)).amount;
     let a = &f.sums[s.activity_len];
-    (spend, a.visits.saturating_add(a.conversions))
+    (
+        spend,
+        a.visits
+            .saturating_add(a.participations)
+            .saturating_add(a.conversions),
+    )
 }
 
 /// 32-bit fingerprint of an event id for duplicate detection within a customer-day.
@@ -231,7 +240,7 @@ impl Processor {
             },
             tier_counts: vec![0; tiers],
             level_counts: [0; 3],
-            pop: analytics.map(|a| Population::new(a.relative_accuracy)),
+            pop: analytics.map(|a| Population::with_cuts(a.relative_accuracy, a.cuts)),
             book: analytics.map(|a| CampaignBook::new(a.max_campaigns as usize)),
             campaigns_from: i64::MAX,
             live,
@@ -268,6 +277,7 @@ impl Processor {
             timer_entries: self.timers.len(),
             labels: self.labels.bytes(),
             tasks: self.store.care_bytes() + self.overdue.len() * 24,
+            campaign_links: self.store.links_bytes(),
         }
     }
 
@@ -606,10 +616,23 @@ impl Processor {
             })
             .collect();
         let mut facts = Facts::compute_over(decoded.iter().copied(), rec, &s, rec.clock);
-        let (tier, level) = outcome(&facts, &s);
+        let held = Held::of(rec);
+        let pop = self.pop.as_ref();
+        let (tier, level) = outcome(&facts, &s, &self.labels, held, pop);
+        let after = held.after(tier, &s);
         let old_tier = rec.tier;
         let old_level = Level::from_u8(rec.level);
-        let deadline = next_change(&decoded, rec, &s, &facts, (tier, level), self.lookahead);
+        let deadline = next_change(
+            &decoded,
+            rec,
+            &s,
+            &facts,
+            (tier, level),
+            self.lookahead,
+            &self.labels,
+            after,
+            pop,
+        );
         let tier_changed = tier as u8 != old_tier;
         let raised = level > old_level;
         let cleared = level == Level::Low && old_level > Level::Low;
@@ -618,6 +641,7 @@ impl Processor {
         let tier_alert = tier_changed && !(old_tier == NO_TIER && tier == s.fallback_tier());
         if tier_alert || raised || cleared {
             let change = emit::Change {
+                held,
                 old_tier,
                 tier,
                 tier_alert,
@@ -655,11 +679,8 @@ impl Processor {
         let rec = self.store.rec_mut(slot);
         if tier_changed {
             rec.tier_since = pack(day_of(rec.clock));
-            if rec.peak_tier == NO_TIER
-                || s.tier_rank.get(tier) < s.tier_rank.get(rec.peak_tier as usize)
-            {
-                rec.peak_tier = tier as u8;
-            }
+            rec.peak_tier = after.peak;
+            rec.previous_tier = after.previous;
         }
         rec.tier = tier as u8;
         rec.level = level as u8;

@@ -27,7 +27,7 @@
 
 use serde::Serialize;
 
-use super::analytics::{campaign_line, merge_campaigns, CampaignLine, CampaignSums};
+use super::campaign::{campaign_line, merge_campaigns, CampaignLine, CampaignSums};
 use super::days;
 use super::settings::Settings;
 use super::time::{format_rfc3339, Day, DAY_MS};
@@ -185,7 +185,7 @@ pub struct Overall {
     pub warnings_open: OpenWarnings,
 }
 
-/// `churnwatch.report.v1`.
+/// `churnwatch.report.v2`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
     /// Schema name.
@@ -378,7 +378,7 @@ impl ReportSums {
             });
         }
         Report {
-            schema: "churnwatch.report.v1",
+            schema: "churnwatch.report.v2",
             currency: s.limits.money.reporting.as_str().to_string(),
             as_of: format_rfc3339(self.as_of_day as i64 * DAY_MS).into(),
             period_days: period_days(s),

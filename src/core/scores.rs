@@ -49,16 +49,63 @@ pub enum ValueTier {
     D,
 }
 
-/// Value tier from a 0–100 value score and the churn risk index.
+/// Value tier from a 0–100 value score and the churn risk index, with the default cuts.
 pub fn value_tier(score: f64, risk_index: f64) -> ValueTier {
-    if risk_index >= 50.0 {
-        ValueTier::D
-    } else if score >= 85.0 {
-        ValueTier::A
-    } else if score >= 70.0 {
-        ValueTier::B
-    } else {
-        ValueTier::C
+    Cuts::default().value_tier(score, risk_index)
+}
+
+/// The population scores' numbers (`[analytics]`): value-score weights, value-tier
+/// thresholds, the risk override, the ABC shares and the core share.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cuts {
+    /// Weights of the spend, activity and tenure percentiles (sum 1).
+    pub weights: [f64; 3],
+    /// Score at or above which the value tier is A.
+    pub tier_a: f64,
+    /// Score at or above which the value tier is B.
+    pub tier_b: f64,
+    /// Churn risk index at or above which the value tier is D.
+    pub risk_d: f64,
+    /// Share (0–1) of the total spend above a customer below which it is class A …
+    pub abc_a: f64,
+    /// … and class B (A's share plus B's).
+    pub abc_b: f64,
+    /// Spend percentile (0–100) from which a customer is core (100 − core percent).
+    pub core_from: f64,
+}
+
+impl Default for Cuts {
+    fn default() -> Cuts {
+        Cuts {
+            weights: [0.5, 0.3, 0.2],
+            tier_a: 85.0,
+            tier_b: 70.0,
+            risk_d: 50.0,
+            abc_a: 0.7,
+            abc_b: 0.9,
+            core_from: 90.0,
+        }
+    }
+}
+
+impl Cuts {
+    /// Value tier from a 0–100 value score and the churn risk index.
+    pub fn value_tier(&self, score: f64, risk_index: f64) -> ValueTier {
+        if risk_index >= self.risk_d {
+            ValueTier::D
+        } else if score >= self.tier_a {
+            ValueTier::A
+        } else if score >= self.tier_b {
+            ValueTier::B
+        } else {
+            ValueTier::C
+        }
+    }
+
+    /// The value score of three percentiles (spend, activity, tenure).
+    pub fn score(&self, spend: f64, activity: f64, tenure: f64) -> f64 {
+        let [ws, wa, wt] = self.weights;
+        ws * spend + wa * activity + wt * tenure
     }
 }
 
@@ -92,6 +139,13 @@ mod tests {
         // 58 with low frequency (no decline measurable) and one complaint → risk 50 → D.
         assert_eq!(value_tier(58.0, churn_risk_index(0, 0, 1)), ValueTier::D);
         assert_eq!(value_tier(92.0, 50.0), ValueTier::D, "risk overrides value");
+        let c = Cuts {
+            tier_a: 90.0,
+            risk_d: 60.0,
+            ..Cuts::default()
+        };
+        assert_eq!(c.value_tier(88.0, 55.0), ValueTier::B);
+        assert_eq!(c.value_tier(90.0, 60.0), ValueTier::D);
     }
 
     #[test]

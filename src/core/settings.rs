@@ -5,13 +5,16 @@
 
 use std::sync::Arc;
 
-use super::rules::{DayAnchor, Metric, Rule};
+use super::rules::{DayAnchor, Metric, Rule, SegmentSpec, Test, Vocab};
 use super::time::parse_duration_ms;
 
 /// The embedded default rule set (`config/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
+mod explain;
 mod routing;
+mod sections;
+use sections::{compile_cuts, compile_money, tier_ranking};
 mod shape;
 pub use routing::{
     EscalationConfig, Interventions, InterventionsConfig, OwnerRule, OwnerRuleConfig,
@@ -68,6 +71,8 @@ pub struct WarningRule {
     pub rule: Rule,
     /// Its level.
     pub level: Level,
+    /// Time to act on a warning this rule decides (its `sla`; else the level's), ms.
+    pub sla_ms: Option<i64>,
 }
 
 /// BG/NBD parameters in model units.
@@ -132,6 +137,8 @@ pub struct Settings {
     pub day_thresholds: Vec<(DayAnchor, f64)>,
     /// Some rule uses a continuously changing metric: re-evaluate daily.
     pub daily: bool,
+    /// Some rule reads the population standing (value score, value tier, ABC, core).
+    pub uses_standing: bool,
     /// Per period length (indexed like `lengths`): the history fields (`days::field`
     /// bits) some rule reads over that length. A day leaving that period can change a
     /// rule outcome only if it has one of them, so only those expiries become deadlines.
@@ -330,12 +337,35 @@ impl Settings {
                 an.relative_accuracy
             )));
         }
+        if an.attribution_window_days == 0 || an.attribution_window_days > retention_days {
+            return Err(ConfigError(format!(
+                "analytics.attribution_window_days = {} must be between 1 and the longest period kept ({retention_days} days): the day history is what attributes orders that arrive before their conversion; 30 is the default",
+                an.attribution_window_days
+            )));
+        }
+
+        let cuts = compile_cuts(an)?;
 
         let t = &c.tiers;
         if t.rules.len() > 250 {
             return Err(ConfigError("at most 250 tier rules are supported".into()));
         }
         let mut tiers = Vec::with_capacity(t.rules.len() + 1);
+        let tier_names: Vec<String> = t
+            .rules
+            .iter()
+            .map(|r| r.name.clone())
+            .chain(std::iter::once(t.fallback.clone()))
+            .collect();
+        let vocab = Vocab {
+            windows: &windows,
+            tiers: &tier_names,
+        };
+        let segs = |m: &std::collections::BTreeMap<String, SegmentConditions>| -> Vec<SegmentSpec> {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.all.clone(), v.any.clone()))
+                .collect()
+        };
         for r in &t.rules {
             if r.name.is_empty()
                 || r.name == t.fallback
@@ -346,7 +376,8 @@ impl Settings {
                     r.name, t.fallback
                 )));
             }
-            let rule = Rule::parse(&r.name, &r.all, &r.any, &windows).map_err(ConfigError)?;
+            let rule = Rule::parse(&r.name, &r.all, &r.any, &segs(&r.segments), &vocab)
+                .map_err(ConfigError)?;
             tiers.push(Tier {
                 name: r.name.clone(),
                 action: r.action.as_str().into(),
@@ -384,8 +415,17 @@ impl Settings {
                     r.name
                 )));
             }
-            let rule = Rule::parse(&r.name, &r.all, &r.any, &windows).map_err(ConfigError)?;
-            warnings.push(WarningRule { rule, level });
+            let rule = Rule::parse(&r.name, &r.all, &r.any, &segs(&r.segments), &vocab)
+                .map_err(ConfigError)?;
+            let sla_ms = match &r.sla {
+                Some(v) => Some(duration(&format!("warnings.rules.{}.sla", r.name), v)?),
+                None => None,
+            };
+            warnings.push(WarningRule {
+                rule,
+                level,
+                sla_ms,
+            });
         }
         let sla = |name: &str, lc: &LevelConfig| -> Result<i64, ConfigError> {
             match &lc.sla {
@@ -409,16 +449,28 @@ impl Settings {
 
         let mut day_thresholds = Vec::new();
         let mut daily = false;
+        let mut uses_standing = false;
         let all_rules = tiers
             .iter()
             .filter_map(|t| t.rule.as_ref())
             .chain(warnings.iter().map(|w| &w.rule));
         for rule in all_rules {
             for cnd in rule.conditions() {
-                if let Some(anchor) = cnd.metric.day_counter() {
-                    day_thresholds.push((anchor, cnd.value));
+                if let Test::Num { metric, value, .. } = &cnd.test {
+                    if let Some(anchor) = metric.day_counter() {
+                        day_thresholds.push((anchor, *value));
+                    }
+                    daily |= metric.continuous();
                 }
-                daily |= cnd.metric.continuous();
+                let population = cnd.metric().is_some_and(|m| m.population())
+                    || cnd.label().is_some_and(|l| l.population());
+                if population && !c.analytics.enabled {
+                    return Err(ConfigError(format!(
+                        "rule `{}`: `{}` ranks the customer among the population, which needs analytics.enabled = true (or remove the condition)",
+                        rule.name, cnd.text
+                    )));
+                }
+                uses_standing |= population;
             }
         }
         day_thresholds.push((DayAnchor::FirstSeen, f.new_customer_days as f64));
@@ -433,9 +485,20 @@ impl Settings {
                 .iter()
                 .filter_map(|t| t.rule.as_ref())
                 .chain(warnings.iter().map(|w| &w.rule));
-            for cnd in rules.flat_map(|r| r.conditions()) {
-                let mut mark = |len: u16, bits: u8| rule_fields[li(len)] |= bits;
-                match cnd.metric {
+            let mut mark = |len: u16, bits: u8| rule_fields[li(len)] |= bits;
+            if uses_standing {
+                // Standing reads the spend of the longest window, the activity and the
+                // risk index: their expiries can change a value tier or ABC class.
+                mark(*windows.last().unwrap_or(&365), fl::AMOUNT);
+                mark(f.activity_window_days, fl::VISITS | fl::CONVERSIONS);
+                mark(f.risk_window_days, fl::ORDERS | fl::COMPLAINTS);
+                mark(risk2, fl::ORDERS);
+            }
+            for metric in rules
+                .flat_map(|r| r.conditions())
+                .filter_map(|c| c.metric())
+            {
+                match metric {
                     Metric::Window(wm, i) => mark(
                         windows[i as usize],
                         match wm {
@@ -446,7 +509,7 @@ impl Settings {
                             W::Complaints => fl::COMPLAINTS,
                             W::Satisfaction => fl::SURVEYS,
                             W::Touches => fl::TOUCHES,
-                            W::Conversions => fl::CONVERSIONS,
+                            W::Conversions | W::Participations => fl::CONVERSIONS,
                         },
                     ),
                     Metric::ActivityScore => {
@@ -491,6 +554,8 @@ impl Settings {
             analytics: c.analytics.enabled.then_some(AnalyticsSettings {
                 relative_accuracy: c.analytics.relative_accuracy,
                 max_campaigns: c.analytics.max_campaigns,
+                attribution_window_days: c.analytics.attribution_window_days,
+                cuts,
             }),
             lengths,
             windows,
@@ -505,188 +570,29 @@ impl Settings {
             ],
             day_thresholds,
             daily,
+            uses_standing,
             rule_fields,
             dead_letter_original,
             rules_version: rules_version(c),
             profile_publish,
-            interventions: routing::compile(&c.interventions, &c.tiers)?,
+            interventions: routing::compile(&c.interventions, &c.tiers, &c.warnings)?,
         })
+    }
+
+    /// Time to act on a warning at `level` decided by warning rule `rule` (an index in
+    /// `warnings`): the rule's `sla`, else the level's.
+    pub fn warning_sla_ms(&self, rule: usize, level: Level) -> i64 {
+        self.warnings
+            .get(rule)
+            .filter(|w| w.level == level)
+            .and_then(|w| w.sla_ms)
+            .unwrap_or(self.sla_ms[level as usize])
     }
 
     /// Index of the fallback tier.
     pub fn fallback_tier(&self) -> usize {
         self.tiers.len() - 1
     }
-
-    /// The rule set in words, for `check-config`.
-    pub fn explain(&self) -> String {
-        use std::fmt::Write;
-        let w = &self.windows;
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "Windows: {:?} days; history kept per customer: {} days.",
-            w, self.retention_days
-        );
-        let m = &self.limits.money;
-        let _ = write!(
-            s,
-            "Money: every amount and threshold in {} (rounded once, half-even); without `currency`: {}; rates:",
-            m.reporting.as_str(),
-            match m.missing {
-                super::money::MissingCurrency::Reporting => "taken as the reporting currency",
-                super::money::MissingCurrency::Reject => "rejected",
-            }
-        );
-        if m.rates.is_empty() {
-            let _ = write!(
-                s,
-                " none (other currencies are rejected as unknown_currency)"
-            );
-        }
-        for r in &m.rates {
-            let rate = r.rate.digits as f64 / 10f64.powi(r.rate.scale);
-            let _ = write!(
-                s,
-                " {} {rate} from {};",
-                r.currency.as_str(),
-                super::time::format_rfc3339(r.from)
-            );
-        }
-        let _ = writeln!(s);
-        let _ = writeln!(
-            s,
-            "Events later than {} s behind the newest are counted as late.",
-            self.allowed_lateness_ms / 1000
-        );
-        let _ = writeln!(
-            s,
-            "\nTiers (checked in this order; the first that matches wins):"
-        );
-        for (i, t) in self.tiers.iter().enumerate() {
-            match &t.rule {
-                Some(r) => {
-                    let _ = writeln!(s, "  {}. {} when {}", i + 1, t.name, words(r, w));
-                }
-                None => {
-                    let _ = writeln!(s, "  {}. {} otherwise", i + 1, t.name);
-                }
-            }
-            let _ = writeln!(s, "     action: {}", t.action);
-        }
-        let mut best: Vec<(u8, &str)> = self
-            .tier_rank
-            .iter()
-            .zip(&self.tiers)
-            .map(|(r, t)| (*r, t.name.as_str()))
-            .collect();
-        best.sort();
-        let best: Vec<&str> = best.into_iter().map(|(_, n)| n).collect();
-        let _ = writeln!(
-            s,
-            "  Best tier first: {} (tiers.ranking; the profile's peak_tier is the best tier ever held)",
-            best.join(", ")
-        );
-        let _ = writeln!(s, "\nChurn warnings (the highest matching level counts; raised when it rises, cleared when it falls to low):");
-        for wr in &self.warnings {
-            let _ = writeln!(
-                s,
-                "  {} ({}) when {}",
-                wr.rule.name,
-                wr.level.name(),
-                words(&wr.rule, w)
-            );
-        }
-        for lvl in [Level::High, Level::Medium] {
-            let _ = writeln!(
-                s,
-                "  {}: due within {} h; action: {}",
-                lvl.name(),
-                self.sla_ms[lvl as usize] / 3_600_000,
-                self.level_action[lvl as usize]
-            );
-        }
-        let _ = writeln!(
-            s,
-            "  low: no warning event; action: {}",
-            self.level_action[0]
-        );
-        match self.bgnbd {
-            Some(p) => {
-                let _ = writeln!(
-                    s,
-                    "\nChurn probability: BG/NBD r={} alpha={} a={} b={} (time unit {} days), expected purchases over {} days.",
-                    p.r, p.alpha, p.a, p.b, self.unit_days, self.horizon_days
-                );
-            }
-            None => {
-                let _ = writeln!(s, "\nChurn probability: disabled.");
-            }
-        }
-        match self.spend_model {
-            Some(g) => {
-                let _ = writeln!(
-                    s,
-                    "CLV: expected purchases over {} days x Gamma-Gamma expected order value (p={} q={} v={}).",
-                    self.horizon_days, g.p, g.q, g.v
-                );
-            }
-            None => {
-                let _ = writeln!(s, "CLV: disabled.");
-            }
-        }
-        match self.analytics {
-            Some(a) => {
-                let _ = writeln!(
-                    s,
-                    "Analytics: value score = 0.5 x spend + 0.3 x activity + 0.2 x tenure percentile; value tiers A >= 85, B >= 70, C below, D when churn risk >= 50; ABC 70/20/10 % of 365-day spend; core = top 10 % by spend. Spend ranks within +-{:.1} % of the spend; {} campaigns tracked by name per partition.",
-                    200.0 * a.relative_accuracy,
-                    a.max_campaigns
-                );
-            }
-            None => {
-                let _ = writeln!(s, "Analytics: disabled.");
-            }
-        }
-        s
-    }
-}
-
-/// The `[money]` section, validated ([`super::money::Money::compile`] says what is checked).
-fn compile_money(m: &MoneyConfig) -> Result<super::money::Money, ConfigError> {
-    let rates: Vec<(String, String, Option<String>)> = m
-        .rates
-        .iter()
-        .map(|r| (r.currency.clone(), r.rate.clone(), r.from.clone()))
-        .collect();
-    super::money::Money::compile(&m.currency, &m.missing_currency, &rates).map_err(ConfigError)
-}
-
-/// [`Settings::rules_version`]: the sections' values through their `Debug` form (fields
-/// in declaration order, numbers exactly), so the text of a file (comments, key order,
-/// `1e5` vs `100000.0`) does not matter, only the values do.
-/// Ranks tiers by `ranking` (best first); unlisted tiers follow in rule order, the
-/// fallback last. Names that are not tiers are skipped: a rule set that replaces the tiers
-/// inherits the default file's ranking, which must not make it invalid (`check-config`
-/// prints the order in effect, so a misspelt name shows there).
-fn tier_ranking(tiers: &[Tier], ranking: &[String]) -> Result<Vec<u8>, ConfigError> {
-    let mut order: Vec<usize> = Vec::with_capacity(tiers.len());
-    for name in ranking {
-        let Some(i) = tiers.iter().position(|t| &t.name == name) else {
-            continue;
-        };
-        if order.contains(&i) {
-            return Err(ConfigError(format!("tiers.ranking lists `{name}` twice")));
-        }
-        order.push(i);
-    }
-    let rest: Vec<usize> = (0..tiers.len()).filter(|i| !order.contains(i)).collect();
-    order.extend(rest);
-    let mut rank = vec![0u8; tiers.len()];
-    for (r, i) in order.into_iter().enumerate() {
-        rank[i] = r as u8;
-    }
-    Ok(rank)
 }
 
 fn rules_version(c: &CoreConfig) -> String {
@@ -703,20 +609,6 @@ fn rules_version(c: &CoreConfig) -> String {
     );
     let h = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
     format!("{:012x}", h >> 16)
-}
-
-fn words(r: &Rule, w: &[u16]) -> String {
-    let all: Vec<String> = r.all.iter().map(|c| c.describe(w)).collect();
-    let any: Vec<String> = r.any.iter().map(|c| c.describe(w)).collect();
-    let mut s = all.join(" and ");
-    if !any.is_empty() {
-        if !s.is_empty() {
-            s.push_str(", and ");
-        }
-        s.push_str("either ");
-        s.push_str(&any.join(" or "));
-    }
-    s
 }
 
 #[cfg(test)]

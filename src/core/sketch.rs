@@ -333,16 +333,17 @@ impl SpendSketch {
     }
 
     /// The first bucket of ABC class A and of class B: customers whose bucket has less
-    /// than 70 % (A) or 90 % (B) of the total spend above it.
-    pub fn abc_bounds(&self) -> (u16, u16) {
-        let a = self.first_where(|b| self.share_above(b).is_some_and(|s| s < 0.7));
-        let b = self.first_where(|b| self.share_above(b).is_some_and(|s| s < 0.9));
-        (a, b)
+    /// than `a` (0.7 by default) or `b` (0.9) of the total spend above it.
+    pub fn abc_bounds(&self, a: f64, b: f64) -> (u16, u16) {
+        let first_a = self.first_where(|x| self.share_above(x).is_some_and(|s| s < a));
+        let first_b = self.first_where(|x| self.share_above(x).is_some_and(|s| s < b));
+        (first_a, first_b)
     }
 
-    /// The first bucket of the core customers (mid-rank percentile ≥ 90).
-    pub fn core_bound(&self) -> u16 {
-        self.first_where(|b| self.percentile(b).is_some_and(|p| p >= 90.0))
+    /// The first bucket of the core customers (mid-rank percentile ≥ `from`, 90 by
+    /// default).
+    pub fn core_bound(&self, from: f64) -> u16 {
+        self.first_where(|b| self.percentile(b).is_some_and(|p| p >= from))
     }
 
     /// Customers and their representative spend (cents) in buckets `lo..hi`.

@@ -7,13 +7,14 @@
 //! rules re-evaluates instead of trusting a stale index. Versioned; malformed input is an
 //! error, never a panic.
 
+use super::campaign::Link;
 use super::care::Care;
 use super::days::{self, DayData};
 use super::store::{Interner, Record, NO_TIER};
 use smallvec::SmallVec;
 
 /// Snapshot format version written by this build.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 
 /// Why a snapshot could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +41,8 @@ pub struct Decoded {
     pub campaign: String,
     /// The best tier ever held ("" = none or unknown).
     pub peak_tier: String,
+    /// The tier before the current one ("" = none or unknown).
+    pub previous_tier: String,
     /// Label strings the day history's tags refer to (by index).
     pub tag_names: Vec<String>,
     /// Day history with tag keys = tag_names index << 1 | kind.
@@ -48,6 +51,28 @@ pub struct Decoded {
     pub care: Option<Care>,
     /// The task's owner, actor, outcome and rule name ("" = none).
     pub task_labels: [String; 4],
+    /// Campaign links by campaign name (the links' `campaign` slots are not yet set).
+    pub links: Vec<(String, Link)>,
+}
+
+/// The names a record refers to by processor-local index, to write (`None`: none).
+pub struct Names<'a> {
+    /// Current tier.
+    pub tier: Option<&'a str>,
+    /// Best tier ever held.
+    pub peak_tier: Option<&'a str>,
+    /// Tier held before the current one.
+    pub previous_tier: Option<&'a str>,
+    /// Latest campaign taken part in.
+    pub campaign: Option<&'a str>,
+}
+
+/// What a customer keeps outside its record (the store's side tables), to write.
+pub struct Side<'a> {
+    /// The latest warning's task, if any.
+    pub task: Option<TaskOut<'a>>,
+    /// Campaign links with their campaign names.
+    pub links: &'a [(&'a str, Link)],
 }
 
 /// A task state to write, with its labels as strings.
@@ -121,16 +146,23 @@ impl Reader<'_> {
     }
 }
 
-/// Appends the snapshot of `rec` (with the names of its tier and best tier) to `out`.
+/// Appends the snapshot of `rec` (with the names of its tier, best and previous tier)
+/// to `out`.
+#[allow(clippy::too_many_arguments)]
 pub fn encode(
     rec: &Record,
-    tier: Option<&str>,
-    peak_tier: Option<&str>,
-    campaign: Option<&str>,
-    task: Option<TaskOut<'_>>,
+    names: Names<'_>,
+    side: Side<'_>,
     labels: &Interner,
     out: &mut Vec<u8>,
 ) {
+    let Names {
+        tier,
+        peak_tier,
+        previous_tier,
+        campaign,
+    } = names;
+    let Side { task, links } = side;
     out.push(VERSION);
     put_s(out, &rec.id);
     put_i(out, rec.last_offset);
@@ -196,13 +228,25 @@ pub fn encode(
             }
         }
     }
+    // Version 4: the previous tier.
+    put_s(out, previous_tier.unwrap_or(""));
+    // Version 4: campaign links.
+    put(out, links.len() as u64);
+    for (name, l) in links {
+        put_s(out, name);
+        put(out, l.stage as u64);
+        put_i(out, l.converted_day as i64);
+        put_i(out, l.revenue_cents);
+    }
 }
 
 /// Reads a snapshot.
 pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
     let version = *b.first().ok_or(SnapshotError::Malformed(0))?;
     // Version 1 had no campaign (it reads as "none"); versions before 3 kept neither the
-    // tier's start, the best tier nor the latest warning's task (they read as unknown/none).
+    // tier's start, the best tier nor the latest warning's task (they read as unknown/none);
+    // versions before 4 had no previous tier (unknown), no campaign links (none) and day
+    // history format 1.
     if !(1..=VERSION).contains(&version) {
         return Err(SnapshotError::Version(version));
     }
@@ -241,12 +285,18 @@ pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
     let len: usize = r.n()?;
     let end = r.i.checked_add(len).ok_or(SnapshotError::Malformed(r.i))?;
     let hist = b.get(r.i..end).ok_or(SnapshotError::Malformed(r.i))?;
-    let days = days::decode_all(hist);
-    let mut check = Vec::new();
-    days::encode_all(&days, &mut check);
-    if check != hist {
-        return Err(SnapshotError::Malformed(r.i));
-    }
+    let days = if version >= 4 {
+        let days = days::decode_all(hist);
+        let mut check = Vec::new();
+        days::encode_all(&days, &mut check);
+        if check != hist {
+            return Err(SnapshotError::Malformed(r.i));
+        }
+        days
+    } else {
+        // History format 1: conversions without participations; read whole, or refused.
+        days::decode_all_v1(hist).ok_or(SnapshotError::Malformed(r.i))?
+    };
     r.i = end;
     let mut care = None;
     let mut task_labels: [String; 4] = Default::default();
@@ -280,6 +330,30 @@ pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
             return Err(SnapshotError::Malformed(r.i));
         }
     }
+    let previous_tier = if version >= 4 { r.s()? } else { String::new() };
+    let mut links = Vec::new();
+    if version >= 4 {
+        let n: usize = r.n()?;
+        for _ in 0..n.min(u16::MAX as usize + 1) {
+            let name = r.s()?;
+            let stage = r.n::<u8>()?;
+            let at = r.i;
+            let converted_day = i32::try_from(r.i()?).map_err(|_| SnapshotError::Malformed(at))?;
+            let revenue_cents = r.i()?;
+            if !(1..=3).contains(&stage) {
+                return Err(SnapshotError::Malformed(at));
+            }
+            links.push((
+                name,
+                Link {
+                    campaign: 0,
+                    stage,
+                    converted_day,
+                    revenue_cents,
+                },
+            ));
+        }
+    }
     if r.i != b.len() {
         return Err(SnapshotError::Malformed(r.i));
     }
@@ -296,10 +370,12 @@ pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
         labels,
         campaign,
         peak_tier,
+        previous_tier,
         tag_names,
         days,
         care,
         task_labels,
+        links,
     })
 }
 
@@ -316,6 +392,52 @@ mod tests {
             v.extend_from_slice(&b);
             let _ = decode(&v);
         }
+    }
+
+    #[test]
+    fn version_3_reads_without_links_and_links_round_trip() {
+        let mut rec = Record::new("C1", 0);
+        let mut d = DayData::new(20_000);
+        d.counts.orders = 1;
+        d.counts.amount = 500;
+        let mut hist = Vec::new();
+        d.encode(&mut hist);
+        rec.days = hist.into_boxed_slice();
+        let labels = Interner::new(16);
+        let link = Link {
+            campaign: 1,
+            stage: 3,
+            converted_day: 20_000,
+            revenue_cents: 500,
+        };
+        let mut v4 = Vec::new();
+        let links = [("spring", link)];
+        let side = |links| Side { task: None, links };
+        const NONE: Names<'static> = Names {
+            tier: None,
+            peak_tier: None,
+            previous_tier: None,
+            campaign: None,
+        };
+        encode(&rec, NONE, side(&links), &labels, &mut v4);
+        let got = decode(&v4).unwrap();
+        assert_eq!(
+            got.links,
+            vec![(
+                "spring".to_string(),
+                Link {
+                    campaign: 0,
+                    ..link
+                }
+            )]
+        );
+        // The same customer as version 3 wrote it: no previous tier, no link count.
+        let mut v3 = Vec::new();
+        encode(&rec, NONE, side(&[]), &labels, &mut v3);
+        assert_eq!((v3.pop(), v3.pop()), (Some(0), Some(0)));
+        v3[0] = 3;
+        let old = decode(&v3).unwrap();
+        assert_eq!((old.days, old.links), (vec![d], vec![]));
     }
 
     #[test]

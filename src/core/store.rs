@@ -9,6 +9,7 @@ use compact_str::CompactString;
 use hashbrown::{HashMap, HashTable};
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::campaign::{Link, Links};
 use super::care::Care;
 use super::time::{Day, Ts};
 
@@ -121,6 +122,8 @@ pub struct Record {
     pub tier: u8,
     /// The best tier ever held (by `tiers.ranking`) or [`NO_TIER`].
     pub peak_tier: u8,
+    /// The tier held before the current one or [`NO_TIER`].
+    pub previous_tier: u8,
     /// Current warning level (0 low, 1 medium, 2 high).
     pub level: u8,
     /// [`DIRTY`] | [`LIVE`].
@@ -153,6 +156,7 @@ impl Record {
             last_nps: NO_NPS,
             tier: NO_TIER,
             peak_tier: NO_TIER,
+            previous_tier: NO_TIER,
             level: 0,
             flags: LIVE,
         }
@@ -180,6 +184,19 @@ pub struct Store {
     /// The latest warning's task state of the customers that had one (see `care.rs` for
     /// why it is not on the record).
     care: HashMap<u32, Care>,
+    /// The campaigns each engaged customer was reached by (side table for the same
+    /// reason: most customers are never in a campaign).
+    links: HashMap<u32, Links>,
+    /// Heap bytes of link vectors that outgrew their inline slot.
+    links_heap: usize,
+}
+
+fn spilled_bytes(l: &Links) -> usize {
+    if l.spilled() {
+        l.capacity() * std::mem::size_of::<Link>()
+    } else {
+        0
+    }
 }
 
 #[inline]
@@ -228,6 +245,7 @@ impl Store {
             entry.remove();
         }
         self.care.remove(&slot);
+        self.take_links(slot);
         let rec = &mut self.records[slot as usize];
         self.heap -= rec.heap_bytes();
         *rec = Record::new("", 0);
@@ -257,6 +275,34 @@ impl Store {
     /// Sets a customer's task state, returning the previous one.
     pub fn set_care(&mut self, slot: u32, c: Care) -> Option<Care> {
         self.care.insert(slot, c)
+    }
+
+    /// The customer's campaign links, if it was in any campaign.
+    #[inline]
+    pub fn links(&self, slot: u32) -> Option<&Links> {
+        self.links.get(&slot)
+    }
+
+    /// Takes a customer's campaign links out (put them back with [`Store::set_links`]):
+    /// the campaign book and the store are updated together without two borrows.
+    pub fn take_links(&mut self, slot: u32) -> Links {
+        let l = self.links.remove(&slot).unwrap_or_default();
+        self.links_heap -= spilled_bytes(&l);
+        l
+    }
+
+    /// Sets a customer's campaign links (none: removes the entry).
+    pub fn set_links(&mut self, slot: u32, links: Links) {
+        self.take_links(slot);
+        if !links.is_empty() {
+            self.links_heap += spilled_bytes(&links);
+            self.links.insert(slot, links);
+        }
+    }
+
+    /// Bytes of the campaign-link table (entries, control bytes, spilled link vectors).
+    pub fn links_bytes(&self) -> usize {
+        self.links.capacity() * (std::mem::size_of::<(u32, Links)>() + 1) + self.links_heap
     }
 
     /// Customers with a task state.
@@ -322,7 +368,11 @@ impl Store {
 
     /// Estimated resident bytes: slab capacity, table buckets and owned heap bytes.
     pub fn state_bytes(&self) -> usize {
-        self.records_bytes() + self.table_bytes() + self.heap_bytes() + self.care_bytes()
+        self.records_bytes()
+            + self.table_bytes()
+            + self.heap_bytes()
+            + self.care_bytes()
+            + self.links_bytes()
     }
 }
 

@@ -20,6 +20,7 @@ use super::route::call;
 use super::App;
 use crate::core::analytics::{Population, PopulationWire};
 use crate::core::report::ReportSums;
+use crate::core::settings::AnalyticsSettings;
 use crate::core::time::Ts;
 
 /// A member's population (round one).
@@ -66,13 +67,13 @@ pub(super) async fn population(State(app): State<App>) -> Response {
 }
 
 fn group_population(
-    alpha: Option<f64>,
+    analytics: Option<AnalyticsSettings>,
     parts: &[Option<PopulationWire>],
 ) -> Result<Option<Population>, String> {
-    let Some(alpha) = alpha else {
+    let Some(a) = analytics else {
         return Ok(None);
     };
-    let mut pop = Population::new(alpha);
+    let mut pop = Population::with_cuts(a.relative_accuracy, a.cuts);
     for w in parts.iter().flatten() {
         pop.add_wire(w).map_err(|e| e.to_string())?;
     }
@@ -91,8 +92,7 @@ pub(super) async fn sums(State(app): State<App>, body: Bytes) -> Response {
         }
     };
     let r = with_engine(&app, move |e| {
-        let alpha = e.settings().analytics.map(|a| a.relative_accuracy);
-        let pop = group_population(alpha, &[req.population])?;
+        let pop = group_population(e.settings().analytics, &[req.population])?;
         Ok::<_, String>(SumsPart {
             partitions: e.held(),
             sums: e.report_sums(req.as_of_ms, pop.as_ref()),
@@ -138,7 +138,7 @@ pub(super) async fn report(app: &App, headers: &HeaderMap) -> Response {
         (
             e.advertised_url(),
             e.input_partitions(),
-            e.settings().analytics.map(|a| a.relative_accuracy),
+            e.settings().analytics,
             e.report_as_of(),
             PopulationPart {
                 partitions: e.held(),

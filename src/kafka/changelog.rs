@@ -44,7 +44,7 @@ pub struct Checkpoint {
     /// The partition's campaign figures as of `next_offset` (they are population sums, not
     /// per-customer state, so they travel with the checkpoint).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub campaigns: Vec<crate::core::analytics::CampaignSums>,
+    pub campaigns: Vec<crate::core::campaign::CampaignSums>,
 }
 
 impl Checkpoint {
@@ -535,7 +535,7 @@ mod tests {
             next_offset: 17,
             stream_time: Some(5),
             watermark: None,
-            campaigns: vec![crate::core::analytics::CampaignSums {
+            campaigns: vec![crate::core::campaign::CampaignSums {
                 campaign: "spring".into(),
                 touched: 3,
                 ..Default::default()

@@ -3,12 +3,14 @@
 //! and forgetting a customer.
 
 use super::{sketch_keys, sketch_values, sync_sketch, Processor};
+use crate::core::campaign::{Link, Links};
 use crate::core::days;
 use crate::core::facts::Facts;
 use crate::core::output::{Output, Profile};
 use crate::core::settings::ProfilePublish;
 use crate::core::store::{unpack, DIRTY, NO_DAY, NO_TIER, SKETCHED, STANDING};
 use crate::core::time::Ts;
+use smallvec::SmallVec;
 
 impl Processor {
     /// The current profile of a customer, if known, with its facts as of the watermark
@@ -46,6 +48,7 @@ impl Processor {
         let rec = self.store.rec(slot);
         let name = |t: u8| (t != NO_TIER).then(|| self.s.tiers[t as usize].name.as_str());
         let (tier, peak) = (name(rec.tier), name(rec.peak_tier));
+        let previous = name(rec.previous_tier);
         let mut out = Vec::with_capacity(64 + rec.days.len());
         let campaign = self.book.as_ref().and_then(|b| b.name(rec.campaign));
         let task = self.store.care(slot).map(|c| {
@@ -63,7 +66,29 @@ impl Processor {
                 ],
             }
         });
-        crate::core::snapshot::encode(rec, tier, peak, campaign, task, &self.labels, &mut out);
+        let links: SmallVec<[(&str, Link); 2]> = match (self.book.as_ref(), self.store.links(slot))
+        {
+            (Some(b), Some(ls)) => ls
+                .iter()
+                .filter_map(|l| Some((b.name(l.campaign)?, *l)))
+                .collect(),
+            _ => SmallVec::new(),
+        };
+        crate::core::snapshot::encode(
+            rec,
+            crate::core::snapshot::Names {
+                tier,
+                peak_tier: peak,
+                previous_tier: previous,
+                campaign,
+            },
+            crate::core::snapshot::Side {
+                task,
+                links: &links,
+            },
+            &self.labels,
+            &mut out,
+        );
         out
     }
 
@@ -101,6 +126,7 @@ impl Processor {
             NO_TIER => rec.tier,
             p => p,
         };
+        rec.previous_tier = index(&d.previous_tier);
         if let Some(old) = self.store.get(&rec.id) {
             self.remove_slot(old);
         }
@@ -129,6 +155,23 @@ impl Processor {
         }
         if timer != NO_DAY {
             self.timers.push(timer, slot);
+        }
+        if let Some(book) = self.book.as_mut() {
+            let mut links = Links::new();
+            for (name, mut l) in std::mem::take(&mut d.links) {
+                l.campaign = book.slot(&name);
+                // Two names beyond the tracked limit both land in `other`: keep the
+                // furthest stage, as a customer counts once per campaign.
+                match links.iter_mut().find(|x| x.campaign == l.campaign) {
+                    Some(x) if x.stage >= l.stage => {}
+                    Some(x) => *x = l,
+                    None => links.push(l),
+                }
+            }
+            for l in &links {
+                book.apply(l, 1);
+            }
+            self.store.set_links(slot, links);
         }
         if let Some(mut c) = d.care {
             let [owner, actor, outcome, rule] = &d.task_labels;
@@ -229,6 +272,11 @@ impl Processor {
         if let Some(c) = self.store.care(slot) {
             let c = c.clone();
             self.saved.apply(&c, -1);
+        }
+        if let (Some(book), Some(links)) = (self.book.as_mut(), self.store.links(slot)) {
+            for l in links {
+                book.apply(l, -1);
+            }
         }
         self.store.remove(slot);
     }

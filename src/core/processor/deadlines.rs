@@ -3,11 +3,13 @@
 //! deadline — the first day on which time alone changes its tier or warning level.
 
 use super::{Ctx, Processor, Trigger};
+use crate::core::analytics::Population;
 use crate::core::days;
 use crate::core::facts::{DayCounts, Facts};
 use crate::core::output::Output;
 use crate::core::settings::{Level, Settings};
-use crate::core::store::{unpack, Record, NO_DAY};
+use crate::core::store::{unpack, Interner, Record, NO_DAY};
+use crate::core::subject::{outcome, Held};
 use crate::core::time::{day_of, day_start, Day, Ts};
 
 impl Processor {
@@ -131,23 +133,6 @@ impl Processor {
     }
 }
 
-/// The tier and warning level the rules give for `facts`.
-pub(super) fn outcome(facts: &Facts, s: &Settings) -> (usize, Level) {
-    let get = |m| facts.get(m, s);
-    let tier = s
-        .tiers
-        .iter()
-        .position(|t| t.rule.as_ref().is_none_or(|r| r.matches(&get)))
-        .unwrap_or(s.fallback_tier());
-    let mut level = Level::Low;
-    for w in &s.warnings {
-        if w.level > level && w.rule.matches(&get) {
-            level = w.level;
-        }
-    }
-    (tier, level)
-}
-
 /// Candidate days one look-ahead examines before it settles for a deadline that only
 /// continues the search (bounds the work of rules that change daily).
 pub(super) const LOOKAHEAD: usize = 16;
@@ -162,6 +147,11 @@ pub(super) const LOOKAHEAD: usize = 16;
 /// (each candidate's facts give the next), evaluated here while the history is in cache,
 /// so the outputs are the ones the per-fact deadlines produced. Candidates are bounded by
 /// [`LOOKAHEAD`]; past it the deadline is the next candidate, whose fire searches on.
+///
+/// `held` is what the customer holds after this evaluation (the tier `now` gave); label
+/// conditions do not create deadlines (labels change only with events), but they take
+/// part in each candidate's outcome.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn next_change(
     history: &[DayCounts],
     rec: &Record,
@@ -169,11 +159,14 @@ pub(super) fn next_change(
     facts: &Facts,
     now: (usize, Level),
     lookahead: usize,
+    names: &Interner,
+    held: Held,
+    pop: Option<&Population>,
 ) -> Option<Day> {
     let mut day = facts.next_deadline(s)?;
     for _ in 0..lookahead {
         let f = Facts::compute_over(history.iter().copied(), rec, s, day_start(day));
-        if outcome(&f, s) != now {
+        if outcome(&f, s, names, held, pop) != now {
             return Some(day);
         }
         day = f.next_deadline(s)?;
@@ -250,6 +243,8 @@ mod tests {
     fn searched_deadlines_with_a_daily_rule() {
         let mut c = CoreConfig::defaults();
         c.warnings.rules.push(WarningRuleConfig {
+            segments: Default::default(),
+            sla: None,
             name: "fading".into(),
             level: "high".into(),
             all: vec!["p_alive < 0.5".into(), "lifetime_orders >= 2".into()],

@@ -10,13 +10,16 @@ use crate::core::output::{
     schema, stable_id, ChurnWarning, ConditionValue, FactsOut, Headline, Output, Profile, Reason,
     Text, TierChanged, WarningCleared, WarningState, WindowOut,
 };
-use crate::core::rules::{DayAnchor, Metric, WindowMetric};
+use crate::core::rules::{DayAnchor, Lookup, Metric, Rule, WindowMetric};
 use crate::core::settings::{Level, Settings};
 use crate::core::store::{label, Interner, Record, NO_TIER};
+use crate::core::subject::{Held, Subject};
 use crate::core::time::{day_start, format_date, format_rfc3339, Ts};
 
 /// What one evaluation changed, as the alerts report it.
 pub(super) struct Change {
+    /// What the customer held before the evaluation (tier rules read it).
+    pub held: Held,
     /// Tier before (`NO_TIER` for a new customer).
     pub old_tier: u8,
     /// Tier now.
@@ -57,23 +60,37 @@ impl Processor {
         let trig = if source.is_some() { "event" } else { "time" };
         let emitted_at = self.emitted_at(ctx, event_time);
         facts.ensure_p_alive(&s);
-        let get = |m| facts.get(m, &s);
+        let facts = &*facts;
+        let pop = self.pop.as_ref();
+        // Tier rules read what the customer held before, warning rules what it holds now.
+        let before = Subject::new(facts, &s, &self.labels, c.held, pop);
+        let get = Subject {
+            held: c.held.after(c.tier, &s),
+            standing: before.standing.clone(),
+            ..Subject::new(facts, &s, &self.labels, c.held, None)
+        };
         let rec = self.store.rec(slot);
         let headline = headline(facts, &s, &s.tiers[c.tier].name);
         let cid = Text::from(rec.id.as_str());
+        // The warning rule that decides the level (the first matching one at it): its
+        // owner routing and SLA apply.
+        let rule = s
+            .warnings
+            .iter()
+            .position(|w| w.level == c.level && w.rule.matches(&get))
+            .unwrap_or(0);
+        let rule_name = (c.level > Level::Low)
+            .then(|| s.warnings.get(rule).map(|w| w.rule.name.as_str()))
+            .flatten();
         // Owners by `[interventions]` routing: never empty (DOMAIN.md §6).
-        let owner = self.owner_of(slot, c.tier, c.level);
+        let tier_owner = self.owner_of(slot, c.tier, c.level, None);
+        let owner = self.owner_of(slot, c.tier, c.level, rule_name);
         // The cleared warning's task keeps the owner it had.
         let task_owner = self
             .store
             .care(slot)
             .and_then(|t| self.labels.name(t.owner as u32))
             .map_or_else(|| owner.clone(), Text::from);
-        let rule = s
-            .warnings
-            .iter()
-            .position(|w| w.level == c.level && w.rule.matches(&get))
-            .unwrap_or(0);
         let mut task: Option<(String, Text)> = None;
         let version = Text::from(s.rules_version.as_str());
         let event_time_text = format_rfc3339(event_time);
@@ -100,15 +117,11 @@ impl Processor {
                 },
                 reasons: t
                     .rule
-                    .iter()
-                    .flat_map(|r| r.conditions())
-                    .map(|cnd| ConditionValue {
-                        condition: Text::from(cnd.text.as_str()),
-                        value: get(cnd.metric),
-                    })
-                    .collect(),
+                    .as_ref()
+                    .map(|r| values(r, &before))
+                    .unwrap_or_default(),
                 action: t.action.clone(),
-                owner: owner.clone(),
+                owner: tier_owner,
                 due: t
                     .sla_ms
                     .map(|ms| format_rfc3339(event_time.saturating_add(ms))),
@@ -133,7 +146,7 @@ impl Processor {
                 reasons: reasons(&s, &get),
                 risk_index: facts.churn_risk_index(&s),
                 owner,
-                due: format_rfc3339(event_time.saturating_add(s.sla_ms[level as usize])),
+                due: format_rfc3339(event_time.saturating_add(s.warning_sla_ms(rule, level))),
                 action: s.level_action[level as usize].clone(),
                 trigger: trig,
                 event_time: event_time_text,
@@ -172,7 +185,7 @@ impl Processor {
         let rec = self.store.rec(slot);
         let mut facts = Facts::compute(&rec.days, rec, &s, now);
         let tags = facts.with_extras(&rec.days, &s, &self.labels);
-        let get = |m| facts.get(m, &s);
+        let get = Subject::new(&facts, &s, &self.labels, Held::of(rec), self.pop.as_ref());
         let tier = if rec.tier == NO_TIER {
             s.fallback_tier()
         } else {
@@ -189,6 +202,8 @@ impl Processor {
                 }),
             peak_tier: (rec.peak_tier != NO_TIER)
                 .then(|| Text::from(s.tiers[rec.peak_tier as usize].name.as_str())),
+            previous_tier: (rec.previous_tier != NO_TIER)
+                .then(|| Text::from(s.tiers[rec.previous_tier as usize].name.as_str())),
             action: s.tiers[tier].action.clone(),
             warning: WarningState {
                 level: level.name(),
@@ -224,21 +239,25 @@ pub(super) fn headline(f: &Facts, s: &Settings, tier: &str) -> Headline {
 }
 
 /// The matched warning rules with each condition's value.
-pub(super) fn reasons(s: &Settings, get: &impl Fn(Metric) -> Option<f64>) -> Vec<Reason> {
+pub(super) fn reasons(s: &Settings, get: &impl Lookup) -> Vec<Reason> {
     s.warnings
         .iter()
         .filter(|w| w.rule.matches(get))
         .map(|w| Reason {
             rule: Text::from(w.rule.name.as_str()),
             level: w.level.name(),
-            conditions: w
-                .rule
-                .conditions()
-                .map(|c| ConditionValue {
-                    condition: Text::from(c.text.as_str()),
-                    value: get(c.metric),
-                })
-                .collect(),
+            conditions: values(&w.rule, get),
+        })
+        .collect()
+}
+
+/// The conditions that decided a rule for this customer (its segment's, if the rule has
+/// some), each with the metric's value (`null` for label conditions: the text says it).
+fn values(r: &Rule, get: &impl Lookup) -> Vec<ConditionValue> {
+    r.conditions_for(get)
+        .map(|c| ConditionValue {
+            condition: Text::from(c.text.as_str()),
+            value: c.metric().and_then(|m| get.num(m)),
         })
         .collect()
 }
@@ -270,6 +289,8 @@ fn facts_out(
         first_seen: format_date(f.first_seen_day),
         first_order: f.first_order_day.map(format_date),
         last_order: f.last_order_day.map(format_date),
+        last_interaction: format_date(f.last_interaction_day),
+        days_since_last_interaction: since(DayAnchor::LastInteraction).unwrap_or(0),
         lifetime_orders: f.lifetime_orders,
         lifetime_value: f.lifetime_value as f64 / 100.0,
         currency: Text::from(s.limits.money.reporting.as_str()),
@@ -293,6 +314,7 @@ fn facts_out(
                     satisfaction: f.get(Metric::Window(WindowMetric::Satisfaction, i as u8), s),
                     campaign_touches: w.touches,
                     campaign_conversions: w.conversions,
+                    campaign_participations: w.participations,
                 }
             })
             .collect(),

@@ -2,15 +2,18 @@
 //! figures): the state change, before any rule is evaluated.
 
 use super::{sketch_keys, Processor};
+use crate::core::campaign::{in_window, stage_of};
 use crate::core::days;
 use crate::core::event::{CampaignAction, Event, Payload};
 use crate::core::store::{pack, unpack, NO_DAY, SKETCHED, STANDING};
 use crate::core::time::day_of;
 
 impl Processor {
-    /// The campaign figures' part of an event: touches, conversions and cost count for
-    /// their campaign (which becomes the customer's latest), satisfaction answers for the
-    /// customer's latest campaign.
+    /// The campaign flows of an event: each action and its cost counts for its campaign
+    /// (which becomes the customer's latest if the customer took part), satisfaction
+    /// answers count for the latest campaign the customer took part in. Also called for
+    /// events the customer's state already holds but the checkpoint's flows do not
+    /// (see `restore_campaigns`); the customer figures are in [`Processor::link_campaign`].
     pub(super) fn count_campaign(&mut self, slot: u32, ev: &Event<'_>) {
         let Some(book) = self.book.as_mut() else {
             return;
@@ -23,13 +26,58 @@ impl Processor {
                 cost_cents,
             } => {
                 let c = book.slot(campaign_id);
-                book.record(c, *action == CampaignAction::Converted, *cost_cents);
-                rec.campaign = c;
+                book.record(c, *action, *cost_cents);
+                if *action != CampaignAction::Touched {
+                    rec.campaign = c;
+                }
             }
             Payload::Survey {
                 satisfaction_tenths: Some(sat),
                 ..
             } if rec.campaign != 0 => book.satisfaction(rec.campaign, *sat),
+            _ => {}
+        }
+    }
+
+    /// The customer figures of an applied event (once per event: never for a duplicate
+    /// or an already applied one): a campaign action moves the customer's link for that
+    /// campaign along the funnel; an order or refund on a retained day adds to the revenue
+    /// of the campaigns it converted for whose window holds the day. Runs after the day
+    /// history took the event, so a conversion sees the orders consumed before it.
+    fn link_campaign(&mut self, slot: u32, ev: &Event<'_>, retained: bool) {
+        let (Some(book), Some(a)) = (self.book.as_mut(), self.s.analytics) else {
+            return;
+        };
+        let window = a.attribution_window_days;
+        let day = day_of(ev.ts);
+        match &ev.payload {
+            Payload::Campaign {
+                campaign_id,
+                action,
+                ..
+            } => {
+                let c = book.find(campaign_id);
+                let mut links = self.store.take_links(slot);
+                let history = &self.work;
+                book.engage(&mut links, c, stage_of(*action), day, |from| {
+                    days::iter(history)
+                        .filter(|e| in_window(e.day, from, window))
+                        .map(|e| e.counts.amount)
+                        .fold(0i64, i64::saturating_add)
+                });
+                self.store.set_links(slot, links);
+            }
+            Payload::Order { amount_cents, .. } | Payload::Refund { amount_cents }
+                if retained && self.store.links(slot).is_some() =>
+            {
+                let amount = match ev.payload {
+                    Payload::Refund { .. } => -*amount_cents,
+                    _ => *amount_cents,
+                };
+                let mut links = self.store.take_links(slot);
+                book.attribute(&mut links, day, amount, window);
+                self.store.set_links(slot, links);
+            }
             _ => {}
         }
     }
@@ -107,8 +155,9 @@ impl Processor {
                 }
                 Payload::Campaign { action, .. } => match action {
                     CampaignAction::Touched => c.touches = c.touches.saturating_add(1),
-                    // TODO(issue 20 item 6): a participation counter of its own.
-                    CampaignAction::Participated => {}
+                    CampaignAction::Participated => {
+                        c.participations = c.participations.saturating_add(1)
+                    }
                     CampaignAction::Converted => c.conversions = c.conversions.saturating_add(1),
                 },
                 _ => {}
@@ -122,6 +171,8 @@ impl Processor {
         if !retained {
             self.stats.beyond_retention += 1;
         }
+        self.link_campaign(slot, ev, retained);
+        let rec = self.store.rec_mut(slot);
         match payload {
             Payload::Order { amount_cents, .. } => {
                 let new_day = match had_orders {

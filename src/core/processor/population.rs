@@ -2,7 +2,8 @@
 //! a customer's standing, the P(alive) histogram and the campaign figures.
 
 use super::{sketch_keys, sketch_values, Processor, VALUE_TIER_SAMPLE};
-use crate::core::analytics::{CampaignSums, Population, Standing};
+use crate::core::analytics::{Population, Standing};
+use crate::core::campaign::CampaignSums;
 use crate::core::facts::Facts;
 use crate::core::store::{unpack, Record, NO_DAY, NO_TIER, SKETCHED};
 use crate::core::time::{day_of, Ts};

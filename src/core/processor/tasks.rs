@@ -39,12 +39,23 @@ impl Processor {
         }
     }
 
-    /// The owner of a task about the customer in `slot` at `tier` and `level`.
-    pub(super) fn owner_of(&self, slot: u32, tier: usize, level: Level) -> Text {
+    /// The owner of a task about the customer in `slot` at `tier` and `level` (a warning
+    /// decided by warning rule `rule`, if given).
+    pub(super) fn owner_of(
+        &self,
+        slot: u32,
+        tier: usize,
+        level: Level,
+        rule: Option<&str>,
+    ) -> Text {
         let rec = self.store.rec(slot);
         let segment = self.labels.name(rec.labels[label::SEGMENT] as u32);
         let am = self.labels.name(rec.labels[label::ACCOUNT_MANAGER] as u32);
-        Text::from(self.s.interventions.owner(tier, level, segment, am))
+        Text::from(
+            self.s
+                .interventions
+                .owner_by_rule(tier, level, segment, am, rule),
+        )
     }
 
     /// Opens the task of a warning just raised (replacing the customer's previous one).
@@ -61,7 +72,7 @@ impl Processor {
         let c = Care {
             id,
             raised,
-            due: raised.saturating_add(self.s.sla_ms[level as usize]),
+            due: raised.saturating_add(self.s.warning_sla_ms(rule, level)),
             first_acted: NEVER,
             acted: NEVER,
             owner: self.labels.intern(owner) as u16,

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::{duration, ConfigError, Level, TiersConfig};
+use super::{duration, ConfigError, Level, TiersConfig, WarningsConfig};
 
 /// One `[[interventions.owners]]` entry: every list given must contain the customer's
 /// value (an empty or absent list matches anything).
@@ -22,6 +22,10 @@ pub struct OwnerRuleConfig {
     /// Segments (the `segment` of profile events).
     #[serde(default)]
     pub segments: Vec<String>,
+    /// Warning rules (the rule that decided the warning's level); a rule with this list
+    /// never matches a tier change.
+    #[serde(default)]
+    pub rules: Vec<String>,
 }
 
 /// `[interventions.escalation]`: the owner of an overdue escalation per level.
@@ -60,6 +64,8 @@ pub struct OwnerRule {
     pub levels: Vec<Level>,
     /// Segments (empty: any).
     pub segments: Vec<String>,
+    /// Deciding warning rules (empty: any).
+    pub rules: Vec<String>,
 }
 
 /// The compiled `[interventions]`.
@@ -86,10 +92,23 @@ impl Interventions {
         segment: Option<&str>,
         account_manager: Option<&'a str>,
     ) -> &'a str {
+        self.owner_by_rule(tier, level, segment, account_manager, None)
+    }
+
+    /// [`Interventions::owner`] of a warning decided by the warning rule `rule`.
+    pub fn owner_by_rule<'a>(
+        &'a self,
+        tier: usize,
+        level: Level,
+        segment: Option<&str>,
+        account_manager: Option<&'a str>,
+        rule: Option<&str>,
+    ) -> &'a str {
         self.owners
             .iter()
             .find(|r| {
-                (r.tiers.is_empty() || r.tiers.contains(&tier))
+                (r.rules.is_empty() || rule.is_some_and(|x| r.rules.iter().any(|n| n == x)))
+                    && (r.tiers.is_empty() || r.tiers.contains(&tier))
                     && (r.levels.is_empty() || r.levels.contains(&level))
                     && (r.segments.is_empty()
                         || segment.is_some_and(|s| r.segments.iter().any(|x| x == s)))
@@ -111,7 +130,11 @@ impl Interventions {
 }
 
 /// Validates and compiles `[interventions]` against the tiers.
-pub fn compile(c: &InterventionsConfig, tiers: &TiersConfig) -> Result<Interventions, ConfigError> {
+pub fn compile(
+    c: &InterventionsConfig,
+    tiers: &TiersConfig,
+    warnings: &WarningsConfig,
+) -> Result<Interventions, ConfigError> {
     let nonempty = |field: &str, v: &str| {
         if v.trim().is_empty() {
             Err(ConfigError(format!(
@@ -149,6 +172,16 @@ pub fn compile(c: &InterventionsConfig, tiers: &TiersConfig) -> Result<Intervent
         if !r.tiers.is_empty() && tiers_of.is_empty() {
             continue;
         }
+        // The same for warning rules a file that replaces [[warnings.rules]] lacks.
+        let rules_of: Vec<String> = r
+            .rules
+            .iter()
+            .filter(|n| warnings.rules.iter().any(|w| &w.name == *n))
+            .cloned()
+            .collect();
+        if !r.rules.is_empty() && rules_of.is_empty() {
+            continue;
+        }
         let level = |name: &String| match name.as_str() {
             "low" => Ok(Level::Low),
             "medium" => Ok(Level::Medium),
@@ -162,6 +195,7 @@ pub fn compile(c: &InterventionsConfig, tiers: &TiersConfig) -> Result<Intervent
             tiers: tiers_of,
             levels: r.levels.iter().map(level).collect::<Result<_, _>>()?,
             segments: r.segments.clone(),
+            rules: rules_of,
         });
     }
     Ok(Interventions {
@@ -204,6 +238,27 @@ mod tests {
             "retention-queue"
         );
         assert_eq!(i.escalation[Level::High as usize], "team-lead");
+        // Issue 19: a lapsed former top customer is escalated, not filed with the sales lead.
+        assert_eq!(
+            i.owner_by_rule(
+                tier("churn_risk"),
+                Level::High,
+                None,
+                am,
+                Some("lapsed_top_customer")
+            ),
+            "key-account-director"
+        );
+        assert_eq!(
+            i.owner_by_rule(
+                tier("churn_risk"),
+                Level::High,
+                None,
+                am,
+                Some("disengaged_with_complaints")
+            ),
+            "sales-lead"
+        );
     }
 
     /// A rule set with other tiers keeps the default owner rules working: the rules for
@@ -211,9 +266,16 @@ mod tests {
     #[test]
     fn rules_for_undefined_tiers_never_match() {
         let mut c = crate::core::settings::CoreConfig::defaults();
-        c.interventions.owners[0].tiers = vec!["vip".into()];
+        let n = c.interventions.owners.len();
+        let i = c
+            .interventions
+            .owners
+            .iter()
+            .position(|o| o.tiers == ["high_value"])
+            .unwrap();
+        c.interventions.owners[i].tiers = vec!["vip".into()];
         let s = Settings::compile(&c).unwrap();
-        assert_eq!(s.interventions.owners.len(), 2);
+        assert_eq!(s.interventions.owners.len(), n - 1);
         let high_value = s.tiers.iter().position(|t| t.name == "high_value").unwrap();
         assert_eq!(
             s.interventions.owner(high_value, Level::High, None, None),

@@ -122,6 +122,44 @@ pub struct AnalyticsConfig {
     pub relative_accuracy: f64,
     /// Campaigns tracked by name per partition; later ones count as `other`.
     pub max_campaigns: u16,
+    /// Days (the conversion's day included) in which a converted customer's orders count
+    /// as the campaign's revenue.
+    #[serde(default = "default_attribution")]
+    pub attribution_window_days: u16,
+    /// Value score weights of the spend, activity and tenure percentiles (sum 1).
+    #[serde(default = "default_weights")]
+    pub value_score_weights: [f64; 3],
+    /// Value score at or above which the value tier is A, and B.
+    #[serde(default = "default_value_tiers")]
+    pub value_tiers: [f64; 2],
+    /// Churn risk index at or above which the value tier is D, whatever the score.
+    #[serde(default = "default_risk_override")]
+    pub risk_override: f64,
+    /// ABC classes: percent of the total spend made by A, B and C customers (sum 100).
+    #[serde(default = "default_abc")]
+    pub abc_percent: [f64; 3],
+    /// Core customers: the top this-many percent of customers by spend.
+    #[serde(default = "default_core")]
+    pub core_percent: f64,
+}
+
+fn default_attribution() -> u16 {
+    30
+}
+fn default_weights() -> [f64; 3] {
+    [0.5, 0.3, 0.2]
+}
+fn default_value_tiers() -> [f64; 2] {
+    [85.0, 70.0]
+}
+fn default_risk_override() -> f64 {
+    50.0
+}
+fn default_abc() -> [f64; 3] {
+    [70.0, 20.0, 10.0]
+}
+fn default_core() -> f64 {
+    10.0
 }
 
 /// `[clv]`: the Gamma-Gamma spend model (Fader, Hardie & Lee 2005) for customer lifetime
@@ -157,6 +195,10 @@ pub struct AnalyticsSettings {
     pub relative_accuracy: f64,
     /// Campaigns tracked by name.
     pub max_campaigns: u16,
+    /// Revenue attribution window after a conversion, days.
+    pub attribution_window_days: u16,
+    /// Value score, value tier, ABC and core cut-offs.
+    pub cuts: crate::core::scores::Cuts,
 }
 
 /// One `[[tiers.rules]]` entry.
@@ -171,6 +213,10 @@ pub struct TierRuleConfig {
     /// Conditions of which at least one must hold.
     #[serde(default)]
     pub any: Vec<String>,
+    /// Conditions that replace `all`/`any` for the customers of a segment
+    /// (`[tiers.rules.segments.NAME]` / `[warnings.rules.segments.NAME]`).
+    #[serde(default)]
+    pub segments: std::collections::BTreeMap<String, SegmentConditions>,
     /// Recommended action, carried on tier-change events.
     pub action: String,
     /// Time to act on a change into this tier (e.g. `7d`): the tier change then carries
@@ -235,6 +281,26 @@ pub struct WarningRuleConfig {
     pub name: String,
     /// `high` or `medium`.
     pub level: String,
+    /// Conditions that must all hold.
+    #[serde(default)]
+    pub all: Vec<String>,
+    /// Conditions of which at least one must hold.
+    #[serde(default)]
+    pub any: Vec<String>,
+    /// Conditions that replace `all`/`any` for the customers of a segment
+    /// (`[tiers.rules.segments.NAME]` / `[warnings.rules.segments.NAME]`).
+    #[serde(default)]
+    pub segments: std::collections::BTreeMap<String, SegmentConditions>,
+    /// Time to act on a warning this rule decides (e.g. `24h`); absent: the level's `sla`.
+    #[serde(default)]
+    pub sla: Option<String>,
+}
+
+/// A segment's own conditions for a rule: they replace the rule's `all` and `any` for the
+/// customers whose `segment` is the table's name.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentConditions {
     /// Conditions that must all hold.
     #[serde(default)]
     pub all: Vec<String>,

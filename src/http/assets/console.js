@@ -364,7 +364,7 @@ async function customerView(id) {
     el('td', { class: 'num' }, field('windows.' + x.days + '.visits', x.visits)),
     el('td', { class: 'num' }, field('windows.' + x.days + '.complaints', x.complaints)),
     el('td', { class: 'num' }, field('windows.' + x.days + '.satisfaction', x.satisfaction)),
-    el('td', { class: 'num' }, field('windows.' + x.days + '.campaign_touches', x.campaign_touches), ' / ', field('windows.' + x.days + '.campaign_conversions', x.campaign_conversions))));
+    el('td', { class: 'num' }, field('windows.' + x.days + '.campaign_touches', x.campaign_touches), ' / ', field('windows.' + x.days + '.campaign_participations', x.campaign_participations), ' / ', field('windows.' + x.days + '.campaign_conversions', x.campaign_conversions))));
   const reasons = (w.reasons || []).map((r) => el('li', {}, el('b', { text: r.rule }), ' (' + r.level + '): ',
     r.conditions.map((cv, i) => [i ? ', ' : '', el('code', { text: cv.condition }), ' = ', el('b', { text: num(cv.value) })])));
   // The task (from the state: survives restarts), else what this process saw of the alert.
@@ -399,7 +399,7 @@ async function customerView(id) {
           ' · first seen ' + (f.first_seen || '–') + ', first order ' + (f.first_order || '–') + ', last order ' + (f.last_order || '–') + '.'))),
     el('h2', { text: 'Facts per window' }),
     el('table', { id: 'windows' },
-      el('thead', {}, el('tr', {}, ['Window', 'Orders', 'Monetary', 'Avg order', 'Visits', 'Complaints', 'Satisfaction', 'Campaigns touched / converted'].map((x, i) => el('th', { class: i ? 'num' : '', text: x })))),
+      el('thead', {}, el('tr', {}, ['Window', 'Orders', 'Monetary', 'Avg order', 'Visits', 'Complaints', 'Satisfaction', 'Campaigns touched / took part / converted'].map((x, i) => el('th', { class: i ? 'num' : '', text: x })))),
       el('tbody', {}, win)),
     el('h2', { text: 'Other facts' }),
     el('div', { class: 'cards' },
@@ -528,11 +528,11 @@ async function overviewView() {
             el('tr', {}, el('td', { text: 'core (top 10 %)' }), el('td', { class: 'num', text: num(a.core_customers.customers) }), el('td', { class: 'num', text: pct(a.core_customers.share_of_spend) }))))),
       el('div', { class: 'panel' }, el('h3', { text: 'Campaign effect' }),
         el('table', { id: 'campaigns' },
-          el('thead', {}, el('tr', {}, ['Campaign', 'Touched', 'Converted', 'Rate', 'Cost', 'Cost / conv.', 'Satisfaction'].map((x, i) => el('th', { class: i ? 'num' : '', text: x })))),
+          el('thead', {}, el('tr', {}, ['Campaign', 'Touched', 'Took part', 'Converted', 'Rate', 'Cost', 'Cost / converted', 'Revenue', 'ROI', 'Satisfaction'].map((x, i) => el('th', { class: i ? 'num' : '', text: x })))),
           el('tbody', {}, a.campaigns.map((c) => el('tr', {},
-            el('td', { text: c.campaign }), el('td', { class: 'num', text: num(c.touched) }), el('td', { class: 'num', text: num(c.converted) }),
+            el('td', { text: c.campaign }), el('td', { class: 'num', text: num(c.touched) }), el('td', { class: 'num', text: num(c.participated) }), el('td', { class: 'num', text: num(c.converted) }),
             el('td', { class: 'num', text: pct(c.conversion_rate) }), el('td', { class: 'num', text: num(c.cost, 0) }),
-            el('td', { class: 'num', text: num(c.cost_per_conversion, 1) }), el('td', { class: 'num', text: num(c.mean_satisfaction, 2) }))))))) : null,
+            el('td', { class: 'num', text: num(c.cost_per_converted_customer, 1) }), el('td', { class: 'num', text: num(c.revenue, 0) }), el('td', { class: 'num', text: c.roi == null ? '–' : '1 : ' + num(c.roi, 1) }), el('td', { class: 'num', text: num(c.mean_satisfaction, 2) }))))))) : null,
     el('p', { class: 'muted', text: 'Figures as of ' + short(r.as_of) + ', the same numbers as /v1/report. The time series starts when this process started.' }));
 }
 
