@@ -34,6 +34,6 @@ tail -n 1 "$out/replay.log"
 echo
 echo "files:"
 echo "  $out/alerts.jsonl        tier changes, warnings, clearances (JSON, one per line)"
-echo "  $out/profiles.jsonl      the latest profile of every customer"
+echo "  $out/profiles.jsonl      every customer's profile as of 2026-01-01 (what a look-up shows)"
 echo "  $out/dead_letters.jsonl  rejected input with reason codes"
 echo "  $out/replay.log          every alert in readable form"

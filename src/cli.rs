@@ -27,9 +27,14 @@ pub enum Command {
         /// Alerts (tier changes, warnings, clearances, erasures), one per line (`-` = stdout).
         #[arg(long)]
         output: PathBuf,
-        /// Write every customer's final profile here, sorted by customer id.
+        /// Write every customer's profile as of the end of the replay (`--until`, else the
+        /// final watermark) here, sorted by customer id: what the look-up would show.
         #[arg(long)]
         profiles: Option<PathBuf>,
+        /// Write `--profiles` as last published instead: each as of its customer's last
+        /// event or fired deadline, like the compacted profiles topic.
+        #[arg(long, requires = "profiles")]
+        profiles_as_published: bool,
         /// Write rejected input here as dead letters.
         #[arg(long)]
         dead_letters: Option<PathBuf>,

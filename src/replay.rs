@@ -18,8 +18,12 @@ pub struct ReplayOptions {
     pub input: PathBuf,
     /// Alerts output JSONL (`-` = stdout).
     pub output: PathBuf,
-    /// Final profiles, sorted by customer id.
+    /// Final profiles, sorted by customer id: as of the end of the replay (the final
+    /// watermark, which `until` advances), as the look-up shows them.
     pub profiles: Option<PathBuf>,
+    /// Write `profiles` as last published instead: each as of its customer's clock (last
+    /// event or fired deadline), like the compacted profiles topic.
+    pub profiles_as_published: bool,
     /// Dead letters.
     pub dead_letters: Option<PathBuf>,
     /// Write the population report (JSON) here, as of the final watermark.
@@ -217,7 +221,15 @@ pub fn replay(settings: Arc<Settings>, opts: &ReplayOptions) -> Result<ReplaySum
     sum.customers = p.customers() as u64;
     if let Some(path) = &opts.profiles {
         let mut w = open_out(path)?;
-        for prof in p.profiles_sorted() {
+        // As of the end, like a look-up: every deadline up to the watermark has fired, so
+        // the tiers and warnings are current too. The published form is for comparing
+        // with the profiles topic.
+        let profiles = if opts.profiles_as_published {
+            p.profiles_sorted()
+        } else {
+            p.profiles_as_of(p.watermark())
+        };
+        for prof in profiles {
             json.clear();
             Output::Profile(Box::new(prof)).write_json(&mut json);
             json.push(b'\n');

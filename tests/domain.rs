@@ -292,6 +292,81 @@ fn profiles_are_as_of_the_last_change_and_look_ups_as_of_now() {
     assert_eq!(last.unwrap().facts.as_of, format_rfc3339(at(92, 0)));
 }
 
+/// Issue 19 item 6: `replay --profiles` writes each profile as of the end of the replay
+/// (`--until`), as the look-up does, not as of the customer's last change;
+/// `--profiles-as-published` keeps the latter (the profiles topic's records).
+#[test]
+fn replay_profiles_are_as_of_until() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("in.jsonl");
+    let mut text = String::new();
+    for (i, day) in [0, 10].into_iter().enumerate() {
+        let l = line(
+            &format!("o{i}"),
+            "R1",
+            "order",
+            at(day, 3600),
+            r#""amount":50"#,
+        );
+        text += &(String::from_utf8(l).unwrap() + "\n");
+    }
+    std::fs::write(&input, text).unwrap();
+    let until = at(410, 0);
+    let run = |as_published: bool| {
+        let profiles = d.path().join(format!("p-{as_published}.jsonl"));
+        let opts = churnwatch::replay::ReplayOptions {
+            input: input.clone(),
+            output: d.path().join("alerts.jsonl"),
+            profiles: Some(profiles.clone()),
+            profiles_as_published: as_published,
+            dead_letters: None,
+            report: None,
+            until: Some(until),
+            print: false,
+            progress: false,
+        };
+        let settings = std::sync::Arc::new(churnwatch::core::Settings::defaults());
+        churnwatch::replay::replay(settings, &opts).unwrap();
+        let text = std::fs::read_to_string(profiles).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1);
+        lines[0]["facts"].clone()
+    };
+    // x = 1 repeat purchase day, t_x = 10 days, T = 410 days (weeks = days / 7).
+    let cdnow = BgNbdParams {
+        r: 0.243,
+        alpha: 4.414,
+        a: 0.793,
+        b: 2.426,
+    };
+    let end = run(false);
+    assert_eq!(end["as_of"], format_rfc3339(until).to_string());
+    assert_eq!(end["recency_days"], 400);
+    let (t_x, big_t) = (10.0 / 7.0, 410.0 / 7.0);
+    assert_eq!(
+        end["p_alive"].as_f64(),
+        Some(bgnbd::p_alive(&cdnow, 1.0, t_x, big_t))
+    );
+    assert_eq!(
+        end["expected_purchases"].as_f64(),
+        Some(bgnbd::expected_purchases(
+            &cdnow,
+            30.0 / 7.0,
+            1.0,
+            t_x,
+            big_t
+        ))
+    );
+    // As published: as of the last deadline that changed the customer (day 191, when
+    // more than 180 days without an order make it churn risk; nothing changes after it).
+    let published = run(true);
+    assert_eq!(published["as_of"], format_rfc3339(at(191, 0)).to_string());
+    assert_eq!(published["recency_days"], 181);
+}
+
 #[test]
 fn silence_fires_when_90_days_pass_without_an_event() {
     let mut h = Harness::new();

@@ -3,32 +3,8 @@
 
 use std::process::Command;
 
-fn cdnow_events(dir: &std::path::Path) -> std::path::PathBuf {
-    let src = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/CDNOW_sample.txt"
-    ))
-    .unwrap();
-    let mut out = String::new();
-    for (i, l) in src.lines().enumerate() {
-        let p: Vec<&str> = l.split_whitespace().collect();
-        if p.len() < 5 {
-            continue;
-        }
-        let d = p[2];
-        out += &format!(
-            "{{\"event_id\":\"l{i}\",\"customer_id\":\"{}\",\"type\":\"order\",\"ts\":\"{}-{}-{}T12:00:00Z\",\"amount\":{}}}\n",
-            p[1],
-            &d[..4],
-            &d[4..6],
-            &d[6..],
-            p[4]
-        );
-    }
-    let path = dir.join("cdnow.jsonl");
-    std::fs::write(&path, out).unwrap();
-    path
-}
+#[path = "support/cdnow.rs"]
+mod cdnow;
 
 fn close(got: f64, want: f64, rel: f64, what: &str) {
     assert!(
@@ -40,7 +16,7 @@ fn close(got: f64, want: f64, rel: f64, what: &str) {
 #[test]
 fn fit_reproduces_the_published_cdnow_estimates() {
     let dir = tempfile::tempdir().unwrap();
-    let events = cdnow_events(dir.path());
+    let events = cdnow::events(dir.path());
     let o = Command::new(env!("CARGO_BIN_EXE_churnwatch"))
         .args([
             "fit",

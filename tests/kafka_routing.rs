@@ -42,8 +42,11 @@ fn held(s: &Service) -> usize {
 
 /// What of a profile does not depend on when it is read: the tier and warning level (as of
 /// the watermark both runs reached) and the lifetime facts. A look-up computes the windows,
-/// recency, P(alive) and the warning's reasons as of now, `replay --profiles` as of the customer's last change
-/// (until the rules issue makes it "as of the end"), so those are left out.
+/// recency, P(alive) and the warning's reasons as of its partition's watermark, which
+/// follows the clock once the partition is idle; the support's `replay` writes profiles as
+/// published (`--profiles-as-published`, as of each customer's last change, to compare with
+/// the profiles topic), and plain `replay --profiles` is as of `--until`, a moment earlier.
+/// So those are left out.
 fn stable(v: &serde_json::Value) -> serde_json::Value {
     let f = &v["facts"];
     serde_json::json!({

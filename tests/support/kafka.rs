@@ -489,7 +489,9 @@ pub struct Expected {
     pub dead_letters: usize,
 }
 
-/// Runs `churnwatch replay` over `events` up to `until` (ms).
+/// Runs `churnwatch replay` over `events` up to `until` (ms). Its profiles are as last
+/// published (`--profiles-as-published`: each as of its customer's clock), which is what
+/// the compacted profiles topic holds; plain `--profiles` would be as of `until`.
 pub fn replay(dir: &Path, events: &Path, until_ms: i64) -> Expected {
     let out = dir.join("replay-out.jsonl");
     let prof = dir.join("replay-profiles.jsonl");
@@ -502,6 +504,7 @@ pub fn replay(dir: &Path, events: &Path, until_ms: i64) -> Expected {
         .arg(&out)
         .arg("--profiles")
         .arg(&prof)
+        .arg("--profiles-as-published")
         .arg("--dead-letters")
         .arg(&dlq)
         .status()

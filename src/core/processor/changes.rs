@@ -21,9 +21,14 @@ impl Processor {
     /// intervals.
     pub fn profile(&mut self, customer_id: &str) -> Option<Profile> {
         let slot = self.store.get(customer_id)?;
+        Some(self.profile_at(slot, self.look_up_instant(slot, self.watermark)))
+    }
+
+    /// The instant a look-up evaluates a customer at: `now`, or the customer's clock if
+    /// that is later (or if there is no `now`).
+    fn look_up_instant(&self, slot: u32, now: Option<Ts>) -> Ts {
         let clock = self.store.rec(slot).clock;
-        let now = self.watermark.map_or(clock, |w| w.max(clock));
-        Some(self.profile_at(slot, now))
+        now.map_or(clock, |n| n.max(clock))
     }
 
     /// The input offset the customer's state reflects (−1 if none).
@@ -281,14 +286,32 @@ impl Processor {
         self.store.remove(slot);
     }
 
-    /// Every customer's profile, sorted by customer id.
+    /// Every customer's profile as last published, sorted by customer id: as of the
+    /// customer's clock (its last event or fired deadline), like the records of the
+    /// compacted profiles topic.
     pub fn profiles_sorted(&mut self) -> Vec<Profile> {
-        let mut slots: Vec<(String, u32)> = self
-            .store
-            .iter()
-            .map(|(s, r)| (r.id.to_string(), s))
-            .collect();
-        slots.sort();
-        slots.into_iter().map(|(_, s)| self.profile_of(s)).collect()
+        self.sorted_slots()
+            .into_iter()
+            .map(|s| self.profile_of(s))
+            .collect()
+    }
+
+    /// Every customer's profile as a look-up at `now` shows it, sorted by customer id:
+    /// facts, P(alive) and CLV as of `now` (or the customer's clock, if later; the clock
+    /// when `now` is `None`). With `now` = the watermark each is what [`Processor::profile`]
+    /// returns. Tiers and warnings are the records': call it once every deadline up to
+    /// `now` has fired ([`Processor::advance_to`]), or they may be stale.
+    pub fn profiles_as_of(&self, now: Option<Ts>) -> Vec<Profile> {
+        self.sorted_slots()
+            .into_iter()
+            .map(|s| self.profile_at(s, self.look_up_instant(s, now)))
+            .collect()
+    }
+
+    fn sorted_slots(&self) -> Vec<u32> {
+        let mut slots: Vec<(&str, u32)> =
+            self.store.iter().map(|(s, r)| (r.id.as_str(), s)).collect();
+        slots.sort_unstable();
+        slots.into_iter().map(|(_, s)| s).collect()
     }
 }
