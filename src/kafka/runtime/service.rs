@@ -165,6 +165,7 @@ impl Service {
             report_cache: None,
             members,
             submitter: Arc::clone(&submitter),
+            rules_source: None,
         };
         Ok(Service {
             engine: Arc::new(Mutex::new(engine)),
