@@ -154,6 +154,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 status: status.clone(),
                 advertised_url: cfg.http.advertised(),
             })?;
+            // The rule file on disk is the record of the rules: a reload reads it again
+            // (with the same environment), as a restart would.
+            let path = config.clone();
+            service.set_rules_source(Arc::new(move || {
+                Config::load(path.as_deref())
+                    .and_then(|c| Ok(c.settings()?))
+                    .map_err(|e| e.to_string())
+            }));
             let _bg = churnwatch::http::start(
                 &cfg.http.listen,
                 &cfg.http.access(),
