@@ -106,7 +106,9 @@ pub fn diff_remote(
         req = req.header("authorization", format!("Bearer {t}"));
     }
     let req = req
-        .body(Full::new(axum::body::Bytes::from(candidate_toml.to_string())))
+        .body(Full::new(axum::body::Bytes::from(
+            candidate_toml.to_string(),
+        )))
         .map_err(|_| DiffError::Remote(format!("{url} is not a valid URL")))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -132,10 +134,13 @@ pub fn diff_remote(
             .ok()
             .and_then(|v| v.get("error")?.as_str().map(String::from))
             .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-        return Err(DiffError::Remote(format!("{target} answered {status}: {why}")));
+        return Err(DiffError::Remote(format!(
+            "{target} answered {status}: {why}"
+        )));
     }
-    serde_json::from_slice(&body)
-        .map_err(|e| DiffError::Remote(format!("{target} answered something else than a diff: {e}")))
+    serde_json::from_slice(&body).map_err(|e| {
+        DiffError::Remote(format!("{target} answered something else than a diff: {e}"))
+    })
 }
 
 /// The diff in words.
@@ -183,7 +188,10 @@ pub fn describe(d: &RulesDiff) -> String {
             r.kind, r.rule, r.before, r.after, r.started, r.stopped
         );
     }
-    let _ = writeln!(s, "nothing was emitted; apply with SIGHUP or POST /v1/rules/reload after installing the file");
+    let _ = writeln!(
+        s,
+        "nothing was emitted; apply with SIGHUP or POST /v1/rules/reload after installing the file"
+    );
     s
 }
 

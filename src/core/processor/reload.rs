@@ -333,8 +333,7 @@ impl Processor {
     }
 
     /// Evaluates every customer at the watermark's day, in customer-id order. Returns
-    /// how many were evaluated and the slots whose tier, level or next deadline changed
-    /// (marked for the changelog).
+    /// how many were evaluated and the slots whose tier or warning level changed.
     fn reevaluate_all(&mut self, ctx: &Ctx, out: &mut Vec<Output>) -> (u64, Vec<u32>) {
         let Some(now) = self.watermark else {
             return (0, Vec::new());
@@ -356,7 +355,8 @@ impl Processor {
     }
 
     /// Evaluates one customer at the start of `day` (or its clock, if later) under the
-    /// current rules; returns whether its tier, level or next deadline changed.
+    /// current rules; returns whether its tier or warning level changed (a changed next
+    /// deadline alone is also written to the changelog, silently).
     fn reevaluate(&mut self, slot: u32, day: Day, ctx: &Ctx, out: &mut Vec<Output>) -> bool {
         let rec = self.store.rec_mut(slot);
         let was = (rec.tier, rec.level, rec.timer_day);
@@ -373,11 +373,12 @@ impl Processor {
             self.live.apply_static(&after, 1);
         }
         let rec = self.store.rec(slot);
-        let changed = was != (rec.tier, rec.level, rec.timer_day);
-        if changed {
+        let now = (rec.tier, rec.level, rec.timer_day);
+        if was != now {
+            // Owed to the changelog: a restart must find the new outcome and deadline.
             self.store_days(slot);
         }
-        changed
+        (was.0, was.1) != (now.0, now.1)
     }
 
     /// The tier and warning rules that match the customer at `now` (or its clock, if
