@@ -112,6 +112,12 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Rule changes: `rules diff` is the dry run of a candidate rule set.
+    Rules {
+        /// What to do.
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Validate a rule set and print it in words.
     CheckConfig {
         /// Configuration file (layered over the defaults); leave out to check the defaults.
@@ -156,5 +162,39 @@ pub enum Command {
         /// Fraction of extra bad records.
         #[arg(long, default_value_t = 0.001)]
         bad: f64,
+    },
+}
+
+/// `churnwatch rules …`.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// What the candidate rule set would change (tier and warning-level moves with sample
+    /// ids, rules that start or stop matching), against a running instance (`--url`) or a
+    /// replay of an event file (`--input`); nothing is emitted or applied.
+    Diff {
+        /// The candidate configuration file (layered over the defaults).
+        #[arg(long)]
+        config: PathBuf,
+        /// A running instance's HTTP address, e.g. http://127.0.0.1:8080.
+        #[arg(long, conflicts_with_all = ["input", "until", "current"], required_unless_present = "input")]
+        url: Option<String>,
+        /// The environment variable holding the API token (with --url).
+        #[arg(long, requires = "url")]
+        token_env: Option<String>,
+        /// Replay this event file under the current rules, then compare.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Advance the replay's time to this RFC 3339 instant (or date) before comparing.
+        #[arg(long)]
+        until: Option<String>,
+        /// The rules running now, for --input (default: the built-in defaults).
+        #[arg(long)]
+        current: Option<PathBuf>,
+        /// Sample ids per move.
+        #[arg(long, default_value_t = 10)]
+        samples: usize,
+        /// Print the diff as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }

@@ -105,6 +105,19 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Loads defaults, `text` (a config file's content: a candidate rule set sent to
+    /// `POST /v1/rules/diff`) and the environment, as [`Config::load`] would the file.
+    pub fn from_text(text: &str) -> Result<Config, ConfigError> {
+        let fig = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(Toml::string(text))
+            .merge(EnvText(Env::prefixed("CHURNWATCH__").split("__")));
+        let cfg: Config = fig
+            .extract_lossy()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        cfg.settings()?;
+        Ok(cfg)
+    }
+
     /// The rule-set sections.
     pub fn core(&self) -> CoreConfig {
         CoreConfig {

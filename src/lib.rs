@@ -16,4 +16,5 @@ pub mod metrics;
 pub mod pretty;
 pub mod produce;
 pub mod replay;
+pub mod rules_diff;
 pub mod sys;

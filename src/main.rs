@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Parser;
 
-use churnwatch::cli::{Cli, Command};
+use churnwatch::cli::{Cli, Command, RulesCommand};
 use churnwatch::config::Config;
 use churnwatch::core::time::parse_rfc3339;
 use churnwatch::gen::{GenOptions, Generator};
@@ -156,6 +156,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 status: status.clone(),
                 advertised_url: cfg.http.advertised(),
             })?;
+            // The rule file on disk is the record of the rules: a reload reads it again
+            // (with the same environment), as a restart would.
+            let path = config.clone();
+            service.set_rules_source(Arc::new(move || {
+                Config::load(path.as_deref())
+                    .and_then(|c| Ok(c.settings()?))
+                    .map_err(|e| e.to_string())
+            }));
             let _bg = churnwatch::http::start(
                 &cfg.http.listen,
                 &cfg.http.access(),
@@ -219,6 +227,54 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 print!("{}", churnwatch::fit::describe(&r, &as_of));
+            }
+            Ok(())
+        }
+        Command::Rules {
+            command:
+                RulesCommand::Diff {
+                    config,
+                    url,
+                    token_env,
+                    input,
+                    until,
+                    current,
+                    samples,
+                    json,
+                },
+        } => {
+            let candidate = Config::load(Some(&config))?;
+            let d = match (url, input) {
+                (Some(url), _) => {
+                    let token = token_env
+                        .map(|v| churnwatch::rules_diff::token_from_env(&v))
+                        .transpose()?;
+                    let text = std::fs::read_to_string(&config)
+                        .with_context(|| format!("cannot read {}", config.display()))?;
+                    churnwatch::rules_diff::diff_remote(&url, token.as_deref(), &text, samples)?
+                }
+                (None, Some(input)) => {
+                    let until = match until {
+                        Some(u) => Some(parse_instant(&u).with_context(|| {
+                            format!("--until {u:?} is not a time; write it like 2026-03-31 or 2026-03-31T00:00:00Z")
+                        })?),
+                        None => None,
+                    };
+                    let running = Arc::new(Config::load(current.as_deref())?.settings()?);
+                    churnwatch::rules_diff::diff_replay(
+                        running,
+                        Arc::new(candidate.settings()?),
+                        &input,
+                        until,
+                        samples,
+                    )?
+                }
+                (None, None) => bail!("give --url (a running instance) or --input (a replay)"),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                print!("{}", churnwatch::rules_diff::describe(&d));
             }
             Ok(())
         }
@@ -367,5 +423,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// An RFC 3339 instant, or a date (its start, UTC).
+fn parse_instant(s: &str) -> Option<churnwatch::core::time::Ts> {
+    if s.len() == 10 {
+        parse_rfc3339(&format!("{s}T00:00:00Z"))
+    } else {
+        parse_rfc3339(s)
     }
 }

@@ -67,6 +67,10 @@ pub struct Metrics {
     /// Transactions aborted (`exactly_once`): their partitions were rebuilt from the
     /// changelog and re-read from the last commit.
     pub transactions_aborted: IntCounter,
+    /// Rule reloads, by result (`applied`, `refused`).
+    pub rules_reloads: IntCounterVec,
+    /// 1, labelled with the running rules version.
+    rules_version: IntGaugeVec,
     report_overall: prometheus::GaugeVec,
     report_value_tier: IntGaugeVec,
     report_abc_customers: IntGaugeVec,
@@ -236,6 +240,8 @@ impl Metrics {
             report_interventions: fgv("report_interventions", "Saved customers per warning rule over each customer's latest warning: counts, recovery_rate (0-1), median_hours_to_first_action.", &["rule", "level", "figure"]),
             consumer_errors: c("consumer_errors_total", "Errors reported by the consumer's poll (retried)."),
             transactions_aborted: c("transactions_aborted_total", "Transactions aborted (exactly_once); their partitions are rebuilt from the changelog."),
+            rules_reloads: cv("rules_reloads_total", "Rule reloads (SIGHUP, POST /v1/rules/reload), by result: applied or refused (invalid, or a change a reload cannot make).", &["result"]),
+            rules_version: gv("rules_version_info", "1, labelled with the version of the rules running (the rules_version on alerts).", &["version"]),
         };
         let r = &m.registry;
         let all: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -286,6 +292,8 @@ impl Metrics {
             Box::new(m.overdue.clone()),
             Box::new(m.recovered.clone()),
             Box::new(m.report_interventions.clone()),
+            Box::new(m.rules_reloads.clone()),
+            Box::new(m.rules_version.clone()),
         ];
         for col in all {
             r.register(col).expect("unique metric names");
@@ -301,6 +309,10 @@ impl Metrics {
         for k in EventKind::ALL {
             m.events.with_label_values(&[k.name()]);
         }
+        for r in ["applied", "refused"] {
+            m.rules_reloads.with_label_values(&[r]);
+        }
+        m.set_rules_version(&settings.rules_version);
         for reason in RejectReason::ALL {
             m.rejected.with_label_values(&[reason.code()]);
         }
@@ -461,6 +473,12 @@ impl Metrics {
         }
         self.ready.set(i64::from(s.ready));
         raise(&self.commits, s.commits);
+    }
+
+    /// Marks `version` as the rules running (the only series of `rules_version_info`).
+    pub fn set_rules_version(&self, version: &str) {
+        self.rules_version.reset();
+        self.rules_version.with_label_values(&[version]).set(1);
     }
 
     /// The text exposition format.

@@ -97,7 +97,7 @@ fn open_out(p: &Path) -> Result<Box<dyn Write>, ReplayError> {
 /// Reads one line into `buf` without ever holding more than `max + 1` bytes of it (the
 /// rest of an oversized line is skipped, and its length is still counted). Returns the
 /// line's full length, or `None` at end of input.
-fn read_line_bounded(
+pub(crate) fn read_line_bounded(
     r: &mut dyn BufRead,
     buf: &mut Vec<u8>,
     max: usize,

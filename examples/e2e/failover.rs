@@ -187,6 +187,7 @@ pub fn failover(customers: u32) {
             stream_time: proc.stream_time(),
             watermark: proc.watermark(),
             campaigns: Vec::new(),
+            rules_version: proc.settings().rules_version.clone(),
         };
         producer
             .send(

@@ -32,9 +32,11 @@ mod deadlines;
 mod emit;
 mod mutate;
 mod population;
+mod reload;
 mod stats;
 mod tasks;
 
+pub use reload::{check_reload, Move, ReloadError, Reloaded, RuleDelta, RulesDiff};
 pub use stats::Stats;
 
 use super::subject::{outcome, Held};
@@ -116,6 +118,10 @@ enum Trigger<'a> {
         source: Source<'a>,
     },
     Time {
+        day: Day,
+    },
+    /// A rule reload re-evaluated the customer at the start of `day`.
+    Rules {
         day: Day,
     },
 }

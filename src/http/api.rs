@@ -63,9 +63,15 @@ fn instant(ms: Option<Ts>) -> serde_json::Value {
 }
 
 pub(super) async fn status(State(app): State<App>) -> Response {
-    let (parts, standbys) = on_engine(&app, |e| (e.partitions(), e.standbys()))
-        .await
-        .unwrap_or_default();
+    let (parts, standbys, rules_version) = on_engine(&app, |e| {
+        (
+            e.partitions(),
+            e.standbys(),
+            e.settings().rules_version.clone(),
+        )
+    })
+    .await
+    .unwrap_or_default();
     let parts: Vec<serde_json::Value> = parts
         .iter()
         .map(|p| {
@@ -98,6 +104,7 @@ pub(super) async fn status(State(app): State<App>) -> Response {
             "reason": s.not_ready_reason(),
             "events": s.events.load(Ordering::Relaxed),
             "commits": s.commits.load(Ordering::Relaxed),
+            "rules_version": rules_version,
             "partitions": parts,
             "standbys": standbys,
             "routing": routing,

@@ -18,6 +18,7 @@ pub mod console;
 pub mod group;
 pub mod live;
 pub mod route;
+pub mod rules;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -100,6 +101,7 @@ fn customer_data(path: &str) -> bool {
         || path == "/v1/warnings"
         || path == "/v1/alerts/stream"
         || path == "/v1/interventions"
+        || path.starts_with("/v1/rules/")
 }
 
 async fn require_token(
@@ -131,7 +133,7 @@ async fn require_token(
 }
 
 /// The endpoints, for the answer to a path that is none of them.
-pub const ENDPOINTS: [&str; 14] = [
+pub const ENDPOINTS: [&str; 16] = [
     "/",
     "/healthz",
     "/readyz",
@@ -146,6 +148,8 @@ pub const ENDPOINTS: [&str; 14] = [
     "/v1/timeline",
     "/v1/alerts/stream",
     "/v1/interventions (POST)",
+    "/v1/rules/reload (POST)",
+    "/v1/rules/diff (POST)",
 ];
 
 /// Any other path: a 404 that says what exists (a typo such as `/v1/customer/C1` used to
@@ -170,6 +174,8 @@ pub fn router(app: App, access: Arc<Access>) -> Router {
         .route("/v1/timeline", get(api::timeline))
         .route("/v1/alerts/stream", get(api::stream))
         .route("/v1/interventions", post(actions::intervention))
+        .route("/v1/rules/reload", post(rules::reload))
+        .route("/v1/rules/diff", post(rules::diff))
         .route_layer(axum::middleware::from_fn_with_state(access, require_token));
     Router::new()
         .route("/healthz", get(healthz))
@@ -179,6 +185,23 @@ pub fn router(app: App, access: Arc<Access>) -> Router {
         .merge(v1)
         .fallback(not_found)
         .with_state(app)
+}
+
+/// SIGHUP reloads the rules (as `POST /v1/rules/reload` does; the log says what came of
+/// it).
+async fn reload_on_sighup(h: ServiceHandle) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install the SIGHUP handler; reload with POST /v1/rules/reload");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        let h = h.clone();
+        // The outcome is logged (and counted) by the handle.
+        let _ = tokio::task::spawn_blocking(move || h.reload_rules("SIGHUP")).await;
+    }
 }
 
 /// The background runtime: HTTP server (if any) and SIGTERM/SIGINT handling. Dropping it
@@ -246,6 +269,9 @@ pub fn start(
             }
         }
     });
+    if let Some((h, _)) = &handle {
+        rt.spawn(reload_on_sighup(h.clone()));
+    }
     let mut addr = None;
     if let (false, Some((handle, live))) = (listen.trim().is_empty(), handle) {
         let std_listener =

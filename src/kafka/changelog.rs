@@ -45,6 +45,10 @@ pub struct Checkpoint {
     /// per-customer state, so they travel with the checkpoint).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub campaigns: Vec<crate::core::campaign::CampaignSums>,
+    /// The rules version the partition's state was written under (empty in checkpoints
+    /// from before it was recorded): a restore under another version re-evaluates.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rules_version: String,
 }
 
 impl Checkpoint {
@@ -540,6 +544,7 @@ mod tests {
                 touched: 3,
                 ..Default::default()
             }],
+            rules_version: "v1".into(),
         };
         assert_eq!(
             serde_json::from_slice::<Checkpoint>(&c.encode()).unwrap(),

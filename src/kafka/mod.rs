@@ -13,3 +13,4 @@ pub use runtime::{
     wall_clock, Clock, OutputHook, Route, RunError, RunOptions, RunSummary, Service, ServiceHandle,
     Status, Submitter, Written,
 };
+pub use runtime::{ReloadReport, RulesError, RulesSource};

@@ -32,6 +32,7 @@
 //! - `commit.rs`: the `at_least_once` interval protocol; `transaction.rs`: `exactly_once`;
 //! - `rebalance.rs`: assignment and revocation, restore from the changelog
 //!   (`StoreChangelogReader`);
+//! - `reload.rs`: rule reloads and their dry run;
 //! - `query.rs`: look-ups, the report and metrics for the HTTP side;
 //! - `status.rs` and `latency.rs`: health and latency samples.
 
@@ -62,6 +63,7 @@ mod process;
 mod produce;
 mod query;
 mod rebalance;
+mod reload;
 mod route;
 mod service;
 mod status;
@@ -76,6 +78,7 @@ use status::*;
 pub use latency::Latency;
 pub use query::{Lookup, PartitionInfo, ServiceHandle};
 pub use rebalance::GroupCtx;
+pub use reload::{ReloadReport, RulesError, RulesSource};
 pub use route::Route;
 pub use service::{RunOptions, RunSummary, Service};
 pub use status::Status;
@@ -211,6 +214,8 @@ pub struct Engine {
     submitter: Arc<Submitter>,
     /// Warm copies of partitions held elsewhere (`kafka.standby_replicas`).
     standbys: Arc<crate::kafka::standby::Standbys>,
+    /// Reads the rule set again (reload); `None` outside `churnwatch run`.
+    rules_source: Option<RulesSource>,
 }
 
 /// How old the report behind the `churnwatch_report_*` metrics may get. The report is kept

@@ -56,8 +56,17 @@ impl Processor {
                 source,
             } => (*ts, event_id.to_string(), Some(source.to_ref())),
             Trigger::Time { day } => (day_start(*day), format!("t{day}"), None),
+            // The version in the cause: switching back and forth between two rule sets
+            // on one day gives each switch's alerts their own ids.
+            Trigger::Rules { day } => {
+                (day_start(*day), format!("r{}@{day}", s.rules_version), None)
+            }
         };
-        let trig = if source.is_some() { "event" } else { "time" };
+        let trig = match trigger {
+            Trigger::Event { .. } => "event",
+            Trigger::Time { .. } => "time",
+            Trigger::Rules { .. } => "rules",
+        };
         let emitted_at = self.emitted_at(ctx, event_time);
         facts.ensure_p_alive(&s);
         let facts = &*facts;

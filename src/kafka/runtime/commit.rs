@@ -97,6 +97,7 @@ impl Engine {
                     stream_time: part.proc.stream_time(),
                     watermark: part.proc.watermark(),
                     campaigns: part.proc.campaign_lines(),
+                    rules_version: part.proc.settings().rules_version.clone(),
                 };
                 records.push((CHECKPOINT_KEY.to_vec(), Some(c.encode())));
             }

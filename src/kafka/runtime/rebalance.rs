@@ -238,6 +238,7 @@ impl Engine {
                 },
             },
         );
+        self.follow_rules(p, r.checkpoint.as_ref().map(|c| c.rules_version.as_str()));
         self.status
             .partitions
             .store(self.parts.len(), Ordering::Relaxed);

@@ -170,6 +170,7 @@ impl Service {
             members,
             submitter: Arc::clone(&submitter),
             standbys,
+            rules_source: None,
         };
         Ok(Service {
             engine: Arc::new(Mutex::new(engine)),
