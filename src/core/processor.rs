@@ -17,9 +17,9 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::analytics::{Keys, Population};
 use super::campaign::CampaignBook;
 use super::days;
-use super::event::{decode, Event, EventKind, Payload, RejectReason};
+use super::event::{decode, Event, EventKind, RejectReason};
 use super::facts::{DayCounts, Facts};
-use super::output::{schema, stable_id, DeadLetter, Output, SourceRef, Text, Tombstone};
+use super::output::{schema, stable_id, Output, SourceRef, Text, Tombstone};
 use super::settings::{Level, Settings};
 use super::store::{
     pack, unpack, Interner, Record, Store, DIRTY, NO_DAY, NO_TIER, SKETCHED, STANDING,
@@ -32,6 +32,8 @@ mod deadlines;
 mod emit;
 mod mutate;
 mod population;
+mod reject;
+use reject::serialize_for_dead_letter;
 mod reload;
 mod stats;
 mod tasks;
@@ -355,82 +357,6 @@ impl Processor {
         )
     }
 
-    /// Dead-letters a message the adapter did not read whole because it is larger than
-    /// `limits.max_message_bytes`: `prefix` is what was read, `total_len` its real size.
-    pub fn reject_too_large(
-        &mut self,
-        prefix: &[u8],
-        total_len: usize,
-        src: Source<'_>,
-        ctx: &Ctx,
-        out: &mut Vec<Output>,
-    ) {
-        let detail = format!(
-            "message is {total_len} bytes; the limit (limits.max_message_bytes) is {}",
-            self.s.limits.max_message_bytes
-        );
-        self.reject_sized(
-            prefix,
-            total_len,
-            src,
-            ctx,
-            None,
-            RejectReason::TooLarge,
-            detail,
-            out,
-        );
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn reject(
-        &mut self,
-        bytes: &[u8],
-        src: Source<'_>,
-        ctx: &Ctx,
-        kind: Option<EventKind>,
-        reason: RejectReason,
-        detail: String,
-        out: &mut Vec<Output>,
-    ) {
-        self.reject_sized(bytes, bytes.len(), src, ctx, kind, reason, detail, out);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn reject_sized(
-        &mut self,
-        bytes: &[u8],
-        total_len: usize,
-        src: Source<'_>,
-        ctx: &Ctx,
-        kind: Option<EventKind>,
-        reason: RejectReason,
-        detail: String,
-        out: &mut Vec<Output>,
-    ) {
-        self.stats.rejected[reason.index()] += 1;
-        self.stats.quality.rejected(kind, reason);
-        let dl = DeadLetter {
-            schema: schema::DEAD_LETTER,
-            event_id: stable_id(&[
-                "dead_letter",
-                src.topic,
-                &src.partition.to_string(),
-                &src.offset.to_string(),
-            ]),
-            reason: reason.code(),
-            detail,
-            original: super::redact::keep(
-                bytes,
-                total_len,
-                self.s.dead_letter_original,
-                self.s.limits.max_message_bytes,
-            ),
-            source: src.to_ref(),
-            emitted_at: format_rfc3339(ctx.emitted_at.or(self.max_ts).unwrap_or(0)),
-        };
-        self.emit(out, Output::DeadLetter(Box::new(dl)));
-    }
-
     /// Applies a decoded event.
     pub fn apply(
         &mut self,
@@ -729,21 +655,4 @@ impl Processor {
                 .collect(),
         )
     }
-}
-
-/// A decoded event re-encoded for a dead letter raised after decoding, when the caller
-/// applied an already-decoded event and so the original bytes are not at hand.
-fn serialize_for_dead_letter(ev: &Event<'_>) -> Vec<u8> {
-    let amount = match ev.payload {
-        Payload::Order { amount_cents, .. } => amount_cents as f64 / 100.0,
-        _ => 0.0,
-    };
-    serde_json::to_vec(&serde_json::json!({
-        "event_id": ev.event_id,
-        "customer_id": ev.customer_id,
-        "type": ev.kind().name(),
-        "ts": format_rfc3339(ev.ts),
-        "amount": amount,
-    }))
-    .unwrap_or_default()
 }
