@@ -118,17 +118,7 @@ impl Run {
 fn compare(run: &Run, until_ms: i64) -> usize {
     let b = run.broker.brokers();
     let expected = replay(run.dir.path(), &run.events, until_ms);
-    let profiles = latest_profiles(&read_topic(&b, &run.names.topic("profiles")));
-    assert_eq!(profiles.len(), expected.profiles.len(), "same customers");
-    for (id, want) in &expected.profiles {
-        let got = profiles
-            .get(id)
-            .unwrap_or_else(|| panic!("no profile for {id}"));
-        assert!(
-            got == want,
-            "profile of {id} differs:\nkafka:  {got}\nreplay: {want}"
-        );
-    }
+    assert_profiles_equal_replay(&read_topic(&b, &run.names.topic("profiles")), &expected);
     let mut alerts = read_topic(&b, &run.names.topic("tier-changes"));
     alerts.extend(read_topic(&b, &run.names.topic("warnings")));
     let (ids, dups) = event_ids(&alerts);
@@ -164,7 +154,7 @@ fn compare(run: &Run, until_ms: i64) -> usize {
     }
     eprintln!(
         "compared: {} profiles, {} alert ids, {} dead letters; {} repeated alert records",
-        profiles.len(),
+        expected.profiles.len(),
         ids.len(),
         sources.len(),
         dups

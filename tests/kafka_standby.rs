@@ -180,17 +180,7 @@ fn the_survivor_promotes_its_warm_copies_reading_only_the_tail() {
     assert_eq!(code, Some(0), "clean exit; log:\n{}", b.log_text());
     let expected = replay(dir.path(), &events, wm);
     let brokers = broker.brokers();
-    let profiles = latest_profiles(&read_topic(&brokers, &names.topic("profiles")));
-    assert_eq!(profiles.len(), expected.profiles.len(), "same customers");
-    for (id, want) in &expected.profiles {
-        let got = profiles
-            .get(id)
-            .unwrap_or_else(|| panic!("no profile for {id}"));
-        assert!(
-            got == want,
-            "profile of {id} differs:\nkafka:  {got}\nreplay: {want}"
-        );
-    }
+    assert_profiles_equal_replay(&read_topic(&brokers, &names.topic("profiles")), &expected);
     let mut alerts = read_topic(&brokers, &names.topic("tier-changes"));
     alerts.extend(read_topic(&brokers, &names.topic("warnings")));
     let (ids, _) = event_ids(&alerts);

@@ -469,6 +469,21 @@ pub fn latest_profiles(recs: &[Rec]) -> BTreeMap<String, serde_json::Value> {
     m
 }
 
+/// Asserts that the profiles topic holds exactly replay's profiles, customer by customer.
+pub fn assert_profiles_equal_replay(profiles_topic: &[Rec], expected: &Expected) {
+    let profiles = latest_profiles(profiles_topic);
+    assert_eq!(profiles.len(), expected.profiles.len(), "same customers");
+    for (id, want) in &expected.profiles {
+        let got = profiles
+            .get(id)
+            .unwrap_or_else(|| panic!("no profile for {id}"));
+        assert!(
+            got == want,
+            "profile of {id} differs:\nkafka:  {got}\nreplay: {want}"
+        );
+    }
+}
+
 /// Event ids of the records (JSON with an `event_id`), and how many were repeats.
 pub fn event_ids(recs: &[Rec]) -> (BTreeSet<String>, usize) {
     let mut ids = BTreeSet::new();
