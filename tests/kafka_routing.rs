@@ -9,6 +9,8 @@
 mod kafka;
 #[path = "support/net.rs"]
 mod net;
+#[path = "support/schema.rs"]
+mod schema;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -212,12 +214,20 @@ fn any_instance_answers_for_any_customer_and_never_a_wrong_404() {
     for k in ["as_of", "tier_transitions", "data_quality"] {
         want.as_object_mut().unwrap().remove(k);
     }
+    let report_schema = schema::validator("report.v2.json");
     for s in [&a, &b, &c] {
         let (code, _, body) = get(s.http, "/v1/report?scope=group").unwrap();
         assert_eq!(code, 200, "{body}");
         let mut got: serde_json::Value = serde_json::from_str(&body).unwrap();
+        schema::check(&report_schema, "the group report", &got);
         assert_eq!(got["complete"], true, "{body}");
         assert_eq!(got["members"].as_array().unwrap().len(), 3, "{body}");
+        assert_eq!(got["rules_versions_agree"], true, "{body}");
+        let rules = got["members"][0]["rules_version"].clone();
+        assert!(rules.as_str().is_some_and(|r| !r.is_empty()), "{body}");
+        for m in got["members"].as_array().unwrap() {
+            assert_eq!(m["rules_version"], rules, "one rule set: {body}");
+        }
         let o = got.as_object_mut().unwrap();
         for k in [
             "as_of",
@@ -227,6 +237,7 @@ fn any_instance_answers_for_any_customer_and_never_a_wrong_404() {
             "missing_members",
             "missing_partitions",
             "complete",
+            "rules_versions_agree",
             "tier_transitions",
             "data_quality",
         ] {
@@ -239,6 +250,7 @@ fn any_instance_answers_for_any_customer_and_never_a_wrong_404() {
         );
         let (_, _, own) = get(s.http, "/v1/report").unwrap();
         let own: serde_json::Value = serde_json::from_str(&own).unwrap();
+        schema::check(&report_schema, "an instance's report", &own);
         assert_eq!(own["scope"], "instance");
         assert!(own["overall"]["customers"].as_u64() < want["overall"]["customers"].as_u64());
     }

@@ -2,35 +2,15 @@
 //! Schema in `schemas/`; generated valid input validates against `input_event.json`.
 
 mod common;
+#[path = "support/schema.rs"]
+mod schema;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use churnwatch::core::time::parse_rfc3339;
 use churnwatch::gen::{GenOptions, Generator};
 use common::*;
-
-fn validator(name: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("schemas")
-        .join(name);
-    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"))
-}
-
-fn check(v: &jsonschema::Validator, what: &str, instance: &serde_json::Value) {
-    let errors: Vec<String> = v
-        .iter_errors(instance)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{what} does not match its schema: {errors:?}\n{instance}"
-    );
-}
+use schema::{check, validator};
 
 #[test]
 fn real_outputs_match_their_schemas() {

@@ -48,6 +48,10 @@ pub struct SumsPart {
     pub partitions: Vec<i32>,
     /// Its sums.
     pub sums: ReportSums,
+    /// The rule set it runs (members of one group should run the same file; the report
+    /// says when they do not).
+    #[serde(default)]
+    pub rules_version: String,
 }
 
 /// `GET /v1/report/population`.
@@ -96,6 +100,7 @@ pub(super) async fn sums(State(app): State<App>, body: Bytes) -> Response {
         Ok::<_, String>(SumsPart {
             partitions: e.held(),
             sums: e.report_sums(req.as_of_ms, pop.as_ref()),
+            rules_version: e.settings().rules_version.clone(),
         })
     })
     .await;
@@ -134,7 +139,7 @@ pub(super) async fn report(app: &App, headers: &HeaderMap) -> Response {
             serde_json::json!({"error": format!("scope=group needs the members topic (routing is {routing}); see README \"Scaling out\"")}),
         );
     }
-    let Some((me, input_partitions, alpha, as_of, own_part)) = with_engine(app, |e| {
+    let Some((me, input_partitions, alpha, as_of, own_part, own_rules)) = with_engine(app, |e| {
         (
             e.advertised_url(),
             e.input_partitions(),
@@ -144,6 +149,7 @@ pub(super) async fn report(app: &App, headers: &HeaderMap) -> Response {
                 partitions: e.held(),
                 population: e.population_wire(),
             },
+            e.settings().rules_version.clone(),
         )
     })
     .await
@@ -160,7 +166,8 @@ pub(super) async fn report(app: &App, headers: &HeaderMap) -> Response {
         .collect();
     let auth = headers.get(header::AUTHORIZATION);
     // Round one: every member's population.
-    let mut answered: Vec<(String, Vec<i32>)> = vec![(me.clone(), own_part.partitions.clone())];
+    let mut answered: Vec<(String, Vec<i32>, String)> =
+        vec![(me.clone(), own_part.partitions.clone(), own_rules.clone())];
     let mut missing: Vec<serde_json::Value> = Vec::new();
     let mut pops = vec![own_part.population];
     let mut reached: Vec<String> = Vec::new();
@@ -210,14 +217,14 @@ pub(super) async fn report(app: &App, headers: &HeaderMap) -> Response {
         {
             Ok(p) => {
                 total.merge(&p.sums);
-                answered.push((url, p.partitions));
+                answered.push((url, p.partitions, p.rules_version));
             }
             Err(e) => missing.push(serde_json::json!({"url": url, "error": e})),
         }
     }
     let covered: BTreeSet<i32> = answered
         .iter()
-        .flat_map(|(_, p)| p.iter().copied())
+        .flat_map(|(_, p, _)| p.iter().copied())
         .collect();
     let uncovered: Vec<i32> = (0..input_partitions)
         .filter(|p| !covered.contains(p))
@@ -233,9 +240,11 @@ pub(super) async fn report(app: &App, headers: &HeaderMap) -> Response {
     v["as_of_ms"] = as_of.into();
     v["members"] = answered
         .iter()
-        .map(|(u, p)| serde_json::json!({"url": u, "partitions": p}))
+        .map(|(u, p, r)| serde_json::json!({"url": u, "partitions": p, "rules_version": r}))
         .collect::<Vec<_>>()
         .into();
+    // Sums under different rule sets do not add up to one population's report: say so.
+    v["rules_versions_agree"] = answered.iter().all(|(_, _, r)| *r == own_rules).into();
     v["missing_members"] = missing.into();
     v["missing_partitions"] = uncovered.clone().into();
     v["complete"] = (v["missing_members"]
