@@ -264,7 +264,9 @@ impl CampaignBook {
                 c.customers[s] += sign;
             }
             if l.stage == 3 {
-                c.revenue_cents = c.revenue_cents.saturating_add(sign * l.revenue_cents);
+                c.revenue_cents = c
+                    .revenue_cents
+                    .saturating_add(l.revenue_cents.saturating_mul(sign));
             }
         }
     }
