@@ -155,27 +155,21 @@ pub fn describe(d: &RulesDiff) -> String {
         d.customers,
         d.as_of.as_deref().unwrap_or("(no events yet)")
     );
-    let _ = writeln!(s, "tier changes: {} customers", d.tier_changes());
-    for m in &d.tiers {
-        let _ = writeln!(
-            s,
-            "  {:>7}  {} -> {}   e.g. {}",
-            m.customers,
-            m.from,
-            m.to,
-            m.sample.join(", ")
-        );
-    }
-    let _ = writeln!(s, "warning-level changes: {} customers", d.level_changes());
-    for m in &d.levels {
-        let _ = writeln!(
-            s,
-            "  {:>7}  {} -> {}   e.g. {}",
-            m.customers,
-            m.from,
-            m.to,
-            m.sample.join(", ")
-        );
+    for (what, n, moves) in [
+        ("tier changes", d.tier_changes(), &d.tiers),
+        ("warning-level changes", d.level_changes(), &d.levels),
+    ] {
+        let _ = writeln!(s, "{what}: {n} customers");
+        for m in moves {
+            let _ = writeln!(
+                s,
+                "  {:>7}  {} -> {}   e.g. {}",
+                m.customers,
+                m.from,
+                m.to,
+                m.sample.join(", ")
+            );
+        }
     }
     let _ = writeln!(s, "rules whose matches change:");
     if d.rules.is_empty() {
