@@ -14,7 +14,7 @@ pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 mod explain;
 mod routing;
 mod sections;
-use sections::{compile_cuts, compile_money, tier_ranking};
+use sections::{compile_cuts, compile_money, duration, rules_version, tier_ranking};
 mod shape;
 pub use routing::{
     EscalationConfig, Interventions, InterventionsConfig, OwnerRule, OwnerRuleConfig,
@@ -168,14 +168,6 @@ impl CoreConfig {
     pub fn defaults() -> CoreConfig {
         toml::from_str(DEFAULT_TOML).expect("config/default.toml is valid (checked by tests)")
     }
-}
-
-fn duration(field: &str, v: &str) -> Result<i64, ConfigError> {
-    parse_duration_ms(v).ok_or_else(|| {
-        ConfigError(format!(
-            "{field} = \"{v}\" is not a duration; write it like \"90s\", \"5m\", \"24h\" or \"7d\""
-        ))
-    })
 }
 
 impl Settings {
@@ -593,22 +585,6 @@ impl Settings {
     pub fn fallback_tier(&self) -> usize {
         self.tiers.len() - 1
     }
-}
-
-fn rules_version(c: &CoreConfig) -> String {
-    let text = format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-        c.facts,
-        c.tiers,
-        c.warnings,
-        c.churn_probability,
-        c.clv,
-        c.analytics,
-        c.money,
-        c.interventions
-    );
-    let h = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
-    format!("{:012x}", h >> 16)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Validation of the settings sections that compile to their own types: the `[analytics]`
-//! score numbers, the `[money]` rates and the `[tiers] ranking`. Each error names the
+//! score numbers, the `[money]` rates, the `[tiers] ranking`, durations; and the rule-set
+//! version hash. Each error names the
 //! setting and the fix.
 
 use super::*;
@@ -63,9 +64,6 @@ pub(super) fn compile_money(m: &MoneyConfig) -> Result<crate::core::money::Money
         .map_err(ConfigError)
 }
 
-/// [`Settings::rules_version`]: the sections' values through their `Debug` form (fields
-/// in declaration order, numbers exactly), so the text of a file (comments, key order,
-/// `1e5` vs `100000.0`) does not matter, only the values do.
 /// Ranks tiers by `ranking` (best first); unlisted tiers follow in rule order, the
 /// fallback last. Names that are not tiers are skipped: a rule set that replaces the tiers
 /// inherits the default file's ranking, which must not make it invalid (`check-config`
@@ -88,4 +86,31 @@ pub(super) fn tier_ranking(tiers: &[Tier], ranking: &[String]) -> Result<Vec<u8>
         rank[i] = r as u8;
     }
     Ok(rank)
+}
+
+/// [`Settings::rules_version`]: the sections' values through their `Debug` form (fields
+/// in declaration order, numbers exactly), so the text of a file (comments, key order,
+/// `1e5` vs `100000.0`) does not matter, only the values do.
+pub(super) fn rules_version(c: &CoreConfig) -> String {
+    let text = format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        c.facts,
+        c.tiers,
+        c.warnings,
+        c.churn_probability,
+        c.clv,
+        c.analytics,
+        c.money,
+        c.interventions
+    );
+    let h = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+    format!("{:012x}", h >> 16)
+}
+
+pub(super) fn duration(field: &str, v: &str) -> Result<i64, ConfigError> {
+    parse_duration_ms(v).ok_or_else(|| {
+        ConfigError(format!(
+            "{field} = \"{v}\" is not a duration; write it like \"90s\", \"5m\", \"24h\" or \"7d\""
+        ))
+    })
 }
