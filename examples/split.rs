@@ -12,7 +12,9 @@
 //!   changelog snapshots drained, as a commit interval does.
 //!
 //! `SPLIT_DIGEST=1` prints a digest of everything written, to check that a change which
-//! should not alter the output did not.
+//! should not alter the output did not. `SPLIT_CONFIG=FILE.toml` runs under that
+//! configuration instead of the defaults (for example `[outputs] profile_publish =
+//! "on_standing_change"`, whose cost `service` mode shows as profile bytes).
 
 /// The allocator the `churnwatch` binary uses (see `src/main.rs`), so this measures what
 /// ships.
@@ -96,7 +98,12 @@ fn main() {
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .collect();
-    let s = Arc::new(Settings::defaults());
+    let s = Arc::new(match std::env::var_os("SPLIT_CONFIG") {
+        Some(path) => churnwatch::config::Config::load_with_env(Some(path.as_ref()), false)
+            .and_then(|c| Ok(c.settings()?))
+            .unwrap_or_else(|e| panic!("SPLIT_CONFIG: {e}")),
+        None => Settings::defaults(),
+    });
     let modes: &[Mode] = match std::env::args().nth(2).as_deref() {
         Some("apply") => &[Mode::Apply],
         Some("encode") => &[Mode::Encode],
@@ -116,6 +123,8 @@ fn main() {
         let mut kept = Vec::new();
         let mut buf = Vec::new();
         let mut bytes = 0usize;
+        // Bytes by destination (service mode): alerts, profiles, changelog snapshots.
+        let (mut alert_bytes, mut profile_bytes, mut snapshot_bytes) = (0usize, 0usize, 0usize);
         // Digest of every byte written (outputs and snapshots), with SPLIT_DIGEST=1: a
         // change that should not alter the output can be checked against the binary
         // before it. Off by default: hashing ~15 GB would be part of the measurement.
@@ -141,6 +150,7 @@ fn main() {
             if matches!(mode, Mode::Service | Mode::Json) && i % INTERVAL == INTERVAL - 1 {
                 p.drain_changes(&mut outs, |_, snap| {
                     bytes += snap.len();
+                    snapshot_bytes += snap.len();
                     fold(&mut h, &snap);
                 });
             }
@@ -155,6 +165,11 @@ fn main() {
                     Mode::Serde => serde_encode(&o, &mut buf),
                 }
                 bytes += buf.len();
+                match o {
+                    Output::Profile(_) => profile_bytes += buf.len(),
+                    Output::DeadLetter(_) => {}
+                    _ => alert_bytes += buf.len(),
+                }
                 fold(&mut h, &buf);
             }
         }
@@ -195,6 +210,15 @@ fn main() {
             bytes as f64 / 1e6,
             p.stats().timers_fired
         );
+        if mode == Mode::Service {
+            let n = lines.len() as f64;
+            println!(
+                "  per input line: alerts {:.0} B, profiles {:.0} B, changelog snapshots {:.0} B",
+                alert_bytes as f64 / n,
+                profile_bytes as f64 / n,
+                snapshot_bytes as f64 / n
+            );
+        }
         if digest {
             println!("digest of everything written: {h:016x}");
         }

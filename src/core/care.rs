@@ -3,9 +3,9 @@
 //! recovered), and the mergeable "saved customers" figures over those states
 //! ([`SavedSums`]) that the report and the metrics show.
 //!
-//! Why a side table and not fields on [`super::store::Record`]: most customers never get
-//! a warning, and ~56 bytes on every record would cost 56 MB at 1 M customers (issue 18's
-//! budget is 200 bytes per customer); a map keyed by slot costs only the warned ones.
+//! Why beside the record and not fields on [`super::store::Record`]: the record is what
+//! every event reads, and the task state is read only by warning and intervention paths;
+//! the store keeps it in a vector by slot (see `Store::care` for why dense).
 //!
 //! Why the figures are sums over each customer's *latest* warning, kept live (+1/−1 on
 //! every change, like the report's other sums) rather than counters of every warning
@@ -62,6 +62,28 @@ pub struct Care {
 }
 
 impl Care {
+    /// The slot of a customer who never had a warning (the store keeps task states in a
+    /// vector by slot): no real task was raised at [`NEVER`].
+    pub const ABSENT: Care = Care {
+        id: [0; 16],
+        raised: NEVER,
+        due: NEVER,
+        first_acted: NEVER,
+        acted: NEVER,
+        owner: 0,
+        actor: 0,
+        outcome: 0,
+        status: 0,
+        level: 0,
+        rule: 0,
+        flags: 0,
+    };
+
+    /// Whether this is [`Care::ABSENT`].
+    pub fn is_absent(&self) -> bool {
+        self.raised == NEVER
+    }
+
     /// The status.
     pub fn status(&self) -> InterventionStatus {
         InterventionStatus::from_u8(self.status)

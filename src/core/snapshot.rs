@@ -8,7 +8,7 @@
 //! error, never a panic.
 
 use super::campaign::Link;
-use super::care::Care;
+use super::care::{Care, NEVER};
 use super::days::{self, DayData};
 use super::store::{Interner, Record, NO_TIER};
 use smallvec::SmallVec;
@@ -310,6 +310,10 @@ pub fn decode(b: &[u8]) -> Result<Decoded, SnapshotError> {
                 .ok_or(SnapshotError::Malformed(r.i))?;
             r.i += 16;
             let (raised, due, first_acted, acted) = (r.i()?, r.i()?, r.i()?, r.i()?);
+            if raised == NEVER {
+                // The store's mark of "no task": never a raised warning's instant.
+                return Err(SnapshotError::Malformed(r.i));
+            }
             let (status, level, flags) = (r.n::<u8>()?, r.n::<u8>()?, r.n::<u8>()?);
             task_labels = [r.s()?, r.s()?, r.s()?, r.s()?];
             care = Some(Care {
