@@ -7,14 +7,15 @@ mod schema;
 
 use std::collections::BTreeMap;
 
-use churnwatch::core::time::parse_rfc3339;
+use churnwatch::core::time::{parse_rfc3339, DAY_MS};
 use churnwatch::gen::{GenOptions, Generator};
 use common::*;
+use proptest::prelude::*;
 use schema::{check, validator};
 
-#[test]
-fn real_outputs_match_their_schemas() {
-    let validators: BTreeMap<&str, jsonschema::Validator> = [
+/// Every output schema's validator, by the `schema` value it validates.
+fn validators() -> BTreeMap<&'static str, jsonschema::Validator> {
+    [
         ("churnwatch.tier_changed.v2", "tier_changed.v2.json"),
         ("churnwatch.churn_warning.v2", "churn_warning.v2.json"),
         (
@@ -34,7 +35,12 @@ fn real_outputs_match_their_schemas() {
     ]
     .into_iter()
     .map(|(k, f)| (k, validator(f)))
-    .collect();
+    .collect()
+}
+
+#[test]
+fn real_outputs_match_their_schemas() {
+    let validators = validators();
     let input = validator("input_event.json");
 
     let mut g = Generator::new(GenOptions {
@@ -199,6 +205,63 @@ fn dead_letters_validate_and_keep_no_personal_data_unless_full() {
             } else {
                 assert!(leaked.is_empty(), "{mode} leaked {leaked:?}: {text}");
             }
+        }
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(48)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    /// Whatever the workload (customers, volume, duplicates, bad records, how often
+    /// profiles are drained, how far time runs past the last event, either profile
+    /// publishing setting), every v2 output validates against its schema.
+    #[test]
+    fn v2_outputs_validate_for_any_workload(
+        seed in any::<u64>(),
+        customers in 1u32..80,
+        events in 1u64..1_500,
+        days in 1u32..900,
+        duplicates in 0.0f64..0.3,
+        bad in 0.0f64..0.3,
+        drain_every in 1usize..400,
+        silence_days in 0i64..600,
+        standing in any::<bool>(),
+    ) {
+        thread_local!(static V: BTreeMap<&'static str, jsonschema::Validator> = validators());
+        let mut g = Generator::new(GenOptions { customers, events, seed, days, duplicates, bad, ..Default::default() });
+        let mut h = Harness::with_config(|c| {
+            if standing {
+                c.outputs.profile_publish = "on_standing_change".into();
+            }
+        });
+        let mut buf = Vec::new();
+        let mut seen = BTreeMap::new();
+        let mut n = 0;
+        let mut check_all = |h: &mut Harness| {
+            let mut outs = h.take();
+            h.p.drain_dirty(&mut outs);
+            V.with(|v| validate_all(v, &outs, &mut seen));
+        };
+        while g.next_line(&mut buf) {
+            h.send(&buf);
+            n += 1;
+            if n % drain_every == 0 {
+                check_all(&mut h);
+            }
+        }
+        let last = h.p.watermark().unwrap_or(0);
+        h.advance(last + silence_days * DAY_MS);
+        check_all(&mut h);
+        for p in h.p.profiles_sorted() {
+            let v = serde_json::to_value(&p).unwrap();
+            V.with(|val| check(&val["churnwatch.profile.v2"], "a final profile", &v));
         }
     }
 }
