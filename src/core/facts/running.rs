@@ -101,6 +101,9 @@ pub struct Running<'a> {
     /// Per length: index of the oldest day inside the period that carries a field a rule
     /// reads over it (`history.len()`: none); its leaving is the period's next expiry.
     relevant: [usize; MAX_LENGTHS],
+    /// The first day on which some period's oldest day leaves it: before it, moving on
+    /// changes neither sums nor expiries (most candidates of a short history).
+    leave: Day,
     wide: [Wide; MAX_LENGTHS],
 }
 
@@ -125,10 +128,11 @@ impl<'a> Running<'a> {
             n: s.lengths.len().min(MAX_LENGTHS),
             start: [history.len(); MAX_LENGTHS],
             relevant: [history.len(); MAX_LENGTHS],
+            leave: Day::MAX,
             wide: [Wide::default(); MAX_LENGTHS],
         };
         r.place(day_of(now));
-        r.finish();
+        r.p_alive();
         r
     }
 
@@ -145,7 +149,7 @@ impl<'a> Running<'a> {
         self.facts.now = now;
         if today < self.facts.today {
             self.place(today);
-        } else if today > self.facts.today {
+        } else if today >= self.leave {
             self.facts.today = today;
             for i in 0..self.n {
                 let len = self.s.lengths[i];
@@ -163,8 +167,11 @@ impl<'a> Running<'a> {
                     }
                 }
             }
+            self.expiries();
+        } else {
+            self.facts.today = today;
         }
-        self.finish();
+        self.p_alive();
         #[cfg(debug_assertions)]
         self.check();
     }
@@ -198,6 +205,7 @@ impl<'a> Running<'a> {
         for i in 0..self.n {
             self.facts.sums[i] = self.wide[i].to_counts(&h[self.start[i]..]);
         }
+        self.expiries();
     }
 
     /// Index of the first day from `from` on that carries a field rules read over
@@ -210,19 +218,30 @@ impl<'a> Running<'a> {
             .map_or(self.history.len(), |k| from + k)
     }
 
-    /// The time-dependent facts beyond the sums: the next expiry and P(alive).
-    fn finish(&mut self) {
+    /// After a period's cursors moved: the next expiry a rule can see, and the first day
+    /// on which a period's oldest day leaves.
+    fn expiries(&mut self) {
         let today = self.facts.today;
         let mut next: Option<Day> = None;
+        let mut leave = Day::MAX;
         for i in 0..self.n {
+            let len = self.s.lengths[i] as i32;
+            if let Some(d) = self.history.get(self.start[i]) {
+                leave = leave.min(d.day + len);
+            }
             if let Some(d) = self.history.get(self.relevant[i]) {
-                let exp = d.day + self.s.lengths[i] as i32;
+                let exp = d.day + len;
                 if exp > today {
                     next = Some(next.map_or(exp, |e: Day| e.min(exp)));
                 }
             }
         }
         self.facts.next_expiry = next;
+        self.leave = leave;
+    }
+
+    /// P(alive) at the current day, as the fold computes it (only for daily rule sets).
+    fn p_alive(&mut self) {
         self.facts.p_alive = if self.s.daily {
             self.facts.bgnbd_p_alive(self.s)
         } else {

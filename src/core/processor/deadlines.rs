@@ -156,7 +156,7 @@ pub(super) const LOOKAHEAD: usize = 16;
 /// out the days that left a period since the previous one, instead of folding the whole
 /// history per candidate.
 pub(super) fn next_change(
-    mut running: Running<'_>,
+    running: &mut Running<'_>,
     s: &Settings,
     now: (usize, Level),
     lookahead: usize,

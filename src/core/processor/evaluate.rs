@@ -23,7 +23,7 @@ impl Processor {
             .collect();
         // One pass over the history gives the facts at the clock; the deadline search
         // then moves the same running sums forward instead of folding at each candidate.
-        let running = Running::new(&decoded, rec, &s, rec.clock);
+        let mut running = Running::new(&decoded, rec, &s, rec.clock);
         let mut facts = running.facts().clone();
         let held = Held::of(rec);
         let pop = self.pop.as_ref();
@@ -32,7 +32,7 @@ impl Processor {
         let old_tier = rec.tier;
         let old_level = Level::from_u8(rec.level);
         let deadline = next_change(
-            running,
+            &mut running,
             &s,
             (tier, level),
             self.lookahead,
