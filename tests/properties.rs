@@ -5,11 +5,14 @@ mod common;
 use std::collections::BTreeMap;
 
 use churnwatch::core::bgnbd;
+use churnwatch::core::days;
+use churnwatch::core::facts::{DayCounts, Facts, Running};
 use churnwatch::core::output::{Output, Profile};
 use churnwatch::core::settings::BgNbdParams;
 use churnwatch::core::time::{day_of, day_start, parse_rfc3339, Ts};
 use common::*;
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 
 #[derive(Debug, Clone)]
 enum K {
@@ -532,6 +535,107 @@ proptest! {
         prop_assert_eq!(w[0].reasons.iter().map(|r| r.rule.as_str()).collect::<Vec<_>>(), vec!["silence"]);
         prop_assert_eq!(parse_rfc3339(&w[0].event_time), Some(deadline));
     }
+
+    /// Issue 18: the facts an evaluation keeps incrementally ([`Running`]: running sums
+    /// per period, days taken out as they leave) equal a from-scratch fold of the
+    /// customer's history at every step: after each event and each advance, at the
+    /// customer's clock and then along a walk over later instants that mixes the deadline
+    /// candidates the search visits with arbitrary jumps; and the same in a processor
+    /// restored from the customer's snapshot midway, which then goes on in step.
+    #[test]
+    fn running_facts_equal_the_fold(
+        evs in customer(),
+        advances in proptest::collection::vec((any::<prop::sample::Index>(), 0i64..200), 0..6),
+        walk in proptest::collection::vec((any::<bool>(), 0i64..120, 0i64..86_400), 1..24),
+        split in any::<prop::sample::Index>(),
+        daily in any::<bool>(),
+    ) {
+        let cfg = |c: &mut churnwatch::core::CoreConfig| {
+            if daily {
+                // A continuously changing metric: every step recomputes P(alive).
+                c.warnings.rules.push(churnwatch::core::settings::WarningRuleConfig {
+                    segments: Default::default(),
+                    sla: None,
+                    name: "fading".into(),
+                    level: "high".into(),
+                    all: vec!["p_alive < 0.5".into(), "lifetime_orders >= 2".into()],
+                    any: vec![],
+                });
+            }
+        };
+        let per = lines_of(std::slice::from_ref(&evs));
+        let k = split.index(per[0].len() + 1);
+        let mut a = Harness::with_config(cfg);
+        let mut b: Option<Harness> = None;
+        for (i, l) in per[0].iter().enumerate() {
+            if i == k {
+                let mut c = Harness::with_config(cfg);
+                if let Some(snap) = a.p.snapshot("C0") {
+                    c.p.restore(&snap).unwrap();
+                    c.p.restore_time(a.p.stream_time(), a.p.watermark());
+                    c.offset = a.offset;
+                }
+                b = Some(c);
+            }
+            for h in std::iter::once(&mut a).chain(b.as_mut()) {
+                h.send(&l.bytes);
+                running_equals_fold(h, &walk)?;
+                for (at_ev, days) in &advances {
+                    if at_ev.index(per[0].len()) == i {
+                        h.advance(l.ts + days * 86_400_000);
+                        running_equals_fold(h, &walk)?;
+                    }
+                }
+            }
+        }
+        if let Some(b) = &b {
+            let (ra, rb) = (a.p.record("C0").unwrap(), b.p.record("C0").unwrap());
+            let s = a.p.settings();
+            let fa = Facts::compute(&ra.days, ra, s, ra.clock);
+            let fb = Facts::compute(&rb.days, rb, s, rb.clock);
+            same_facts(&fa, &fb)?;
+        }
+    }
+}
+
+/// Facts compared field by field, P(alive) by its bits (so equal NaNs are equal).
+fn same_facts(a: &Facts, b: &Facts) -> Result<(), TestCaseError> {
+    prop_assert_eq!(a.p_alive.map(f64::to_bits), b.p_alive.map(f64::to_bits));
+    let plain = |f: &Facts| Facts {
+        p_alive: None,
+        ..f.clone()
+    };
+    prop_assert_eq!(plain(a), plain(b));
+    Ok(())
+}
+
+/// Builds [`Running`] from C0's record at its clock and moves it along `walk` (each step
+/// to the next deadline candidate, or a jump of days and seconds), comparing every step
+/// with [`Facts::compute`] at the same instant.
+fn running_equals_fold(h: &Harness, walk: &[(bool, i64, i64)]) -> Result<(), TestCaseError> {
+    let Some(rec) = h.p.record("C0") else {
+        return Ok(());
+    };
+    let s = h.p.settings();
+    let decoded: Vec<DayCounts> = days::iter(&rec.days)
+        .map(|e| DayCounts {
+            day: e.day,
+            mask: e.mask,
+            counts: e.counts,
+        })
+        .collect();
+    let mut r = Running::new(&decoded, rec, s, rec.clock);
+    same_facts(r.facts(), &Facts::compute(&rec.days, rec, s, rec.clock))?;
+    let mut now = rec.clock;
+    for &(follow, days, secs) in walk {
+        now = match r.facts().next_deadline(s) {
+            Some(d) if follow => day_start(d).max(now),
+            _ => now + days * 86_400_000 + secs * 1000,
+        };
+        r.advance_to(now);
+        same_facts(r.facts(), &Facts::compute(&rec.days, rec, s, now))?;
+    }
+    Ok(())
 }
 
 /// Rates of the money property (currency, rate digits, rate decimals, from day): USD

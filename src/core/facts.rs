@@ -1,6 +1,8 @@
 //! Per-customer facts at an instant, computed from the record and its decoded history in
 //! one pass: sums for every period length, the preferred channel and category, BG/NBD
-//! P(alive), and the next day on which a window expiry changes any of them.
+//! P(alive), and the next day on which a window expiry changes any of them. The fold
+//! ([`Facts::compute`]) serves outputs at any instant; evaluations use [`Running`]
+//! (`facts/running.rs`), which reaches later instants without folding again.
 
 use super::bgnbd;
 use super::days::{self, Counts};
@@ -9,6 +11,9 @@ use super::scores;
 use super::settings::Settings;
 use super::store::{unpack, Interner, Record, NO_DAY, NO_NPS};
 use super::time::{day_of, Day, Ts};
+
+mod running;
+pub use running::Running;
 
 /// Sums over one period: the day counters added up.
 pub type Sums = Counts;
@@ -121,10 +126,22 @@ impl Facts {
                 }
             }
         }
-        let mut f = Facts {
+        let mut f = Facts::of_record(rec, now, newest);
+        f.sums = sums;
+        f.next_expiry = next_expiry;
+        if s.daily {
+            f.p_alive = f.bgnbd_p_alive(s);
+        }
+        f
+    }
+
+    /// The facts that do not depend on the period sums: the record's, at `now`, with
+    /// `newest` the newest history day (sums zero, no expiry, no P(alive)).
+    fn of_record(rec: &Record, now: Ts, newest: Option<Day>) -> Facts {
+        Facts {
             now,
-            today,
-            sums,
+            today: day_of(now),
+            sums: [Sums::default(); MAX_LENGTHS],
             lifetime_orders: rec.lifetime_orders,
             lifetime_value: rec.lifetime_value,
             purchase_days: rec.purchase_days,
@@ -138,12 +155,8 @@ impl Facts {
                 .max(unpack(rec.first_seen_day))
                 .max(unpack(rec.last_order_day)),
             p_alive: None,
-            next_expiry,
-        };
-        if s.daily {
-            f.p_alive = f.bgnbd_p_alive(s);
+            next_expiry: None,
         }
-        f
     }
 
     fn bgnbd_p_alive(&self, s: &Settings) -> Option<f64> {

@@ -18,7 +18,7 @@ use super::analytics::{Keys, Population};
 use super::campaign::CampaignBook;
 use super::days;
 use super::event::{decode, Event, EventKind, RejectReason};
-use super::facts::{DayCounts, Facts};
+use super::facts::{DayCounts, Facts, Running};
 use super::output::{schema, stable_id, Output, SourceRef, Text, Tombstone};
 use super::settings::{Level, Settings};
 use super::store::{

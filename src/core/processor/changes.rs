@@ -8,7 +8,7 @@ use crate::core::days;
 use crate::core::facts::Facts;
 use crate::core::output::{Output, Profile};
 use crate::core::settings::ProfilePublish;
-use crate::core::store::{unpack, DIRTY, NO_DAY, NO_TIER, SKETCHED, STANDING};
+use crate::core::store::{unpack, Record, DIRTY, NO_DAY, NO_TIER, SKETCHED, STANDING};
 use crate::core::time::Ts;
 use smallvec::SmallVec;
 
@@ -36,6 +36,13 @@ impl Processor {
         self.store
             .get(customer_id)
             .map(|s| self.store.rec(s).last_offset)
+    }
+
+    /// A customer's record (its encoded day history included), read-only: for checks
+    /// that recompute what the processor derives from it (the property tests fold the
+    /// history and compare with [`crate::core::facts::Running`]).
+    pub fn record(&self, customer_id: &str) -> Option<&Record> {
+        self.store.get(customer_id).map(|s| self.store.rec(s))
     }
 
     pub(super) fn profile_of(&self, slot: u32) -> Profile {

@@ -5,10 +5,10 @@
 use super::{Ctx, Processor, Trigger};
 use crate::core::analytics::Population;
 use crate::core::days;
-use crate::core::facts::{DayCounts, Facts};
+use crate::core::facts::Running;
 use crate::core::output::Output;
 use crate::core::settings::{Level, Settings};
-use crate::core::store::{unpack, Interner, Record, NO_DAY};
+use crate::core::store::{unpack, Interner, NO_DAY};
 use crate::core::subject::{outcome, Held};
 use crate::core::time::{day_of, day_start, Day, Ts};
 
@@ -137,8 +137,8 @@ impl Processor {
 /// continues the search (bounds the work of rules that change daily).
 pub(super) const LOOKAHEAD: usize = 16;
 
-/// The first day after `facts.today` on which time alone changes the customer's tier or
-/// warning level (`now` = that outcome), if no event comes first.
+/// The first day after `running`'s day on which time alone changes the customer's tier
+/// or warning level (`now` = that outcome), if no event comes first.
 ///
 /// Why: a deadline for every day on which some fact a rule reads changes (a window
 /// expiry, a day-counter threshold) fired ~2 times per event on the generated mix, and
@@ -151,22 +151,24 @@ pub(super) const LOOKAHEAD: usize = 16;
 /// `held` is what the customer holds after this evaluation (the tier `now` gave); label
 /// conditions do not create deadlines (labels change only with events), but they take
 /// part in each candidate's outcome.
-#[allow(clippy::too_many_arguments)]
+///
+/// The search moves one [`Running`] forward from candidate to candidate: each step takes
+/// out the days that left a period since the previous one, instead of folding the whole
+/// history per candidate.
 pub(super) fn next_change(
-    history: &[DayCounts],
-    rec: &Record,
+    running: &mut Running<'_>,
     s: &Settings,
-    facts: &Facts,
     now: (usize, Level),
     lookahead: usize,
     names: &Interner,
     held: Held,
     pop: Option<&Population>,
 ) -> Option<Day> {
-    let mut day = facts.next_deadline(s)?;
+    let mut day = running.facts().next_deadline(s)?;
     for _ in 0..lookahead {
-        let f = Facts::compute_over(history.iter().copied(), rec, s, day_start(day));
-        if outcome(&f, s, names, held, pop) != now {
+        running.advance_to(day_start(day));
+        let f = running.facts();
+        if outcome(f, s, names, held, pop) != now {
             return Some(day);
         }
         day = f.next_deadline(s)?;

@@ -21,7 +21,10 @@ impl Processor {
                 counts: e.counts,
             })
             .collect();
-        let mut facts = Facts::compute_over(decoded.iter().copied(), rec, &s, rec.clock);
+        // One pass over the history gives the facts at the clock; the deadline search
+        // then moves the same running sums forward instead of folding at each candidate.
+        let mut running = Running::new(&decoded, rec, &s, rec.clock);
+        let mut facts = running.facts().clone();
         let held = Held::of(rec);
         let pop = self.pop.as_ref();
         let (tier, level) = outcome(&facts, &s, &self.labels, held, pop);
@@ -29,10 +32,8 @@ impl Processor {
         let old_tier = rec.tier;
         let old_level = Level::from_u8(rec.level);
         let deadline = next_change(
-            &decoded,
-            rec,
+            &mut running,
             &s,
-            &facts,
             (tier, level),
             self.lookahead,
             &self.labels,
