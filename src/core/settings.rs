@@ -281,11 +281,14 @@ impl Settings {
                 "the longest period is {retention_days} days; at most 3660 days (10 years) of day-resolution history are kept per customer"
             )));
         }
-        if lengths.len() > 16 {
-            return Err(ConfigError(
-                "at most 16 distinct period lengths (windows plus score periods) are supported"
-                    .into(),
-            ));
+        // Facts keep one sum per distinct length in a fixed array (no allocation per
+        // evaluation); this bound is that array's size.
+        if lengths.len() > super::facts::MAX_LENGTHS {
+            return Err(ConfigError(format!(
+                "{} distinct period lengths (facts.windows_days plus the score periods: {lengths:?}); at most {} are supported: use fewer distinct windows",
+                lengths.len(),
+                super::facts::MAX_LENGTHS
+            )));
         }
         let idx = |d: u16| lengths.iter().position(|x| *x == d).unwrap_or(0);
         let window_len = windows.iter().map(|w| idx(*w)).collect();

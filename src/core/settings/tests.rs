@@ -35,6 +35,14 @@ fn bad_configs_say_what_to_fix() {
         .0
         .contains("ascending"));
     assert!(with(|c| c.facts.windows_days = vec![]).is_err());
+    // Eight distinct lengths fit (seven windows plus the 120-day score period); nine do not.
+    assert!(with(|c| c.facts.windows_days = vec![7, 14, 30, 60, 90, 180, 365]).is_ok());
+    assert!(
+        with(|c| c.facts.windows_days = vec![7, 14, 21, 30, 60, 90, 180, 365])
+            .unwrap_err()
+            .0
+            .contains("at most 8 are supported")
+    );
     assert!(with(|c| c.time.allowed_lateness = "soon".into())
         .unwrap_err()
         .0
