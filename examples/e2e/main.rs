@@ -283,7 +283,7 @@ fn catch_up(events: u64, customers: u32, rounds: u32) {
             println!(
                 "round {round}: churnwatch run, {}: {n} events in {secs:.2} s = {rate:.0} events/s; {} customers; ratio to the bare consumer {:.3}; {}",
                 g.setting(),
-                svc.handle.with_engine(|e| e.customers()),
+                svc.handle.with_instance(|e| e.customers()),
                 rate / bare_rate,
                 rss_and_load()
             );
@@ -382,7 +382,7 @@ fn latency(rate: f64, latency_secs: u64) {
         std::thread::scope(|s| {
             s.spawn(|| {
                 std::thread::sleep(warm_up);
-                h.with_engine(|e| e.reset_latency());
+                h.with_instance(|e| e.reset_latency());
             });
             produce_to(&kafka, &input, live_gen(events, start), Some(rate));
         });
@@ -395,7 +395,7 @@ fn latency(rate: f64, latency_secs: u64) {
             std::thread::sleep(Duration::from_millis(50));
         }
         std::thread::sleep(Duration::from_secs(1) + ks.commit_interval);
-        let own = h.with_engine(|e| e.latency().clone());
+        let own = h.with_instance(|e| e.latency().clone());
         println!(
             "  {}, commit interval {} ms: (a) input CreateTime -> the service hands the outputs to its producer, {} events with outputs: {}",
             g.setting(),
