@@ -346,3 +346,15 @@ pub(super) fn create_producer(
         })?;
     Ok((Arc::new(producer), transactional_id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::worker_transactional_id;
+
+    #[test]
+    fn a_configured_transactional_id_is_kept_with_one_worker_and_indexed_with_more() {
+        assert_eq!(worker_transactional_id("pod-3", 0, 1), "pod-3");
+        assert_eq!(worker_transactional_id("pod-3", 0, 2), "pod-3-w0");
+        assert_eq!(worker_transactional_id("pod-3", 1, 2), "pod-3-w1");
+    }
+}
