@@ -2,6 +2,8 @@
 //! file is edited and `POST /v1/rules/reload` applies it (the changes come out as alerts
 //! with the new rules_version), an invalid file is refused with the reason while the
 //! running rules stay, and a restart with the same file continues with the new version.
+//! The service runs two workers, one partition each: a reload reaches both and is
+//! counted and reported once.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -75,6 +77,7 @@ fn start(
     kafka.brokers = brokers.into();
     kafka.group_id = "reload-test".into();
     kafka.idle_timeout = "1s".into();
+    kafka.workers = 2;
     kafka.client = toml::Table::new();
     let k = kafka.compile().unwrap();
     let status = Status::new();
@@ -188,14 +191,20 @@ fn reload_applies_the_edited_file_refuses_an_invalid_one_and_survives_a_restart(
         .settings()
         .unwrap()
         .rules_version;
-    wait("the events to be consumed and the partitions idle", || {
-        let s = status(run.port);
-        s["events"].as_u64() == Some(evs.len() as u64)
-            && s["partitions"].as_array().is_some_and(|ps| {
-                ps.iter()
+    wait(
+        "the events to be consumed, the partitions idle, one on each worker",
+        || {
+            let s = status(run.port);
+            let ps = s["partitions"].as_array().cloned().unwrap_or_default();
+            let mut workers: Vec<_> = ps.iter().map(|p| p["worker"].as_u64()).collect();
+            workers.sort();
+            s["events"].as_u64() == Some(evs.len() as u64)
+                && workers == [Some(0), Some(1)]
+                && ps
+                    .iter()
                     .all(|p| p["watermark"].as_str().is_some_and(|w| w >= "2026-06-29"))
-            })
-    });
+        },
+    );
     assert_eq!(
         status(run.port)["rules_version"].as_str(),
         Some(v1.as_str())

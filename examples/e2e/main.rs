@@ -15,9 +15,11 @@
 //!    customers, read it with a bare librdkafka consumer (no processing), then with the
 //!    service (outputs, profiles, changelog and checkpoints written back to the same
 //!    broker) with `kafka.guarantee = "at_least_once"`, then `"exactly_once"`; print the
-//!    rates, first to last event, and each service rate's ratio to the bare one. This runs
-//!    `E2E_ROUNDS` times (default 2), each service run in a fresh group with fresh output
-//!    topics.
+//!    rates, first to last event, and each service rate's ratio to the bare one. Each
+//!    guarantee runs with each worker count of `E2E_WORKERS` (`kafka.workers`, default
+//!    "1,2"), all against the round's bare figure, and the round ends with the ratios side
+//!    by side. This runs `E2E_ROUNDS` times (default 2), each service run in a fresh group
+//!    with fresh output topics.
 //! 2. Latency, for each guarantee: produce at a steady RATE events/s for LATENCY_SECS to a
 //!    fresh topic while the service runs, and print p50/p99/p99.9 after a 2 s warm-up,
 //!    measured two ways: (a) the service's own: input CreateTime → the service hands the
@@ -147,10 +149,20 @@ impl Guarantee {
 }
 
 /// Starts a service reading `input` in consumer group `group`, its output topics prefixed
-/// with the group's name and created here as `churnwatch run` would create them.
-fn service(kafka: &Kafka, input: &str, group: &str, guarantee: Guarantee) -> Running {
+/// with the group's name and created here as `churnwatch run` would create them;
+/// `workers` sets `kafka.workers` (`None`: the default, one per core).
+fn service(
+    kafka: &Kafka,
+    input: &str,
+    group: &str,
+    guarantee: Guarantee,
+    workers: Option<i64>,
+) -> Running {
     let mut k = Config::load_with_env(None, false).unwrap().kafka;
     k.guarantee = guarantee.setting().into();
+    if let Some(w) = workers {
+        k.workers = w;
+    }
     k.brokers = kafka.brokers().into();
     k.input_topic = input.into();
     k.group_id = group.into();
@@ -273,22 +285,39 @@ fn catch_up(events: u64, customers: u32, rounds: u32) {
         "prefill: {total} events in {:.1} s",
         t0.elapsed().as_secs_f64()
     );
+    let workers: Vec<i64> = std::env::var("E2E_WORKERS")
+        .unwrap_or_else(|_| "1,2".into())
+        .split(',')
+        .map(|w| w.trim().parse().expect("E2E_WORKERS: counts like 1,2"))
+        .collect();
     for round in 1..=rounds {
         let bare_rate = bare_catch_up(&kafka, "bench-in", total);
+        let mut ratios = Vec::new();
         for g in GUARANTEES {
-            let group = format!("catchup-{round}-{}", g.short());
-            let svc = service(&kafka, "bench-in", &group, g);
-            let (n, secs) = count_until_done(&svc, total);
-            let rate = n as f64 / secs;
-            println!(
-                "round {round}: churnwatch run, {}: {n} events in {secs:.2} s = {rate:.0} events/s; {} customers; ratio to the bare consumer {:.3}; {}",
-                g.setting(),
-                svc.handle.with_engine(|e| e.customers()),
-                rate / bare_rate,
-                rss_and_load()
-            );
-            svc.stop();
+            for &w in &workers {
+                let group = format!("catchup-{round}-{}-w{w}", g.short());
+                let svc = service(&kafka, "bench-in", &group, g, Some(w));
+                let (n, secs) = count_until_done(&svc, total);
+                let rate = n as f64 / secs;
+                println!(
+                    "round {round}: churnwatch run, {}, {w} worker(s): {n} events in {secs:.2} s = {rate:.0} events/s; {} customers; ratio to the bare consumer {:.3}; {}",
+                    g.setting(),
+                    svc.handle.with_instance(|e| e.customers()),
+                    rate / bare_rate,
+                    rss_and_load()
+                );
+                ratios.push(format!(
+                    "{} w{w} {rate:.0}/s = {:.3}",
+                    g.short(),
+                    rate / bare_rate
+                ));
+                svc.stop();
+            }
         }
+        println!(
+            "round {round}: bare {bare_rate:.0}/s; ratios: {}",
+            ratios.join(" | ")
+        );
     }
 }
 
@@ -365,7 +394,7 @@ fn latency(rate: f64, latency_secs: u64) {
     for g in GUARANTEES {
         let input = format!("live-{}", g.short());
         kafka.create_topics(&[(&input, false)]);
-        let svc = service(&kafka, &input, &input, g);
+        let svc = service(&kafka, &input, &input, g, None);
         svc.wait_ready();
         std::thread::sleep(Duration::from_secs(2));
         let (h, ks) = (&svc.handle, &svc.settings);
@@ -382,7 +411,7 @@ fn latency(rate: f64, latency_secs: u64) {
         std::thread::scope(|s| {
             s.spawn(|| {
                 std::thread::sleep(warm_up);
-                h.with_engine(|e| e.reset_latency());
+                h.with_instance(|e| e.reset_latency());
             });
             produce_to(&kafka, &input, live_gen(events, start), Some(rate));
         });
@@ -395,7 +424,7 @@ fn latency(rate: f64, latency_secs: u64) {
             std::thread::sleep(Duration::from_millis(50));
         }
         std::thread::sleep(Duration::from_secs(1) + ks.commit_interval);
-        let own = h.with_engine(|e| e.latency().clone());
+        let own = h.with_instance(|e| e.latency().clone());
         println!(
             "  {}, commit interval {} ms: (a) input CreateTime -> the service hands the outputs to its producer, {} events with outputs: {}",
             g.setting(),

@@ -312,7 +312,7 @@ pub fn run(settings: Arc<Settings>, o: &DemoOptions) -> Result<(), DemoError> {
 /// The newest instant every held partition's watermark has passed, and the open
 /// warnings (medium, high). `None` before every partition has seen an event.
 fn frontier_and_open(h: &ServiceHandle) -> (Option<Ts>, [i64; 2]) {
-    h.with_engine(|e| {
+    h.with_instance(|e| {
         let mut frontier: Option<Option<Ts>> = None;
         let mut open = [0i64; 2];
         e.for_each_processor(|_, p| {

@@ -19,15 +19,15 @@ use super::App;
 use crate::core::output::Profile;
 use crate::core::time::{day_of, format_date, format_rfc3339, Ts};
 
-/// A JSON answer.
-/// Runs `f` on the engine off the async workers (for the group report).
-pub(super) async fn with_engine<R: Send + 'static>(
+/// Runs `f` on the instance (every worker's engine) off the async workers (for the group report).
+pub(super) async fn with_instance<R: Send + 'static>(
     app: &App,
-    f: impl FnOnce(&mut crate::kafka::runtime::Engine) -> R + Send + 'static,
+    f: impl FnOnce(&mut crate::kafka::runtime::Instance<'_>) -> R + Send + 'static,
 ) -> Option<R> {
     on_engine(app, f).await
 }
 
+/// A JSON answer.
 pub(super) fn json(status: StatusCode, body: serde_json::Value) -> Response {
     (
         status,
@@ -44,13 +44,13 @@ fn failed(what: &str) -> Response {
     )
 }
 
-/// Runs `f` on the engine off the async workers (it takes the engine's lock).
+/// Runs `f` on the instance off the async workers (it takes every worker's engine lock).
 async fn on_engine<R: Send + 'static>(
     app: &App,
-    f: impl FnOnce(&mut crate::kafka::runtime::Engine) -> R + Send + 'static,
+    f: impl FnOnce(&mut crate::kafka::runtime::Instance<'_>) -> R + Send + 'static,
 ) -> Option<R> {
     let h = app.handle.clone();
-    tokio::task::spawn_blocking(move || h.with_engine(f))
+    tokio::task::spawn_blocking(move || h.with_instance(f))
         .await
         .ok()
 }
@@ -85,6 +85,7 @@ pub(super) async fn status(State(app): State<App>) -> Response {
                 "stream_time_ms": p.stream_time,
                 "watermark_ms": p.watermark,
                 "restored": p.restored,
+                "worker": p.worker,
             })
         })
         .collect();

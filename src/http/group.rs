@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::api::{json, with_engine};
+use super::api::{json, with_instance};
 use super::route::call;
 use super::App;
 use crate::core::analytics::{Population, PopulationWire};
@@ -56,7 +56,7 @@ pub struct SumsPart {
 
 /// `GET /v1/report/population`.
 pub(super) async fn population(State(app): State<App>) -> Response {
-    match with_engine(&app, |e| PopulationPart {
+    match with_instance(&app, |e| PopulationPart {
         partitions: e.held(),
         population: e.population_wire(),
     })
@@ -95,7 +95,7 @@ pub(super) async fn sums(State(app): State<App>, body: Bytes) -> Response {
             )
         }
     };
-    let r = with_engine(&app, move |e| {
+    let r = with_instance(&app, move |e| {
         let pop = group_population(e.settings().analytics, &[req.population])?;
         Ok::<_, String>(SumsPart {
             partitions: e.held(),
@@ -139,7 +139,7 @@ pub(super) async fn report(app: &App, headers: &HeaderMap) -> Response {
             serde_json::json!({"error": format!("scope=group needs the members topic (routing is {routing}); see README \"Scaling out\"")}),
         );
     }
-    let Some((me, input_partitions, alpha, as_of, own_part, own_rules)) = with_engine(app, |e| {
+    let Some((me, input_partitions, alpha, as_of, own_part, own_rules)) = with_instance(app, |e| {
         (
             e.advertised_url(),
             e.input_partitions(),
@@ -199,7 +199,7 @@ pub(super) async fn report(app: &App, headers: &HeaderMap) -> Response {
     let body = serde_json::to_vec(&request).unwrap_or_default();
     let pop_for_me = pop.clone();
     let Some(mut total) =
-        with_engine(app, move |e| e.report_sums(as_of, pop_for_me.as_ref())).await
+        with_instance(app, move |e| e.report_sums(as_of, pop_for_me.as_ref())).await
     else {
         return json(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -229,7 +229,7 @@ pub(super) async fn report(app: &App, headers: &HeaderMap) -> Response {
     let uncovered: Vec<i32> = (0..input_partitions)
         .filter(|p| !covered.contains(p))
         .collect();
-    let Some(settings) = with_engine(app, |e| std::sync::Arc::clone(e.settings())).await else {
+    let Some(settings) = with_instance(app, |e| std::sync::Arc::clone(e.settings())).await else {
         return json(
             StatusCode::INTERNAL_SERVER_ERROR,
             serde_json::json!({"error": "report failed"}),

@@ -254,7 +254,7 @@ impl Live {
     /// Samples the engine behind `h` (tier and level counts, newest watermark). Returns
     /// `false` before the first event (no watermark yet).
     pub fn sample_engine(&self, h: &ServiceHandle) -> bool {
-        let (now, tiers, levels) = h.with_engine(|e| {
+        let (now, tiers, levels) = h.with_instance(|e| {
             let mut tiers = vec![0i64; self.tier_names.len()];
             let mut levels = [0i64; 3];
             let mut now: Option<Ts> = None;

@@ -55,6 +55,8 @@ pub struct KafkaConfig {
     pub restore_parallelism: u32,
     /// Warm copies kept of each partition by instances that do not own it (0 = none).
     pub standby_replicas: i64,
+    /// Worker threads, each with its own partitions (0 = the number of cores).
+    pub workers: i64,
     /// `at_least_once` or `exactly_once` (Kafka transactions).
     pub guarantee: String,
     /// `classic` or `consumer` (KIP-848).
@@ -204,6 +206,8 @@ pub struct KafkaSettings {
     pub restore_parallelism: usize,
     /// Warm standby copies per partition (0 = none; `standby.rs`).
     pub standby_replicas: usize,
+    /// Worker threads of this instance, 1 ..= [`MAX_WORKERS`] (`runtime/worker.rs`).
+    pub workers: usize,
     /// Delivery guarantee of the outputs.
     pub guarantee: Guarantee,
     /// Consumer group protocol.
@@ -223,6 +227,15 @@ pub struct KafkaSettings {
 /// Most warm copies of a partition `kafka.standby_replicas` may ask for: each one is a
 /// whole copy of the partition's state on another instance.
 pub const MAX_STANDBY_REPLICAS: i64 = 8;
+
+/// Most worker threads `kafka.workers` may ask for (a partition is the unit of work, so
+/// more workers than input partitions idle; the stall flags are one bit per worker).
+pub const MAX_WORKERS: i64 = 64;
+
+/// `kafka.workers = 0`: one worker per core (at most [`MAX_WORKERS`]).
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS as usize))
+}
 
 /// A `[kafka]` setting that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -452,6 +465,15 @@ impl KafkaConfig {
                 self.standby_replicas
             )));
         }
+        let workers = match self.workers {
+            0 => default_workers(),
+            n if (1..=MAX_WORKERS).contains(&n) => n as usize,
+            n => {
+                return Err(KafkaConfigError(format!(
+                    "kafka.workers = {n}: use 0 (one per core) or a count from 1 to {MAX_WORKERS} (threads, each processing its own input partitions; more than the input's partitions leaves some idle)"
+                )))
+            }
+        };
         let guarantee = match self.guarantee.as_str() {
             "at_least_once" => Guarantee::AtLeastOnce,
             "exactly_once" => Guarantee::ExactlyOnce,
@@ -536,6 +558,7 @@ impl KafkaConfig {
             broker_timeout: duration("broker_timeout", &self.broker_timeout)?,
             restore_parallelism: self.restore_parallelism as usize,
             standby_replicas: self.standby_replicas as usize,
+            workers,
             guarantee,
             group_protocol,
             input_partitioner,

@@ -23,9 +23,19 @@
 //! With `kafka.guarantee = "exactly_once"` an interval is one Kafka transaction instead
 //! (transaction.rs).
 //!
+//! **Workers** (`kafka.workers`, Kafka Streams' stream threads): the service runs one
+//! [`Engine`] per worker thread, each with its own consumer in the group (so the group's
+//! assignor gives workers disjoint partitions and the rebalance callbacks stay per
+//! engine), its own encoder thread, producer and delivery counts. Nothing on the hot path
+//! is shared but atomics (`Status`, metrics counters). HTTP look-ups, reports, status and
+//! metrics lock every worker's engine in worker order and merge (`query.rs`); a reload
+//! applies to every worker (`reload.rs`); the members table, the warm standbys and the
+//! input writer are the instance's, shared by its workers.
+//!
 //! This file holds the shared types (the [`Engine`] and the error); the data path has a
 //! file per step, as Kafka Streams' runtime does:
-//! - `service.rs`: clients, topics, and the poll loop (Kafka Streams' `StreamThread`);
+//! - `service.rs`: the workers' engines, topics, start and stop of the whole instance;
+//! - `worker.rs`: one worker's consumer and poll loop (Kafka Streams' `StreamThread`);
 //! - `process.rs`: one record through its partition's processor;
 //! - `produce.rs`: the producer, its delivery reports and the encoder thread
 //!   (`RecordCollectorImpl`);
@@ -33,7 +43,7 @@
 //! - `rebalance.rs`: assignment and revocation, restore from the changelog
 //!   (`StoreChangelogReader`);
 //! - `reload.rs`: rule reloads and their dry run;
-//! - `query.rs`: look-ups, the report and metrics for the HTTP side;
+//! - `query.rs`: look-ups, the report and metrics for the HTTP side, over every worker;
 //! - `status.rs` and `latency.rs`: health and latency samples.
 
 use std::collections::{BTreeMap, HashMap};
@@ -69,6 +79,7 @@ mod service;
 mod status;
 mod submit;
 mod transaction;
+mod worker;
 
 use commit::*;
 use produce::*;
@@ -76,7 +87,7 @@ use service::*;
 use status::*;
 
 pub use latency::Latency;
-pub use query::{Lookup, PartitionInfo, ServiceHandle};
+pub use query::{Instance, Lookup, PartitionInfo, ServiceHandle};
 pub use rebalance::GroupCtx;
 pub use reload::{ReloadReport, RulesError, RulesSource};
 pub use route::Route;
@@ -177,8 +188,15 @@ pub struct RestoreInfo {
     pub elapsed_ms: u64,
 }
 
-/// Everything the loop and the rebalance callbacks share.
+/// The population report and when it was computed, shared by an instance's workers.
+type ReportCache = Arc<Mutex<Option<(Instant, Arc<crate::core::report::Report>)>>>;
+
+/// Everything one worker's loop and its rebalance callbacks share.
 pub struct Engine {
+    /// This worker's index (0 .. `kafka.workers`).
+    worker: usize,
+    /// Partitions this worker has counted in `Status::partitions`.
+    published_partitions: usize,
     settings: Arc<Settings>,
     k: KafkaSettings,
     base: ClientConfig,
@@ -205,9 +223,9 @@ pub struct Engine {
     outputs_acked_through: u64,
     /// Cut intervals not yet durable, oldest first.
     pending: std::collections::VecDeque<Interval>,
-    /// The latest population report and when it was computed: metrics reuse it for
-    /// [`REPORT_METRICS_EVERY`].
-    report_cache: Option<(Instant, Arc<crate::core::report::Report>)>,
+    /// The latest population report of the instance and when it was computed: metrics
+    /// reuse it for [`REPORT_METRICS_EVERY`] (shared by the workers; a reload clears it).
+    report_cache: ReportCache,
     /// Who holds which input partition (routing look-ups).
     members: Arc<crate::kafka::members::Members>,
     /// Writes claims to the members topic (and API actions to the input).

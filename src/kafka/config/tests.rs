@@ -126,3 +126,25 @@ fn owned_settings_and_bad_values_are_refused_with_the_fix() {
         .unwrap();
     assert_eq!(k.standby_replicas, 1);
 }
+
+#[test]
+fn workers_default_to_the_cores_and_are_checked() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(64));
+    let k = kafka("").compile_with_env(|_| None).unwrap();
+    assert_eq!(k.workers, cores, "0 (the default) = one worker per core");
+    for n in [1, 2, 64] {
+        let k = kafka(&format!("[kafka]\nworkers = {n}\n"))
+            .compile_with_env(|_| None)
+            .unwrap();
+        assert_eq!(k.workers, n);
+    }
+    for bad in ["-1", "65"] {
+        let e = kafka(&format!("[kafka]\nworkers = {bad}\n"))
+            .compile_with_env(|_| None)
+            .unwrap_err();
+        assert!(
+            e.0.contains("kafka.workers") && e.0.contains("from 1 to 64"),
+            "{e}"
+        );
+    }
+}

@@ -209,7 +209,7 @@ impl Engine {
                 .pending
                 .front()
                 .is_some_and(|f| self.epoch - f.epoch > 20);
-        self.status.stalled.store(stalled, Ordering::Relaxed);
+        self.status.set_stalled(self.worker, stalled);
         if self.pending.is_empty() {
             self.status.broker_down.store(false, Ordering::Relaxed);
         }
@@ -230,7 +230,7 @@ impl Engine {
                 return Ok(());
             }
             if started.elapsed() > Duration::from_secs(2) {
-                self.status.stalled.store(true, Ordering::SeqCst);
+                self.status.set_stalled(self.worker, true);
                 if self
                     .last_stall_log
                     .is_none_or(|t| t.elapsed() > Duration::from_secs(5))
@@ -262,7 +262,7 @@ impl Engine {
         }
         self.cut();
         self.wait_pending(consumer, 0, deadline)?;
-        self.status.stalled.store(false, Ordering::SeqCst);
+        self.status.set_stalled(self.worker, false);
         Ok(())
     }
 

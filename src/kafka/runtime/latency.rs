@@ -47,6 +47,14 @@ impl Latency {
         Some(self.counts.len() as u64 - 1)
     }
 
+    /// Adds every sample of `other` (the workers' samples, as the instance's).
+    pub fn merge(&mut self, other: &Latency) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.total += other.total;
+    }
+
     /// Forgets all samples.
     pub fn reset(&mut self) {
         *self = Latency::default();

@@ -258,6 +258,16 @@ impl Drop for Encoder {
     }
 }
 
+/// The `transactional.id` of worker `worker` of `workers` when `kafka.transactional_id`
+/// names `configured`: as configured with one worker, `{configured}-w{worker}` with more.
+pub(super) fn worker_transactional_id(configured: &str, worker: usize, workers: usize) -> String {
+    if workers <= 1 {
+        configured.to_string()
+    } else {
+        format!("{configured}-w{worker}")
+    }
+}
+
 /// Consumer settings librdkafka would warn about on a producer.
 pub(super) fn is_consumer_only(key: &str) -> bool {
     key.starts_with("fetch.")
@@ -276,10 +286,11 @@ pub(super) fn is_consumer_only(key: &str) -> bool {
         )
 }
 
-/// The output producer: idempotent, `acks=all`, and with `exactly_once` transactional
-/// (returns its `transactional.id`, else an empty one).
+/// The output producer of worker `worker`: idempotent, `acks=all`, and with
+/// `exactly_once` transactional (returns its `transactional.id`, else an empty one).
 pub(super) fn create_producer(
     k: &KafkaSettings,
+    worker: usize,
     deliveries: &Arc<Deliveries>,
     status: &Arc<Status>,
 ) -> Result<(Arc<ThreadedProducer<ProducerCtx>>, String), RunError> {
@@ -297,7 +308,13 @@ pub(super) fn create_producer(
         // A fresh id per producer: fencing goes through the group metadata (EOS v2), so
         // ids need not be stable; a configured one also fences an earlier producer of
         // the same instance at once, instead of after the transaction timeout.
-        Guarantee::ExactlyOnce if !k.transactional_id.is_empty() => k.transactional_id.clone(),
+        // Each worker has a producer of its own, so each needs an id of its own: the
+        // configured one with the worker's index, stable across restarts of the same
+        // instance and worker count, so a restart still fences its predecessor at once.
+        // One worker keeps the id as configured.
+        Guarantee::ExactlyOnce if !k.transactional_id.is_empty() => {
+            worker_transactional_id(&k.transactional_id, worker, k.workers)
+        }
         Guarantee::ExactlyOnce => format!("{}-{:016x}", k.group_id, rand::random::<u64>()),
     };
     if !transactional_id.is_empty() {
@@ -328,4 +345,16 @@ pub(super) fn create_producer(
             source,
         })?;
     Ok((Arc::new(producer), transactional_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_transactional_id;
+
+    #[test]
+    fn a_configured_transactional_id_is_kept_with_one_worker_and_indexed_with_more() {
+        assert_eq!(worker_transactional_id("pod-3", 0, 1), "pod-3");
+        assert_eq!(worker_transactional_id("pod-3", 0, 2), "pod-3-w0");
+        assert_eq!(worker_transactional_id("pod-3", 1, 2), "pod-3-w1");
+    }
 }

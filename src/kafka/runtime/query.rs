@@ -1,5 +1,6 @@
 //! What other threads read: customer look-ups, the population report, partition status
-//! and metrics snapshots (through `ServiceHandle`, with the engine locked briefly).
+//! and metrics snapshots (through `ServiceHandle`, with every worker's engine locked
+//! briefly, in worker order, and the workers' partitions seen as one [`Instance`]).
 
 use super::*;
 
@@ -20,6 +21,8 @@ pub struct PartitionInfo {
     pub watermark: Option<Ts>,
     /// How it was restored when it was assigned here.
     pub restored: super::RestoreInfo,
+    /// The worker holding it (0 .. `kafka.workers`).
+    pub worker: usize,
 }
 
 /// A customer look-up: the profile, where the customer stands in the population, and the
@@ -39,63 +42,98 @@ pub struct Lookup {
 /// A handle for look-ups and health from other threads (HTTP).
 #[derive(Clone)]
 pub struct ServiceHandle {
-    pub(super) engine: Arc<Mutex<Engine>>,
+    /// The workers' engines, by worker index.
+    pub(super) engines: Vec<Arc<Mutex<Engine>>>,
     /// Health.
     pub status: Arc<Status>,
     /// Writes actions (interventions) to the input topic.
     pub submitter: Arc<super::Submitter>,
 }
 
+/// Every worker's engine of this instance, locked in worker order: the partitions of all
+/// workers seen as the instance's (look-ups, reports, status, metrics).
+pub struct Instance<'a> {
+    pub(super) engines: Vec<MutexGuard<'a, Engine>>,
+}
+
 impl ServiceHandle {
     /// The service's clock ("now": the wall clock, or the demo's compressed one).
     pub fn now(&self) -> Ts {
-        let clock = Arc::clone(&lock(&self.engine).clock);
+        let clock = Arc::clone(&lock(&self.engines[0]).clock);
         clock()
     }
 
-    /// The profile of a customer held by this instance, with the input partition and
-    /// the offset of the last event it reflects.
+    /// The profile of a customer held by this instance (by whichever worker), with the
+    /// input partition and the offset of the last event it reflects.
     pub fn lookup(&self, customer_id: &str) -> Option<Lookup> {
-        lock(&self.engine).lookup(customer_id)
+        self.with_instance(|i| i.lookup(customer_id))
     }
 
-    /// The Prometheus text exposition of this instance.
+    /// The Prometheus text exposition of this instance (every worker's figures summed).
     pub fn metrics_text(&self) -> String {
-        let (metrics, settings, snap) = {
-            let mut e = lock(&self.engine);
+        let (metrics, settings, snap) = self.with_instance(|i| {
             (
-                Arc::clone(&e.metrics),
-                Arc::clone(&e.settings),
-                e.metrics_snapshot(),
+                Arc::clone(i.metrics()),
+                Arc::clone(i.settings()),
+                i.metrics_snapshot(),
             )
-        };
+        });
         metrics.update(&settings, &snap);
         metrics.encode()
     }
 
-    /// Runs `f` with the engine locked.
-    pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
-        f(&mut lock(&self.engine))
+    /// Runs `f` with every worker's engine locked. Engines are always locked in worker
+    /// order, and a worker only ever locks its own, so this cannot deadlock.
+    pub fn with_instance<R>(&self, f: impl FnOnce(&mut Instance<'_>) -> R) -> R {
+        let mut i = Instance {
+            engines: self.engines.iter().map(|e| lock(e)).collect(),
+        };
+        f(&mut i)
     }
 }
 
-impl Engine {
-    /// What the metrics read at scrape time.
+impl Instance<'_> {
+    /// Every held partition of every worker, with its worker's engine.
+    fn parts(&self) -> impl Iterator<Item = (&Engine, i32, &Part)> {
+        self.engines
+            .iter()
+            .flat_map(|e| e.parts.iter().map(move |(id, p)| (&**e, *id, p)))
+    }
+
+    /// Worker 0's engine: what all workers have alike (rules, clock, topics, metrics).
+    pub(super) fn first(&self) -> &Engine {
+        &self.engines[0]
+    }
+
+    /// The number of workers.
+    pub fn workers(&self) -> usize {
+        self.engines.len()
+    }
+
+    /// What the metrics read at scrape time, summed over the workers.
     pub fn metrics_snapshot(&mut self) -> crate::metrics::Snapshot {
-        let report = match &self.report_cache {
-            Some((at, r)) if at.elapsed() < REPORT_METRICS_EVERY => Arc::clone(r),
-            _ => Arc::new(self.report()),
+        let cached = lock_cache(&self.first().report_cache)
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < REPORT_METRICS_EVERY)
+            .map(|(_, r)| Arc::clone(r));
+        let report = match cached {
+            Some(r) => r,
+            None => Arc::new(self.report()),
         };
+        let first = self.first();
         let mut snap = crate::metrics::Snapshot {
             report: Some(report),
-            stats: self.retired.clone(),
-            tiers: vec![0; self.settings.tiers.len()],
-            ready: self.status.not_ready_reason().is_none(),
-            commits: self.status.commits.load(Ordering::Relaxed),
+            stats: Default::default(),
+            tiers: vec![0; first.settings.tiers.len()],
+            ready: first.status.not_ready_reason().is_none(),
+            commits: first.status.commits.load(Ordering::Relaxed),
             ..Default::default()
         };
-        let now = (self.clock)();
-        for (id, part) in &self.parts {
+        for e in &self.engines {
+            snap.stats.add(&e.retired);
+        }
+        let now = (first.clock)();
+        for (_, id, part) in self.parts() {
             let p = &part.proc;
             snap.stats.add(p.stats());
             for (a, b) in snap.tiers.iter_mut().zip(p.tier_counts()) {
@@ -113,17 +151,18 @@ impl Engine {
             }
             snap.state_bytes += p.state_bytes() as i64;
             snap.partitions.push((
-                *id,
+                id,
                 part.lag,
                 p.watermark().map(|w| (now - w) as f64 / 1000.0),
             ));
         }
+        snap.partitions.sort_by_key(|(id, _, _)| *id);
         snap
     }
 
-    /// The metrics of this engine.
+    /// The metrics of this instance (one registry for every worker).
     pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
-        &self.metrics
+        &self.first().metrics
     }
 
     /// The profile of a customer held by this instance, with the input partition and
@@ -132,21 +171,23 @@ impl Engine {
     /// instance holds.
     pub fn lookup(&mut self, customer_id: &str) -> Option<Lookup> {
         let pop = self.population();
-        self.parts.iter_mut().find_map(|(id, p)| {
-            let offset = p.proc.last_offset(customer_id)?;
-            let standing = p.proc.standing(customer_id, pop.as_ref());
-            p.proc.profile(customer_id).map(|profile| Lookup {
-                profile,
-                standing,
-                partition: *id,
-                offset,
+        self.engines.iter_mut().find_map(|e| {
+            e.parts.iter_mut().find_map(|(id, p)| {
+                let offset = p.proc.last_offset(customer_id)?;
+                let standing = p.proc.standing(customer_id, pop.as_ref());
+                p.proc.profile(customer_id).map(|profile| Lookup {
+                    profile,
+                    standing,
+                    partition: *id,
+                    offset,
+                })
             })
         })
     }
 
     /// The population sketches of every partition held, merged (analytics enabled).
     pub fn population(&self) -> Option<crate::core::analytics::Population> {
-        let mut it = self.parts.values().filter_map(|p| p.proc.population());
+        let mut it = self.parts().filter_map(|(_, _, p)| p.proc.population());
         let mut all = it.next()?.clone();
         for p in it {
             all.merge(p);
@@ -157,16 +198,17 @@ impl Engine {
     /// The instant the report is for: the newest partition watermark (the clock before
     /// any event).
     pub fn report_as_of(&self) -> Ts {
-        self.parts
-            .values()
-            .filter_map(|p| p.proc.watermark())
+        self.parts()
+            .filter_map(|(_, _, p)| p.proc.watermark())
             .max()
-            .unwrap_or_else(|| (self.clock)())
+            .unwrap_or_else(|| (self.first().clock)())
     }
 
     /// The partitions held, in order.
     pub fn held(&self) -> Vec<i32> {
-        self.parts.keys().copied().collect()
+        let mut v: Vec<i32> = self.parts().map(|(_, id, _)| id).collect();
+        v.sort_unstable();
+        v
     }
 
     /// This instance's population sketches in portable form (`None` with analytics off or
@@ -188,83 +230,101 @@ impl Engine {
             None
         };
         let among = among.or(own.as_ref());
-        let mut sums = crate::core::report::ReportSums::new(&self.settings, 0);
-        for p in self.parts.values() {
+        let mut sums = crate::core::report::ReportSums::new(self.settings(), 0);
+        for (_, _, p) in self.parts() {
             sums.merge(&p.proc.report_among(as_of, among));
         }
         sums
     }
 
-    /// The rule set.
+    /// The rule set (every worker runs the same; a reload replaces it on all).
     pub fn settings(&self) -> &Arc<Settings> {
-        &self.settings
+        &self.first().settings
     }
 
     /// The population report over the partitions this instance holds, as of the newest
     /// partition watermark (the clock before any event). A pass over every customer's
     /// record and history: on demand, never per event.
     pub fn report(&mut self) -> crate::core::report::Report {
-        let as_of = self
-            .parts
-            .values()
-            .filter_map(|p| p.proc.watermark())
-            .max()
-            .unwrap_or_else(|| (self.clock)());
-        let mut sums = crate::core::report::ReportSums::new(&self.settings, 0);
-        let pop = self.population();
-        for p in self.parts.values() {
-            sums.merge(&p.proc.report_among(as_of, pop.as_ref()));
-        }
-        let r = sums.finish(&self.settings);
-        self.report_cache = Some((Instant::now(), Arc::new(r.clone())));
+        let sums = self.report_sums(self.report_as_of(), None);
+        let r = sums.finish(self.settings());
+        *lock_cache(&self.first().report_cache) = Some((Instant::now(), Arc::new(r.clone())));
         r
     }
 
     /// The input topic.
     pub fn input_topic(&self) -> &str {
-        &self.k.input_topic
+        &self.first().k.input_topic
     }
 
-    /// Event → output latencies so far.
-    pub fn latency(&self) -> &Latency {
-        &self.latency
+    /// Event → output latencies so far, over every worker.
+    pub fn latency(&self) -> Latency {
+        let mut all = Latency::default();
+        for e in &self.engines {
+            all.merge(&e.latency);
+        }
+        all
     }
 
     /// Forgets the latency samples (benchmarks measure one phase at a time).
     pub fn reset_latency(&mut self) {
-        self.latency.reset();
+        for e in &mut self.engines {
+            e.latency.reset();
+        }
     }
 
     /// Customers held by this instance.
     pub fn customers(&self) -> usize {
-        self.parts.values().map(|p| p.proc.customers()).sum()
+        self.parts().map(|(_, _, p)| p.proc.customers()).sum()
     }
 
-    /// Partitions held.
+    /// Partitions held, in order, with the worker holding each.
     pub fn partitions(&self) -> Vec<PartitionInfo> {
-        self.parts
-            .iter()
-            .map(|(id, p)| PartitionInfo {
-                partition: *id,
+        let mut v: Vec<PartitionInfo> = self
+            .parts()
+            .map(|(e, id, p)| PartitionInfo {
+                partition: id,
                 next_offset: p.next_offset,
                 durable_offset: p.durable_offset,
                 customers: p.proc.customers(),
                 stream_time: p.proc.stream_time(),
                 watermark: p.proc.watermark(),
                 restored: p.restored,
+                worker: e.worker,
             })
-            .collect()
+            .collect();
+        v.sort_by_key(|p| p.partition);
+        v
     }
 
     /// The warm standby copies this instance keeps (`kafka.standby_replicas`).
     pub fn standbys(&self) -> Vec<crate::kafka::standby::StandbyInfo> {
-        self.standbys.list()
+        self.first().standbys.list()
     }
 
-    /// Runs `f` over each partition's processor (metrics).
+    /// Runs `f` over each partition's processor (metrics), in partition order.
     pub fn for_each_processor(&self, mut f: impl FnMut(i32, &Processor)) {
-        for (id, p) in &self.parts {
-            f(*id, &p.proc);
+        let mut all: Vec<(i32, &Processor)> =
+            self.parts().map(|(_, id, p)| (id, &p.proc)).collect();
+        all.sort_by_key(|(id, _)| *id);
+        for (id, p) in all {
+            f(id, p);
         }
     }
+
+    /// This instance's advertised URL ("" with HTTP off).
+    pub fn advertised_url(&self) -> String {
+        self.first().members.url.clone()
+    }
+
+    /// The input topic's partition count (0 before it is known).
+    pub fn input_partitions(&self) -> i32 {
+        self.first().members.input_partitions()
+    }
+}
+
+fn lock_cache(
+    c: &ReportCache,
+) -> MutexGuard<'_, Option<(Instant, Arc<crate::core::report::Report>)>> {
+    c.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -66,6 +66,8 @@ impl RestoreJob {
 pub struct GroupCtx {
     pub(super) engine: Arc<Mutex<Engine>>,
     pub(super) status: Arc<Status>,
+    /// The worker whose consumer this is (for the log).
+    pub(super) worker: usize,
 }
 
 impl ClientContext for GroupCtx {
@@ -124,7 +126,7 @@ impl ConsumerContext for GroupCtx {
                 if let Err(e) = r {
                     tracing::error!(error = %e, "assign failed");
                 }
-                tracing::info!(partitions = ?parts.iter().map(|(_, p)| *p).collect::<Vec<_>>(), "partitions assigned");
+                tracing::info!(partitions = ?parts.iter().map(|(_, p)| *p).collect::<Vec<_>>(), worker = self.worker, "partitions assigned");
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let lost = consumer.assignment_lost();
@@ -152,8 +154,7 @@ impl ConsumerContext for GroupCtx {
                         }
                     }
                     eng.drop_partitions(&revoked);
-                    let n = eng.parts.len();
-                    eng.status.partitions.store(n, Ordering::Relaxed);
+                    eng.publish_partitions();
                 }
                 let r = if cooperative {
                     consumer.incremental_unassign(tpl)
@@ -163,7 +164,7 @@ impl ConsumerContext for GroupCtx {
                 if let Err(e) = r {
                     tracing::error!(error = %e, "unassign failed");
                 }
-                tracing::info!(partitions = ?parts.iter().map(|(_, p)| *p).collect::<Vec<_>>(), lost, "partitions revoked");
+                tracing::info!(partitions = ?parts.iter().map(|(_, p)| *p).collect::<Vec<_>>(), lost, worker = self.worker, "partitions revoked");
             }
             other => {
                 tracing::warn!(error = ?other, "rebalance error; librdkafka retries");
@@ -173,6 +174,18 @@ impl ConsumerContext for GroupCtx {
 }
 
 impl Engine {
+    /// Brings `Status::partitions` (the instance's count, over every worker) up to date
+    /// with this worker's: each worker adds the change in its own count.
+    pub(super) fn publish_partitions(&mut self) {
+        let n = self.parts.len();
+        if n >= self.published_partitions {
+            (self.status.partitions).fetch_add(n - self.published_partitions, Ordering::Relaxed);
+        } else {
+            (self.status.partitions).fetch_sub(self.published_partitions - n, Ordering::Relaxed);
+        }
+        self.published_partitions = n;
+    }
+
     /// What restoring partitions needs, taken under the lock so the restores themselves
     /// run without it (HTTP look-ups and metrics stay answered meanwhile).
     pub(super) fn restore_job(&self) -> RestoreJob {
@@ -208,6 +221,7 @@ impl Engine {
         }
         tracing::info!(
             partition = p,
+            worker = self.worker,
             customers = proc.customers(),
             records = r.records,
             from_standby = ?r.from_standby,
@@ -239,9 +253,7 @@ impl Engine {
             },
         );
         self.follow_rules(p, r.checkpoint.as_ref().map(|c| c.rules_version.as_str()));
-        self.status
-            .partitions
-            .store(self.parts.len(), Ordering::Relaxed);
+        self.publish_partitions();
         self.claim(p);
         start
     }
@@ -253,7 +265,7 @@ impl Service {
     /// they need it (and HTTP, through which an instance is named in it).
     pub(super) fn start_standbys(&self, k: &KafkaSettings) -> Option<std::thread::JoinHandle<()>> {
         let (standbys, members, settings) = {
-            let e = lock(&self.engine);
+            let e = lock(&self.engines[0]);
             (
                 Arc::clone(&e.standbys),
                 Arc::clone(&e.members),

@@ -1,6 +1,7 @@
 //! Rule changes in the running service: reload (SIGHUP or `POST /v1/rules/reload`) and
-//! the dry run (`POST /v1/rules/diff`), applied to every held partition's processor with
-//! the engine locked, between two records.
+//! the dry run (`POST /v1/rules/diff`), applied to every held partition's processor of
+//! every worker with all the workers' engines locked (so no look-up sees two rule sets),
+//! between two records; the reload is checked, counted and reported once.
 //!
 //! The rule file on disk is the durable record: a reload re-reads the file the service
 //! was started with, and a restart or another instance reads it too. Each partition's
@@ -59,14 +60,14 @@ pub struct ReloadReport {
 impl ServiceHandle {
     /// The version of the rules running.
     pub fn rules_version(&self) -> String {
-        lock(&self.engine).settings.rules_version.clone()
+        lock(&self.engines[0]).settings.rules_version.clone()
     }
 
     /// Reads the rule file again and applies it (see [`ServiceHandle::apply_rules`]);
     /// `caller` is logged.
     pub fn reload_rules(&self, caller: &str) -> Result<ReloadReport, RulesError> {
         let (source, running) = {
-            let e = lock(&self.engine);
+            let e = lock(&self.engines[0]);
             (e.rules_source.clone(), e.settings.rules_version.clone())
         };
         let Some(source) = source else {
@@ -78,7 +79,7 @@ impl ServiceHandle {
             Err(reason) => Err(RulesError::Invalid { reason, running }),
         };
         if let Err(e) = &r {
-            let m = Arc::clone(&lock(&self.engine).metrics);
+            let m = Arc::clone(&lock(&self.engines[0]).metrics);
             m.rules_reloads.with_label_values(&["refused"]).inc();
             tracing::warn!(target: "churnwatch::audit", caller, error = %e, "rules reload refused");
         }
@@ -92,7 +93,7 @@ impl ServiceHandle {
         settings: Arc<Settings>,
         caller: &str,
     ) -> Result<ReloadReport, RulesError> {
-        let r = lock(&self.engine).apply_rules(settings);
+        let r = self.with_instance(|i| i.apply_rules(settings));
         if let Ok(rep) = &r {
             tracing::info!(target: "churnwatch::audit", caller, from = %rep.from_version, to = %rep.to_version, partitions = rep.partitions, customers = rep.customers, changed = rep.changed, "rules reloaded");
         }
@@ -106,37 +107,45 @@ impl ServiceHandle {
         settings: Arc<Settings>,
         samples: usize,
     ) -> Result<RulesDiff, RulesError> {
-        let e = lock(&self.engine);
-        let mut all = RulesDiff {
-            from_version: e.settings.rules_version.clone(),
-            to_version: settings.rules_version.clone(),
-            ..Default::default()
-        };
-        for part in e.parts.values() {
-            let d = part
-                .proc
-                .rules_diff(Arc::clone(&settings), samples)
-                .map_err(|reason| RulesError::Refused {
-                    reason,
-                    running: e.settings.rules_version.clone(),
-                })?;
-            all.merge(d, samples);
-        }
-        Ok(all)
+        self.with_instance(|i| {
+            let running = i.settings().rules_version.clone();
+            let mut all = RulesDiff {
+                from_version: running.clone(),
+                to_version: settings.rules_version.clone(),
+                ..Default::default()
+            };
+            for e in &i.engines {
+                for part in e.parts.values() {
+                    let d = part
+                        .proc
+                        .rules_diff(Arc::clone(&settings), samples)
+                        .map_err(|reason| RulesError::Refused {
+                            reason,
+                            running: running.clone(),
+                        })?;
+                    all.merge(d, samples);
+                }
+            }
+            Ok(all)
+        })
     }
 }
 
 impl Service {
     /// How the service reads its rules again on SIGHUP or `POST /v1/rules/reload`.
     pub fn set_rules_source(&self, source: RulesSource) {
-        lock(&self.engine).rules_source = Some(source);
+        for e in &self.engines {
+            lock(e).rules_source = Some(Arc::clone(&source));
+        }
     }
 }
 
-impl Engine {
+impl Instance<'_> {
+    /// Checks `settings` against the running rules once, then applies it on every
+    /// worker; counted and reported once for the instance.
     fn apply_rules(&mut self, settings: Arc<Settings>) -> Result<ReloadReport, RulesError> {
-        let running = self.settings.rules_version.clone();
-        check_reload(&self.settings, &settings).map_err(|reason| RulesError::Refused {
+        let running = self.settings().rules_version.clone();
+        check_reload(self.settings(), &settings).map_err(|reason| RulesError::Refused {
             reason,
             running: running.clone(),
         })?;
@@ -145,22 +154,33 @@ impl Engine {
             to_version: settings.rules_version.clone(),
             ..Default::default()
         };
+        for e in self.engines.iter_mut() {
+            e.apply_rules(&settings, &mut rep);
+        }
+        let first = self.first();
+        first
+            .metrics
+            .rules_reloads
+            .with_label_values(&["applied"])
+            .inc();
+        first.metrics.set_rules_version(&settings.rules_version);
+        *first.report_cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(rep)
+    }
+}
+
+impl Engine {
+    /// Applies `settings` (already checked) on this worker's partitions, adding to `rep`.
+    fn apply_rules(&mut self, settings: &Arc<Settings>, rep: &mut ReloadReport) {
         let ids: Vec<i32> = self.parts.keys().copied().collect();
         for p in ids {
-            let done = self.reconfigure_part(p, &settings);
+            let done = self.reconfigure_part(p, settings);
             rep.partitions += 1;
             rep.customers += done.customers;
             rep.changed += done.changed;
         }
-        self.retired = self.retired.under(&self.settings, &settings);
-        self.settings = settings;
-        self.metrics
-            .rules_reloads
-            .with_label_values(&["applied"])
-            .inc();
-        self.metrics.set_rules_version(&self.settings.rules_version);
-        self.report_cache = None;
-        Ok(rep)
+        self.retired = self.retired.under(&self.settings, settings);
+        self.settings = Arc::clone(settings);
     }
 
     /// Re-evaluates partition `p` under `settings` and sends the changes on.

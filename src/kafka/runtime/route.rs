@@ -30,7 +30,7 @@ impl Service {
         k: &KafkaSettings,
         input_partitions: i32,
     ) -> Option<std::thread::JoinHandle<()>> {
-        let members = Arc::clone(&lock(&self.engine).members);
+        let members = Arc::clone(&lock(&self.engines[0]).members);
         let members_off = |m: &Members| {
             m.disable();
             None
@@ -84,30 +84,14 @@ impl Engine {
     }
 }
 
-impl Engine {
-    /// This instance's advertised URL ("" with HTTP off).
-    pub fn advertised_url(&self) -> String {
-        self.members.url.clone()
-    }
-
-    /// The input topic's partition count (0 before it is known).
-    pub fn input_partitions(&self) -> i32 {
-        self.members.input_partitions()
-    }
-}
-
 impl ServiceHandle {
     /// Where a look-up of `customer_id`, not found in this instance's state, goes.
     /// `forwarded`: the request already came from another instance (never forwarded
     /// twice, so a stale table cannot make a loop).
     pub fn route(&self, customer_id: &str, forwarded: bool) -> Route {
-        let (members, held) = {
-            let e = lock(&self.engine);
-            (
-                Arc::clone(&e.members),
-                e.parts.keys().copied().collect::<Vec<_>>(),
-            )
-        };
+        // Held by any of this instance's workers.
+        let members = Arc::clone(&lock(&self.engines[0]).members);
+        let held = self.with_instance(|i| i.held());
         if !members.decided() {
             return Route::Unavailable("this instance is starting");
         }
@@ -133,7 +117,7 @@ impl ServiceHandle {
     /// Whether look-ups are routed ("on", "off", "starting") and the members table as
     /// this instance sees it (for `/v1/status`).
     pub fn routing(&self) -> (&'static str, Vec<crate::kafka::members::Claim>) {
-        let m = Arc::clone(&lock(&self.engine).members);
+        let m = Arc::clone(&lock(&self.engines[0]).members);
         let state = match (m.decided(), m.enabled()) {
             (false, _) => "starting",
             (true, true) => "on",

@@ -1,5 +1,6 @@
-//! The service: creating the clients, checking and creating topics, and the poll loop
-//! that ties processing, commits and rebalances together until shutdown.
+//! The service: one engine per worker (`kafka.workers`) with its producer and encoder,
+//! checking and creating topics, and starting the workers (`worker.rs`) and stopping
+//! them together.
 
 use super::*;
 
@@ -94,9 +95,10 @@ pub struct RunSummary {
     pub commits: u64,
 }
 
-/// The service, created but not yet running.
+/// The service, created but not yet running: one engine per worker.
 pub struct Service {
-    pub(super) engine: Arc<Mutex<Engine>>,
+    /// The workers' engines, by worker index (at least one).
+    pub(super) engines: Vec<Arc<Mutex<Engine>>>,
     pub(super) status: Arc<Status>,
     pub(super) base: ClientConfig,
     pub(super) submitter: Arc<super::Submitter>,
@@ -113,7 +115,7 @@ pub(super) fn base_config(k: &KafkaSettings) -> ClientConfig {
 }
 
 impl Service {
-    /// Creates the producer; nothing is contacted yet.
+    /// Creates the workers' producers and encoder threads; nothing is contacted yet.
     pub fn new(opts: RunOptions) -> Result<Service, RunError> {
         let base = base_config(&opts.kafka);
         let submitter = Arc::new(super::Submitter::new(&opts.kafka));
@@ -122,58 +124,68 @@ impl Service {
             &opts.kafka.topics.members,
             opts.kafka.input_partitioner,
         ));
+        let workers = opts.kafka.workers.max(1);
         tracing::info!(
             brokers = %opts.kafka.brokers,
             group = %opts.kafka.group_id,
             input = %opts.kafka.input_topic,
+            workers,
             client = ?describe_client(&opts.kafka.client),
             "starting"
         );
-        let deliveries = Arc::new(Deliveries::new(
-            opts.kafka.guarantee == Guarantee::ExactlyOnce,
-        ));
-        let (producer, transactional_id) = create_producer(&opts.kafka, &deliveries, &opts.status)?;
+        // Instance-wide: one registry, one set of warm copies, one report cache.
         let metrics = Arc::new(crate::metrics::Metrics::new(&opts.settings));
         let standbys = Arc::new(crate::kafka::standby::Standbys::new(
             opts.kafka.standby_replicas,
             &metrics,
         ));
-        let encoder = Encoder::start(
-            Arc::clone(&producer),
-            Arc::clone(&deliveries),
-            opts.kafka.topics.clone(),
-            Arc::clone(&metrics),
-        )
-        .map_err(RunError::Thread)?;
-        let engine = Engine {
-            settings: opts.settings,
-            k: opts.kafka,
-            base: base.clone(),
-            producer,
-            transactional_id,
-            encoder,
-            deliveries,
-            failures_seen: 0,
-            parts: BTreeMap::new(),
-            clock: opts.clock,
-            hook: opts.hook,
-            status: Arc::clone(&opts.status),
-            outs: Vec::with_capacity(16),
-            retired: Default::default(),
-            metrics,
-            last_stall_log: None,
-            latency: Latency::default(),
-            epoch: 1,
-            outputs_acked_through: 0,
-            pending: Default::default(),
-            report_cache: None,
-            members,
-            submitter: Arc::clone(&submitter),
-            standbys,
-            rules_source: None,
-        };
+        let report_cache: ReportCache = Arc::default();
+        let mut engines = Vec::with_capacity(workers);
+        for worker in 0..workers {
+            let deliveries = Arc::new(Deliveries::new(
+                opts.kafka.guarantee == Guarantee::ExactlyOnce,
+            ));
+            let (producer, transactional_id) =
+                create_producer(&opts.kafka, worker, &deliveries, &opts.status)?;
+            let encoder = Encoder::start(
+                Arc::clone(&producer),
+                Arc::clone(&deliveries),
+                opts.kafka.topics.clone(),
+                Arc::clone(&metrics),
+            )
+            .map_err(RunError::Thread)?;
+            engines.push(Arc::new(Mutex::new(Engine {
+                worker,
+                published_partitions: 0,
+                settings: Arc::clone(&opts.settings),
+                k: opts.kafka.clone(),
+                base: base.clone(),
+                producer,
+                transactional_id,
+                encoder,
+                deliveries,
+                failures_seen: 0,
+                parts: BTreeMap::new(),
+                clock: Arc::clone(&opts.clock),
+                hook: opts.hook.clone(),
+                status: Arc::clone(&opts.status),
+                outs: Vec::with_capacity(16),
+                retired: Default::default(),
+                metrics: Arc::clone(&metrics),
+                last_stall_log: None,
+                latency: Latency::default(),
+                epoch: 1,
+                outputs_acked_through: 0,
+                pending: Default::default(),
+                report_cache: Arc::clone(&report_cache),
+                members: Arc::clone(&members),
+                submitter: Arc::clone(&submitter),
+                standbys: Arc::clone(&standbys),
+                rules_source: None,
+            })));
+        }
         Ok(Service {
-            engine: Arc::new(Mutex::new(engine)),
+            engines,
             status: opts.status,
             base,
             submitter,
@@ -183,15 +195,17 @@ impl Service {
     /// A handle for other threads.
     pub fn handle(&self) -> ServiceHandle {
         ServiceHandle {
-            engine: Arc::clone(&self.engine),
+            engines: self.engines.clone(),
             status: Arc::clone(&self.status),
             submitter: Arc::clone(&self.submitter),
         }
     }
 
-    /// Runs until a shutdown is requested; returns after the last interval is durable.
+    /// Runs until a shutdown is requested; returns after every worker's last interval is
+    /// durable. A worker that fails stops the others (they drain), and its error is the
+    /// service's.
     pub fn run(self) -> Result<RunSummary, RunError> {
-        let k = lock(&self.engine).k.clone();
+        let k = lock(&self.engines[0]).k.clone();
         let Some(input_partitions) = self.ensure_topics(&k)? else {
             tracing::info!("stopped before the brokers answered; nothing was consumed");
             return Ok(RunSummary::default());
@@ -199,130 +213,51 @@ impl Service {
         tracing::info!(partitions = input_partitions, "topics ready");
         let members_reader = self.start_members(&k, input_partitions);
         let standby_reader = self.start_standbys(&k);
-        let mut cc = self.base.clone();
-        cc.set("group.id", &k.group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set(
-                "auto.offset.reset",
-                match k.start {
-                    Start::Earliest => "earliest",
-                    Start::Latest => "latest",
-                },
-            )
-            .set("fetch.wait.max.ms", "50");
-        match k.group_protocol {
-            GroupProtocol::Classic => {
-                cc.set("group.protocol", "classic")
-                    .set("partition.assignment.strategy", "cooperative-sticky");
+        self.status
+            .workers_starting
+            .store(self.engines.len(), Ordering::SeqCst);
+        let run_one = |engine: &Arc<Mutex<Engine>>| {
+            let r = worker::run(Arc::clone(engine), &self.status, &self.base, &k);
+            if let Err(e) = &r {
+                // The others drain what they hold and stop: one instance, one fate.
+                tracing::error!(worker = lock(engine).worker, error = %e, "worker failed; stopping the service");
+                self.status.request_shutdown();
             }
-            // The broker assigns (KIP-848); assignment strategy and session timeout are
-            // the broker's group.consumer.* settings.
-            GroupProtocol::Consumer => {
-                cc.set("group.protocol", "consumer");
-            }
-        }
-        for (key, v) in &k.client {
-            cc.set(key, v);
-        }
-        let consumer: BaseConsumer<GroupCtx> = cc
-            .create_with_context(GroupCtx {
-                engine: Arc::clone(&self.engine),
-                status: Arc::clone(&self.status),
-            })
-            .map_err(|source| RunError::Client {
-                what: "consumer",
-                source,
-            })?;
-        consumer
-            .subscribe(&[&k.input_topic])
-            .map_err(|source| RunError::Client {
-                what: "consumer",
-                source,
-            })?;
-        let transactional = k.guarantee == Guarantee::ExactlyOnce;
-        if transactional && !lock(&self.engine).start_transactions()? {
-            tracing::info!("stopped before the brokers answered; nothing was consumed");
-            return Ok(RunSummary::default());
-        }
-        self.status.started.store(true, Ordering::SeqCst);
-        let mut last_commit = Instant::now();
-        let mut last_error_log: Option<Instant> = None;
-        let mut last_probe = Instant::now();
-        while !self.status.shutting_down() {
-            let polled = consumer.poll(Duration::from_millis(20));
-            let mut eng = lock(&self.engine);
-            match polled {
-                Some(Ok(m)) => {
-                    eng.handle(&m);
-                    self.status.broker_down.store(false, Ordering::Relaxed);
-                }
-                Some(Err(e))
-                    if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) =>
-                {
-                    last_error_log = Some(Instant::now());
-                    eng.metrics.consumer_errors.inc();
-                    tracing::warn!(error = %e, "consumer error; retrying");
-                }
-                Some(Err(_)) => eng.metrics.consumer_errors.inc(),
-                None => {}
-            }
-            if last_commit.elapsed() >= k.commit_interval {
-                eng.advance_idle(|p, next| {
-                    cached_high_watermark(&consumer, &k.input_topic, p)
-                        .is_some_and(|h| next >= h || (next < 0 && h == 0))
-                });
-                eng.update_lag(|p| cached_high_watermark(&consumer, &k.input_topic, p));
-                if transactional {
-                    eng.commit_transaction(&consumer, None)?;
-                } else {
-                    eng.cut();
-                }
-                last_commit = Instant::now();
-            }
-            if !transactional {
-                eng.progress(&consumer)?;
-                if eng.pending.len() > MAX_PENDING {
-                    eng.wait_pending(&consumer, MAX_PENDING / 2, None)?;
-                }
-            }
-            drop(eng);
-            if self.status.broker_down.load(Ordering::Relaxed)
-                && last_probe.elapsed() > Duration::from_secs(2)
-            {
-                last_probe = Instant::now();
-                if consumer
-                    .fetch_metadata(Some(&k.input_topic), Duration::from_secs(1))
-                    .is_ok()
-                {
-                    self.status.broker_down.store(false, Ordering::SeqCst);
-                    tracing::info!("brokers reachable again");
-                }
-            }
-        }
-        tracing::info!(
-            drain_timeout_s = k.drain_timeout.as_secs_f64(),
-            "shutting down: making the current interval durable"
-        );
-        let deadline = Instant::now() + k.drain_timeout;
-        let result = {
-            let mut eng = lock(&self.engine);
-            let r = eng.commit_all(&consumer, Some(deadline));
-            let all: Vec<i32> = eng.parts.keys().copied().collect();
-            eng.drop_partitions(&all);
             r
         };
-        // With transactions the offsets were committed with the last transaction.
-        if !transactional {
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                tracing::debug!(error = %e, "final offset commit");
+        // Worker 0 runs on this thread (with one worker, as before workers existed).
+        let results: Vec<Result<(), RunError>> = std::thread::scope(|scope| {
+            let mut others = Vec::new();
+            for (i, engine) in self.engines.iter().enumerate().skip(1) {
+                let spawned = std::thread::Builder::new()
+                    .name(format!("churnwatch-worker-{i}"))
+                    .spawn_scoped(scope, || run_one(engine));
+                match spawned {
+                    Ok(h) => others.push(h),
+                    Err(e) => {
+                        self.status.request_shutdown();
+                        others.clear();
+                        return vec![Err(RunError::Thread(e))];
+                    }
+                }
             }
-        }
-        drop(consumer);
+            let mut all = vec![run_one(&self.engines[0])];
+            for h in others {
+                all.push(h.join().unwrap_or_else(|_| {
+                    self.status.request_shutdown();
+                    Err(RunError::Thread(std::io::Error::other(
+                        "a worker thread panicked",
+                    )))
+                }));
+            }
+            all
+        });
         for h in [members_reader, standby_reader].into_iter().flatten() {
             let _ = h.join();
         }
-        result?;
+        if let Some(e) = results.into_iter().find_map(Result::err) {
+            return Err(e);
+        }
         let summary = RunSummary {
             events: self.status.events.load(Ordering::Relaxed),
             commits: self.status.commits.load(Ordering::Relaxed),

@@ -9,7 +9,11 @@ pub struct Status {
     pub(super) started: AtomicBool,
     pub(super) restoring: AtomicUsize,
     pub(super) broker_down: AtomicBool,
-    pub(super) stalled: AtomicBool,
+    /// One bit per worker waiting for the brokers to acknowledge its interval: a worker
+    /// that is fine must not clear another's stall (`kafka.workers` ≤ 64 for this).
+    pub(super) stalled: AtomicU64,
+    /// Workers that have not yet started consuming (the service is ready once all have).
+    pub(super) workers_starting: AtomicUsize,
     pub(super) shutdown: AtomicBool,
     /// Input events handled (applied, duplicate, rejected or skipped).
     pub events: AtomicU64,
@@ -39,16 +43,30 @@ impl Status {
     pub fn not_ready_reason(&self) -> Option<&'static str> {
         if self.shutting_down() {
             Some("shutting down")
-        } else if !self.started.load(Ordering::SeqCst) {
+        } else if !self.started.load(Ordering::SeqCst)
+            || self.workers_starting.load(Ordering::SeqCst) > 0
+        {
             Some("starting: waiting for the brokers and the topics")
         } else if self.restoring.load(Ordering::SeqCst) > 0 {
             Some("restoring partition state from the changelog")
         } else if self.broker_down.load(Ordering::SeqCst) {
             Some("brokers unreachable; retrying")
-        } else if self.stalled.load(Ordering::SeqCst) {
+        } else if self.stalled.load(Ordering::SeqCst) != 0 {
             Some("waiting for the brokers to acknowledge the current interval")
         } else {
             None
+        }
+    }
+}
+
+impl Status {
+    /// Marks worker `w`'s interval as waiting for the brokers (or not).
+    pub(super) fn set_stalled(&self, w: usize, stalled: bool) {
+        let bit = 1u64 << (w % 64);
+        if stalled {
+            self.stalled.fetch_or(bit, Ordering::SeqCst);
+        } else {
+            self.stalled.fetch_and(!bit, Ordering::SeqCst);
         }
     }
 }

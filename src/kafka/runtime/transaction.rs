@@ -13,6 +13,14 @@
 //! read_committed consumers): the broker answers only once no transaction that touches the
 //! partition's offsets is pending, so the changelog it then reads is final.
 //!
+//! With several workers (`kafka.workers`) each worker has its own producer and its own
+//! transactions over the partitions it holds, as each Kafka Streams stream thread has:
+//! the group fences each worker's consumer generation like any member's, and a
+//! configured id becomes `{id}-w{i}` per worker (stable per instance and worker index, so
+//! a restart with the same worker count fences its predecessor's producer at once; with
+//! another count the old ids are left to time out after `kafka.transaction_timeout`, and
+//! the group fencing above still holds).
+//!
 //! When a transaction cannot commit, it is aborted, and every partition still held is
 //! rebuilt from the changelog and re-read from its checkpoint: the state in memory had
 //! applied events whose outputs were just discarded.
@@ -86,7 +94,7 @@ impl Engine {
         self.producer
             .begin_transaction()
             .map_err(|e| RunError::Transaction(e.to_string()))?;
-        tracing::info!(transactional_id = %self.transactional_id, "transactions started (exactly_once)");
+        tracing::info!(transactional_id = %self.transactional_id, worker = self.worker, "transactions started (exactly_once)");
         Ok(true)
     }
 
@@ -164,7 +172,7 @@ impl Engine {
         }
         self.outputs_acked_through = iv.epoch;
         self.status.commits.fetch_add(1, Ordering::Relaxed);
-        self.status.stalled.store(false, Ordering::Relaxed);
+        self.status.set_stalled(self.worker, false);
         self.status.broker_down.store(false, Ordering::Relaxed);
         self.metrics
             .commit_duration
@@ -194,7 +202,7 @@ impl Engine {
                         return Err(RunError::DrainTimeout(self.k.drain_timeout));
                     }
                     std::thread::sleep(Duration::from_millis(20));
-                    self.status.stalled.store(true, Ordering::SeqCst);
+                    self.status.set_stalled(self.worker, true);
                     if self
                         .last_stall_log
                         .is_none_or(|t| t.elapsed() > Duration::from_secs(5))
@@ -253,7 +261,8 @@ impl Engine {
     ) -> Result<(), RunError> {
         tracing::warn!(error = %e, "the transactional producer was fenced; starting a new one and rebuilding the held partitions");
         self.metrics.transactions_aborted.inc();
-        let (producer, id) = super::create_producer(&self.k, &self.deliveries, &self.status)?;
+        let (producer, id) =
+            super::create_producer(&self.k, self.worker, &self.deliveries, &self.status)?;
         // The old encoder's queue may still hold outputs of the lost transaction; they
         // are dropped with it (its sends fail and are not committed by anyone).
         let old = std::mem::replace(
